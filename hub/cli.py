@@ -1,0 +1,250 @@
+"""The ``hub`` command line: thin click commands over the Python API.
+
+User mistakes (``HubError``) print one line naming the problem and the fix, and exit with
+the error's code (2 for bad input) without a traceback.
+"""
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from hub.errors import HubError
+
+
+class HubGroup(click.Group):
+    """A click group that turns HubError into a clean message and exit code."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except HubError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+
+
+def _echo_json(data) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def _table(rows: list[list[str]], headers: list[str]) -> None:
+    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)]
+    line = "  ".join(h.upper().ljust(w) for h, w in zip(headers, widths))
+    click.echo(line.rstrip())
+    for row in rows:
+        click.echo("  ".join(str(x).ljust(w) for x, w in zip(row, widths)).rstrip())
+
+
+def human_count(n: int | None) -> str:
+    if not n:
+        return "-"
+    for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f}{unit}"
+    return str(n)
+
+
+@click.group(cls=HubGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="mmhub", prog_name="hub")
+def cli():
+    """mmhub: list, inspect, run and fine-tune models from many libraries through one hub."""
+
+
+@cli.command("list")
+@click.argument("pattern", required=False)
+@click.option("--task", help="Only models for this task (aliases accepted).")
+@click.option("--modality", help="Only models of this modality: nlp, vision, speech, crossmodal.")
+@click.option("--plugin", help="Only models served by this plugin (wildcards accepted).")
+@click.option("--all", "show_all", is_flag=True, help="Include models whose plugin is not installed.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+def list_cmd(pattern, task, modality, plugin, show_all, as_json):
+    """List catalogued models (PATTERN: fnmatch wildcards, or a substring)."""
+    from hub.api import list_models
+
+    specs = list_models(pattern, task=task, modality=modality, plugin=plugin, installed_only=not show_all)
+    if as_json:
+        _echo_json([{"id": s.id, "task": s.task, "modality": s.modality, "plugin": s.plugin,
+                     "params": s.params, "license": s.license, "source": s.source} for s in specs])
+        return
+    if not specs:
+        click.echo("No models match. Try 'hub list --all' or 'hub install <plugin>'.", err=True)
+        return
+    _table([[s.id, s.task, s.modality, s.plugin, human_count(s.params), s.license or "-"] for s in specs],
+           ["id", "task", "modality", "plugin", "params", "license"])
+
+
+@cli.command("info")
+@click.argument("model_id")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def info_cmd(model_id, as_json):
+    """Show everything the catalogue knows about MODEL_ID (an id, alias or model directory)."""
+    from hub.api import get_spec
+
+    spec = get_spec(model_id)
+    data = spec.to_dict()
+    if as_json:
+        _echo_json(data)
+        return
+    for key, value in data.items():
+        if value in (None, "", [], {}):
+            continue
+        if key == "params":
+            value = f"{value:,} ({human_count(value)})"
+        click.echo(f"{key + ':':<13}{value}")
+
+
+@cli.command("tasks")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def tasks_cmd(as_json):
+    """List the tasks, by modality, with their aliases."""
+    from hub.tasks import list_tasks
+
+    tasks = list_tasks()
+    if as_json:
+        _echo_json([t.to_dict() for t in tasks])
+        return
+    _table([[t.name, t.modality, t.inputs, ", ".join(t.aliases) or "-"] for t in tasks],
+           ["task", "modality", "inputs", "aliases"])
+
+
+@cli.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def plugins_cmd(as_json):
+    """List installed plugins: name, version, hooks, and any load error."""
+    from hub.api import catalog
+    from hub.plugins import get_plugin_manager
+
+    pm = get_plugin_manager()
+    catalog()  # registration errors are recorded as failures too
+    rows = pm.info()
+    if as_json:
+        _echo_json([r.to_dict() for r in rows])
+        return
+    if not rows:
+        click.echo("No plugins installed. Try 'hub install transformers'.", err=True)
+        return
+    _table([[r.name, r.version or "-", r.distribution or "-", ", ".join(r.hooks) or "-",
+             f"ERROR {r.error}" if r.error else "ok"] for r in rows],
+           ["name", "version", "distribution", "hooks", "status"])
+
+
+@cli.command("run")
+@click.argument("model_id")
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--task", help="Run the model for another task it supports.")
+@click.option("--device", help="cpu, cuda, cuda:N or mps (default: HUB_DEVICE, else best available).")
+@click.option("--dtype", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), help="Precision policy (default auto).")
+@click.option("--batch-size", type=click.IntRange(1), help="Inputs per forward pass.")
+@click.option("--label", "labels", multiple=True, help="Candidate label (zero-shot); repeat or comma-separate.")
+@click.option("--text", "texts", multiple=True, help="A text to compare images against (image-text-similarity).")
+@click.option("--top-k", type=click.IntRange(1), help="How many labels/candidates to return.")
+@click.option("-o", "--option", "extra", multiple=True, metavar="KEY=VALUE",
+              help="A task option, e.g. -o max_new_tokens=20 -o do_sample=true.")
+@click.option("--trust-remote-code", is_flag=True, help="Allow code shipped with the weights to run.")
+@click.option("--json", "as_json", is_flag=True, help="Print results as a JSON array.")
+def run_cmd(model_id, inputs, task, device, dtype, batch_size, labels, texts, top_k, extra, trust_remote_code, as_json):
+    """Run MODEL_ID on INPUTS: strings, file paths (image/audio/.txt), or - for one input per stdin line."""
+    from hub import api
+    from hub.inputs import cli_input
+    from hub.tasks import TASKS
+
+    spec = api.get_spec(model_id, task)
+    kind = TASKS[spec.task].inputs
+    raw = _expand_stdin(inputs)
+    items = [cli_input(x, kind) for x in raw]
+    kwargs = _parse_options(extra)
+    if labels:
+        kwargs["labels"] = [l.strip() for chunk in labels for l in chunk.split(",") if l.strip()]
+    if texts:
+        kwargs["texts"] = list(texts)
+    if top_k:
+        kwargs["top_k"] = top_k
+    load_options = {"trust_remote_code": True} if trust_remote_code else {}
+    pipeline = api.load(model_id, device=device, dtype=dtype, task=task, **load_options)
+    results = pipeline(items, batch_size=batch_size, progress=len(items) > 64, **kwargs)
+    if as_json:
+        _echo_json([r.to_dict() for r in results])
+        return
+    from hub.views import show_results
+
+    show_results(raw, results)
+
+
+def _expand_stdin(inputs) -> list[str]:
+    out = []
+    for x in inputs:
+        if x == "-":
+            out.extend(line.rstrip("\n") for line in sys.stdin if line.strip())
+        else:
+            out.append(x)
+    return out
+
+
+def _parse_options(pairs) -> dict:
+    import yaml
+
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise HubError(f"option '{pair}' must look like KEY=VALUE, e.g. -o max_new_tokens=20")
+        out[key.strip().replace("-", "_")] = yaml.safe_load(value) if value else ""
+    return out
+
+
+@cli.command("env")
+@click.option("--device", help="Show the choice for this device instead.")
+@click.option("--dtype", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), help="Dtype policy to explain.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def env_cmd(device, dtype, as_json):
+    """Show the device, the dtype policy and why, and library versions."""
+    from hub.views import environment_report
+
+    report = environment_report(device, dtype)
+    if as_json:
+        _echo_json(report)
+        return
+    for key, value in report.items():
+        if isinstance(value, dict):
+            click.echo(f"{key}:")
+            for k, v in value.items():
+                click.echo(f"  {k:<16}{v if v is not None else 'not installed'}")
+        else:
+            click.echo(f"{key + ':':<18}{value}")
+
+
+@cli.command("install")
+@click.argument("name")
+@click.option("-e", "--editable", is_flag=True, help="Install a local plugin in editable mode.")
+@click.option("--no-deps", is_flag=True, help="Do not install the plugin's dependencies.")
+def install_cmd(name, editable, no_deps):
+    """Install a plugin: a shipped plugin's short name (transformers, timm, openclip), a path, or a package."""
+    from hub.install import install
+
+    install(name, editable=editable, no_deps=no_deps)
+
+
+@cli.command("uninstall")
+@click.argument("name")
+def uninstall_cmd(name):
+    """Uninstall a plugin by its short name or distribution name."""
+    from hub.install import uninstall
+
+    uninstall(name)
+
+
+def main():
+    _add_plugin_commands()
+    cli(prog_name="hub")
+def _add_plugin_commands():
+    try:
+        from hub.plugins import get_plugin_manager
+
+        get_plugin_manager().hook.register_commands(cli=cli)
+    except HubError as exc:
+        click.echo(f"Warning: a plugin's commands could not be added: {exc}", err=True)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

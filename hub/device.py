@@ -1,0 +1,264 @@
+"""The one device manager: which device, which dtype policy, and which models stay loaded.
+
+Every plugin places its modules through it, every pipeline runs under its autocast, and the
+fine-tuning loop takes its precision from it. Torch is imported only when a method needs it.
+
+Device choice: an explicit argument, else ``HUB_DEVICE``, else cuda > mps > cpu.
+Dtype policy (``auto|fp32|bf16|fp16``, argument or ``HUB_DTYPE``): ``auto`` runs bf16 autocast
+where the hardware runs bf16 fast (CUDA with bf16 support; CPUs with AMX or AVX-512 BF16) and
+fp32 elsewhere. Loaded models are cached, least recently used evicted first, under a memory
+budget (``HUB_CACHE_BUDGET``, e.g. ``8GB``; default: half the device's memory).
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from hub.errors import HubError
+
+DTYPE_POLICIES = ("auto", "fp32", "bf16", "fp16")
+_CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
+
+
+def cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def parse_bytes(text: str) -> int:
+    units = {"": 1, "B": 1, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
+    raw = text.strip().upper().replace(" ", "")
+    number = raw.rstrip("KMGTIB")
+    unit = raw[len(number):]
+    if unit not in units or not number:
+        raise HubError(f"cannot read the memory size '{text}' (HUB_CACHE_BUDGET); write it like 8GB or 512MiB")
+    return int(float(number) * units[unit])
+
+
+@dataclass
+class DevicePlan:
+    """The device and dtype chosen, and why."""
+
+    device: str
+    dtype: str  # the effective compute dtype: fp32, bf16 or fp16
+    policy: str
+    reason: str
+
+
+class DeviceManager:
+    """Chooses device and dtype, places modules, provides autocast, caches loaded models."""
+
+    def __init__(self, device: str | None = None, dtype: str | None = None):
+        self.requested_device = device or os.environ.get("HUB_DEVICE") or None
+        policy = (dtype or os.environ.get("HUB_DTYPE") or "auto").lower()
+        if policy not in DTYPE_POLICIES:
+            raise HubError(f"unknown dtype policy '{policy}'. Valid: {', '.join(DTYPE_POLICIES)}.")
+        self.policy = policy
+        self._plan: DevicePlan | None = None
+
+    # -- choice -----------------------------------------------------------------------------
+    @property
+    def plan(self) -> DevicePlan:
+        if self._plan is None:
+            self._plan = self._choose()
+        return self._plan
+
+    @property
+    def device(self) -> str:
+        return self.plan.device
+
+    @property
+    def dtype(self) -> str:
+        return self.plan.dtype
+
+    def _choose(self) -> DevicePlan:
+        import torch
+
+        device, why = self._choose_device(torch)
+        dtype, dwhy = self._choose_dtype(torch, device)
+        return DevicePlan(device, dtype, self.policy, f"{why}; {dwhy}")
+
+    def _choose_device(self, torch) -> tuple[str, str]:
+        if self.requested_device:
+            dev = self.requested_device
+            kind = dev.split(":")[0]
+            if kind == "cuda" and not torch.cuda.is_available():
+                raise HubError(f"device '{dev}' requested but CUDA is not available; use --device cpu")
+            if kind == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+                raise HubError(f"device '{dev}' requested but MPS is not available; use --device cpu")
+            if kind not in ("cuda", "mps", "cpu"):
+                raise HubError(f"unknown device '{dev}'. Use cpu, cuda, cuda:N or mps.")
+            return dev, "requested"
+        if torch.cuda.is_available():
+            return "cuda", "CUDA is available"
+        if hasattr(torch.backends, "mps") and torch.backends.mps.is_available():
+            return "mps", "Apple MPS is available"
+        return "cpu", "no CUDA or MPS device"
+
+    def _choose_dtype(self, torch, device: str) -> tuple[str, str]:
+        kind = device.split(":")[0]
+        if self.policy == "fp32":
+            return "fp32", "fp32 requested"
+        if self.policy in ("bf16", "fp16"):
+            return self.policy, f"{self.policy} requested"
+        if kind == "cuda" and torch.cuda.is_bf16_supported():
+            return "bf16", "auto: CUDA device supports bf16"
+        if kind == "cpu":
+            fast = sorted(cpu_flags() & set(_CPU_BF16_FLAGS))
+            if fast:
+                return "bf16", f"auto: CPU has {'/'.join(fast)}"
+            return "fp32", "auto: CPU lacks AMX/AVX-512 BF16, bf16 would be slow"
+        return "fp32", f"auto: no fast bf16 path on {kind}"
+
+    # -- use --------------------------------------------------------------------------------
+    def torch_dtype(self):
+        import torch
+
+        return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[self.dtype]
+
+    def autocast(self):
+        """Autocast for the chosen dtype; a no-op context for fp32."""
+        import torch
+
+        if self.dtype == "fp32":
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.split(":")[0], dtype=self.torch_dtype())
+
+    @contextlib.contextmanager
+    def inference(self):
+        """``torch.inference_mode`` plus autocast: the one way pipelines run forward."""
+        import torch
+
+        with torch.inference_mode(), self.autocast():
+            yield
+
+    def place(self, module, channels_last: bool = False):
+        """Move a module to the device in eval mode (weights stay fp32; autocast does the rest)."""
+        import torch
+
+        module = module.to(self.device).eval()
+        if channels_last and self.dtype != "fp32":
+            module = module.to(memory_format=torch.channels_last)
+        return module
+
+    def to_device(self, batch):
+        """Move tensors (in dicts, lists and tuples) to the device."""
+        import torch
+
+        if isinstance(batch, torch.Tensor):
+            return batch.to(self.device, non_blocking=True)
+        if isinstance(batch, dict):
+            return type(batch)((k, self.to_device(v)) for k, v in batch.items())
+        if isinstance(batch, (list, tuple)):
+            return type(batch)(self.to_device(v) for v in batch)
+        return batch
+
+    # -- cache ------------------------------------------------------------------------------
+    @property
+    def budget(self) -> int:
+        return MODEL_CACHE.budget_for(self.device)
+
+    def cached(self, key: tuple, loader):
+        """Return the cached object for ``key`` on this device/dtype, or load and cache it."""
+        return MODEL_CACHE.get_or_load((*key, self.device, self.dtype), self.device, loader)
+
+    def describe(self) -> dict:
+        plan = self.plan
+        return {"device": plan.device, "dtype": plan.dtype, "policy": plan.policy, "reason": plan.reason,
+                "cache_budget_bytes": self.budget, "cached_models": [k[0] for k in MODEL_CACHE.keys()]}
+
+
+class ModelCache:
+    """Loaded models shared by every manager: least recently used evicted first, per-device budget."""
+
+    def __init__(self):
+        self._entries: OrderedDict[tuple, tuple[object, int, str]] = OrderedDict()
+        self._budgets: dict[str, int] = {}
+
+    def budget_for(self, device: str) -> int:
+        if device not in self._budgets:
+            env = os.environ.get("HUB_CACHE_BUDGET")
+            self._budgets[device] = parse_bytes(env) if env else _default_budget(device)
+        return self._budgets[device]
+
+    def set_budget(self, device: str, nbytes: int) -> None:
+        self._budgets[device] = nbytes
+
+    def get_or_load(self, key: tuple, device: str, loader):
+        if key in self._entries:
+            self._entries.move_to_end(key)
+            return self._entries[key][0]
+        obj = loader()
+        size = module_bytes(obj)
+        budget = self.budget_for(device)
+        while self.bytes_on(device) + size > budget and self.keys(device):
+            self.evict(self.keys(device)[0])
+        self._entries[key] = (obj, size, device)
+        return obj
+
+    def keys(self, device: str | None = None) -> list[tuple]:
+        return [k for k, (_, _, d) in self._entries.items() if device is None or d == device]
+
+    def bytes_on(self, device: str) -> int:
+        return sum(size for _, size, d in self._entries.values() if d == device)
+
+    def evict(self, key: tuple) -> None:
+        entry = self._entries.pop(key, None)
+        if entry is None:
+            return
+        import gc
+
+        del entry
+        gc.collect()
+        if key[-2].startswith("cuda"):
+            import torch
+
+            torch.cuda.empty_cache()
+
+    def clear(self) -> None:
+        for key in self.keys():
+            self.evict(key)
+
+
+def _default_budget(device: str) -> int:
+    if device.startswith("cuda"):
+        import torch
+
+        index = torch.device(device).index or 0
+        return int(torch.cuda.get_device_properties(index).total_memory * 0.5)
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * 0.5)
+    except (ValueError, OSError, AttributeError):
+        return 8 * 10**9
+
+
+MODEL_CACHE = ModelCache()
+
+
+def module_bytes(obj) -> int:
+    """Bytes held by the parameters and buffers of ``obj`` (or of its ``.model``)."""
+    module = getattr(obj, "model", obj)
+    try:
+        tensors = list(module.parameters()) + list(module.buffers())
+    except AttributeError:
+        return 0
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+_managers: dict[tuple, DeviceManager] = {}
+
+
+def get_device_manager(device: str | None = None, dtype: str | None = None) -> DeviceManager:
+    """The shared manager for a (device, dtype) request; all share one model cache."""
+    key = (device or os.environ.get("HUB_DEVICE"), (dtype or os.environ.get("HUB_DTYPE") or "auto").lower())
+    if key not in _managers:
+        _managers[key] = DeviceManager(device, dtype)
+    return _managers[key]

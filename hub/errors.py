@@ -1,0 +1,79 @@
+"""Errors a user can act on. Each message names the thing at fault and the fix."""
+from __future__ import annotations
+
+import difflib
+
+
+class HubError(Exception):
+    """A mistake the user can fix; the CLI prints it without a traceback."""
+
+    exit_code = 2
+
+
+class UnknownModelError(HubError, KeyError):
+    def __init__(self, model_id: str, known: list[str]):
+        self.model_id = model_id
+        self.suggestions = difflib.get_close_matches(model_id, known, n=5, cutoff=0.4)
+        if not self.suggestions:
+            lowered = model_id.lower()
+            self.suggestions = [k for k in known if lowered in k.lower()][:5]
+        hint = f" Did you mean: {', '.join(self.suggestions)}?" if self.suggestions else ""
+        super().__init__(f"unknown model id '{model_id}'.{hint} Run 'hub list' to see all models.")
+
+    def __str__(self) -> str:  # KeyError would add quotes
+        return self.args[0]
+
+
+class UnknownTaskError(HubError, KeyError):
+    def __init__(self, task: str, valid: list[str]):
+        self.task = task
+        close = difflib.get_close_matches(task, valid, n=3, cutoff=0.5)
+        hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        super().__init__(f"unknown task '{task}'.{hint} Valid tasks: {', '.join(valid)}.")
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+class CatalogError(HubError):
+    """A catalogue file (registry.yaml or a user catalogue) is malformed."""
+
+    def __init__(self, path, entry: str | None, field: str | None, problem: str):
+        self.path, self.entry, self.field = str(path), entry, field
+        where = str(path)
+        if entry is not None:
+            where += f", entry '{entry}'"
+        if field is not None:
+            where += f", field '{field}'"
+        super().__init__(f"malformed catalogue {where}: {problem}")
+
+
+class PluginNotInstalledError(HubError):
+    def __init__(self, model_id: str, plugin: str):
+        self.model_id, self.plugin = model_id, plugin
+        super().__init__(
+            f"model '{model_id}' is served by the plugin '{plugin}', which is not installed "
+            f"(or is disabled by HUB_PLUGINS). Install it with: hub install {plugin}"
+        )
+
+
+class NoLoaderError(HubError):
+    def __init__(self, model_id: str, plugin: str):
+        super().__init__(
+            f"no plugin could load model '{model_id}': plugin '{plugin}' returned nothing for it. "
+            "Check the catalogue entry's task and source, or run 'hub plugins' to see load errors."
+        )
+
+
+class ModelUnavailableError(HubError):
+    """The weights are neither local nor cached, and cannot be downloaded now."""
+
+    exit_code = 1
+
+
+class InputError(HubError):
+    """An input (file, text, array) the task cannot use."""
+
+
+class DependencyMissingError(HubError):
+    exit_code = 1

@@ -1,0 +1,86 @@
+"""Every hook a plugin can implement. Plugins mark implementations with ``hub.hookimpl``.
+
+A plugin is a module (or object) registered under the entry-point group ``mmhub``.
+Hooks *register*; they do not work: registration returns cheap data, and the heavy
+work (importing torch or a backbone library, reading weights) happens only inside
+``load_model`` and ``trainable``.
+"""
+from __future__ import annotations
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("mmhub")
+
+
+@hookspec
+def register_models(register):
+    """Declare the models this plugin serves.
+
+    When called: each time the catalogue is built (every ``hub list``/``hub info``/``hub.load``),
+    so it must be cheap: no torch, no backbone import, no file or network I/O beyond small reads.
+
+    Arguments: ``register(spec)`` where ``spec`` is a :class:`hub.registry.ModelSpec` or a dict
+    with the catalogue fields (``id``, ``task``, ``source``, ...). ``plugin`` defaults to this
+    plugin's name. Entries in ``registry.yaml`` naming this plugin need not be registered again.
+
+    Returns: nothing (the return value is ignored). Every plugin's implementation is called.
+    """
+
+
+@hookspec(firstresult=True)
+def load_model(spec, device_manager, options):
+    """Load the model for ``spec`` and return a ready :class:`hub.tasks.base.Pipeline`.
+
+    When called: by ``hub.load``/``hub.run``/``hub run`` when the model is not in the
+    device manager's cache, in plugin registration order (last registered first).
+
+    Arguments: ``spec`` (:class:`hub.registry.ModelSpec`), ``device_manager``
+    (:class:`hub.device.DeviceManager`: place the module with ``device_manager.place``),
+    ``options`` (dict of load options from the user, e.g. ``trust_remote_code``).
+
+    Returns: a pipeline, or ``None`` when this plugin does not serve ``spec`` (wrong plugin
+    name or unsupported task). firstresult: the first non-None result wins; if every plugin
+    returns None the hub raises :class:`hub.errors.NoLoaderError`.
+    """
+
+
+@hookspec(firstresult=True)
+def spec_for_path(path, task):
+    """Recognise a local model directory saved in this plugin's library format.
+
+    When called: by ``hub.load(PATH)``/``hub run PATH`` for a directory with no ``mmhub.yaml``.
+
+    Arguments: ``path`` (str, an existing directory), ``task`` (canonical task name or None
+    when the user gave none).
+
+    Returns: a :class:`hub.registry.ModelSpec` with ``source`` set to ``path``, or None when the
+    directory is not in this plugin's format. Read only small files (configs), never weights.
+    firstresult: the first non-None result wins.
+    """
+
+
+@hookspec(firstresult=True)
+def trainable(spec, task, num_labels, labels, device_manager):
+    """Return the trainable parts of ``spec`` for fine-tuning on ``task``.
+
+    When called: by ``hub finetune`` / :func:`hub.train.finetune` before training starts.
+
+    Arguments: ``spec`` (ModelSpec), ``task`` (canonical task name), ``num_labels`` and
+    ``labels`` (class names, or None for contrastive tasks), ``device_manager``.
+
+    Returns: a :class:`hub.train.adapter.TrainAdapter` (module, loss, collate, save), or
+    None when this plugin does not train ``spec``. firstresult: the first non-None wins.
+    """
+
+
+@hookspec
+def register_commands(cli):
+    """Add click commands to the ``hub`` command line.
+
+    When called: once, when the ``hub`` CLI starts (before arguments are parsed).
+
+    Arguments: ``cli``, the root :class:`click.Group`; call ``cli.add_command(cmd)``.
+
+    Returns: nothing. Every plugin's implementation is called. Keep imports inside the
+    command's function so that ``hub list`` stays fast.
+    """

@@ -1,0 +1,188 @@
+"""The model catalogue: ``ModelSpec`` and the merge of catalogue files with plugin registrations.
+
+Sources of entries, later ones overriding earlier ones with the same id:
+
+1. the shipped ``registry.yaml`` (inside the installed package, or at the top of a source checkout);
+2. models registered by plugins through the ``register_models`` hook;
+3. user catalogue files: ``~/.config/mmhub/catalog.yaml`` when it exists, and every path in
+   ``HUB_CATALOG`` (``os.pathsep``-separated files).
+
+A catalogue file is a mapping ``models: {id: {field: value}}``; see registry.yaml for the fields.
+"""
+from __future__ import annotations
+
+import fnmatch
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from hub.errors import CatalogError, HubError, UnknownModelError
+from hub.tasks import TASKS, UnknownTaskError, resolve_task
+
+REQUIRED_FIELDS = ("task", "plugin", "source")
+
+
+@dataclass
+class ModelSpec:
+    """Everything the hub knows about one model without loading it."""
+
+    id: str
+    task: str
+    plugin: str
+    source: str  # "hf-hub:org/name", "package:module/subdir" or a local directory
+    revision: str | None = None  # pinned commit of the hub repository
+    local: str | None = None  # a local copy tried before ``source`` (same forms as source)
+    arch: str | None = None  # library architecture name (timm/open_clip model name)
+    pretrained: str | None = None  # library pretrained tag (open_clip), when the source needs one
+    aliases: list[str] = field(default_factory=list)
+    params: int | None = None
+    license: str | None = None
+    description: str = ""
+    preprocess: dict = field(default_factory=dict)  # settings bound to the weights
+    options: dict = field(default_factory=dict)  # plugin-specific extras
+    origin: str = ""  # the file or plugin that declared the entry
+
+    @property
+    def modality(self) -> str:
+        return TASKS[self.task].modality
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["modality"] = self.modality
+        return data
+
+    @classmethod
+    def from_mapping(cls, model_id: str, data: dict, origin: str) -> "ModelSpec":
+        """Build a spec from a catalogue mapping, naming origin/entry/field on any problem."""
+        if not isinstance(data, dict):
+            raise CatalogError(origin, model_id, None, f"expected a mapping of fields, got {type(data).__name__}")
+        known = {f.name for f in fields(cls)} - {"id", "origin"}
+        for key in data:
+            if key not in known:
+                raise CatalogError(origin, model_id, key, f"unknown field; valid fields: {', '.join(sorted(known))}")
+        for key in REQUIRED_FIELDS:
+            if not data.get(key):
+                raise CatalogError(origin, model_id, key, "required field is missing or empty")
+        values = dict(data)
+        try:
+            values["task"] = resolve_task(str(data["task"]))
+        except UnknownTaskError as exc:
+            raise CatalogError(origin, model_id, "task", str(exc)) from None
+        _check_types(values, origin, model_id)
+        values["aliases"] = [str(a) for a in values.get("aliases") or []]
+        return cls(id=str(model_id), origin=str(origin), **values)
+
+
+_TYPES = {
+    "aliases": list, "params": int, "preprocess": dict, "options": dict,
+    "plugin": str, "source": str, "revision": str, "local": str, "arch": str,
+    "pretrained": str, "license": str, "description": str,
+}
+
+
+def _check_types(values: dict, origin: str, model_id: str) -> None:
+    for key, expected in _TYPES.items():
+        value = values.get(key)
+        if value is None:
+            continue
+        if expected is int and isinstance(value, bool) or not isinstance(value, expected):
+            raise CatalogError(origin, model_id, key, f"expected {expected.__name__}, got {type(value).__name__} {value!r}")
+
+
+def shipped_catalog_path() -> Path:
+    """registry.yaml inside the installed package, else at the top of the source checkout."""
+    here = Path(__file__).resolve().parent
+    packaged = here / "registry.yaml"
+    return packaged if packaged.exists() else here.parent / "registry.yaml"
+
+
+def user_catalog_paths() -> list[Path]:
+    paths = []
+    default = Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config")) / "mmhub" / "catalog.yaml"
+    if default.exists():
+        paths.append(default)
+    extra = os.environ.get("HUB_CATALOG", "")
+    paths.extend(Path(p) for p in extra.split(os.pathsep) if p.strip())
+    return paths
+
+
+def _yaml_load(text: str):
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return yaml.load(text, Loader=loader)
+
+
+def read_catalog_file(path: Path) -> list[ModelSpec]:
+    """Parse one catalogue file into specs; any problem names the file, entry and field."""
+    path = Path(path)
+    if not path.exists():
+        raise CatalogError(path, None, None, "file not found (check HUB_CATALOG)")
+    if path.is_dir():
+        return _read_model_dir(path)
+    try:
+        data = _yaml_load(path.read_text(encoding="utf-8"))
+    except Exception as exc:  # yaml.YAMLError and decoding errors
+        raise CatalogError(path, None, None, f"not valid YAML: {exc}") from None
+    if data is None:
+        return []
+    if not isinstance(data, dict) or not isinstance(data.get("models", {}), dict):
+        raise CatalogError(path, None, "models", "the file must be a mapping with a 'models' mapping of id -> fields")
+    return [ModelSpec.from_mapping(str(mid), entry, str(path)) for mid, entry in (data.get("models") or {}).items()]
+
+
+def _read_model_dir(path: Path) -> list[ModelSpec]:
+    """A directory in a catalogue list: a model directory written by ``hub finetune`` (its mmhub.yaml)."""
+    from hub.local import spec_from_directory
+
+    spec = spec_from_directory(path)
+    if spec is None:
+        raise CatalogError(path, None, None, "directory has no mmhub.yaml (is it a 'hub finetune' output?)")
+    return [spec]
+
+
+class Catalog:
+    """All known specs, by id, with alias lookup and filtering."""
+
+    def __init__(self, specs: list[ModelSpec]):
+        self.specs: dict[str, ModelSpec] = {}
+        for spec in specs:
+            self.specs[spec.id] = spec
+        self.aliases = {alias: spec.id for spec in self.specs.values() for alias in spec.aliases}
+
+    def get(self, model_id: str) -> ModelSpec:
+        if model_id in self.specs:
+            return self.specs[model_id]
+        if model_id in self.aliases:
+            return self.specs[self.aliases[model_id]]
+        lowered = {k.lower(): k for k in list(self.specs) + list(self.aliases)}
+        if model_id.lower() in lowered:
+            return self.get(lowered[model_id.lower()])
+        raise UnknownModelError(model_id, sorted(list(self.specs) + list(self.aliases)))
+
+    def filter(self, pattern=None, task=None, modality=None, plugin=None) -> list[ModelSpec]:
+        task = resolve_task(task) if task else None
+        if modality and modality not in {t.modality for t in TASKS.values()}:
+            from hub.tasks import MODALITIES
+
+            raise HubError(f"unknown modality '{modality}'. Valid modalities: {', '.join(MODALITIES)}.")
+        out = []
+        for spec in self.specs.values():
+            if pattern and not _matches(spec, pattern):
+                continue
+            if task and spec.task != task:
+                continue
+            if modality and spec.modality != modality:
+                continue
+            if plugin and not fnmatch.fnmatch(spec.plugin, plugin):
+                continue
+            out.append(spec)
+        return sorted(out, key=lambda s: (s.modality, s.task, s.id))
+
+
+def _matches(spec: ModelSpec, pattern: str) -> bool:
+    pattern = pattern.lower()
+    if not any(ch in pattern for ch in "*?["):
+        pattern = f"*{pattern}*"
+    names = [spec.id, *spec.aliases]
+    return any(fnmatch.fnmatchcase(n.lower(), pattern) for n in names)

@@ -1,0 +1,20 @@
+"""mmhub plugin for open_clip: CLIP zero-shot image classification and image-text similarity.
+
+Only ``hub`` is imported here; open_clip and torch are imported when a model loads.
+"""
+from __future__ import annotations
+
+from hub import hookimpl
+
+PLUGIN = "openclip"
+PIPELINES: dict[str, str] = {}
+
+
+@hookimpl
+def load_model(spec, device_manager, options):
+    if spec.plugin != PLUGIN or spec.task not in PIPELINES:
+        return None
+    import importlib
+
+    module, _, name = PIPELINES[spec.task].partition(":")
+    return getattr(importlib.import_module(module), name).from_spec(spec, device_manager, **(options or {}))

@@ -1,0 +1,35 @@
+"""mmhub plugin for Hugging Face transformers: NLP and speech tasks through the Auto classes.
+
+Only ``hub`` is imported here; transformers and torch are imported when a model loads.
+"""
+from __future__ import annotations
+
+from hub import hookimpl
+
+PLUGIN = "transformers"
+
+# task -> "module:Class" of the pipeline that serves it (imported on load)
+PIPELINES = {
+    "text-embedding": "mmhub_transformers.text:TextEmbeddingPipeline",
+}
+
+
+def _import(ref: str):
+    import importlib
+
+    module, _, name = ref.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+@hookimpl
+def load_model(spec, device_manager, options):
+    if spec.plugin != PLUGIN or spec.task not in PIPELINES:
+        return None
+    return _import(PIPELINES[spec.task]).from_spec(spec, device_manager, **(options or {}))
+
+
+@hookimpl
+def spec_for_path(path, task):
+    from mmhub_transformers.detect import detect
+
+    return detect(path, task, set(PIPELINES))

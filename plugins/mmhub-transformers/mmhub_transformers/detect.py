@@ -1,0 +1,48 @@
+"""Recognise a transformers ``save_pretrained`` directory and guess its task from config.json."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+# architecture name suffix -> task
+_SUFFIX_TASKS = [
+    ("ForSequenceClassification", "text-classification"),
+    ("ForTokenClassification", "token-classification"),
+    ("ForMaskedLM", "fill-mask"),
+    ("ForCausalLM", "text-generation"),
+    ("LMHeadModel", "text-generation"),
+    ("ForConditionalGeneration", "speech-recognition"),
+    ("ForCTC", "speech-recognition"),
+    ("ForAudioClassification", "audio-classification"),
+]
+
+
+def detect(path, task, supported: set[str]):
+    """A ModelSpec for a transformers directory, or None when ``path`` is not one."""
+    from hub.registry import ModelSpec
+
+    root = Path(path)
+    config_file = root / "config.json"
+    if not config_file.is_file():
+        return None
+    try:
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if "model_type" not in config or "pretrained_cfg" in config or (root / "open_clip_config.json").exists():
+        return None  # timm and open_clip directories also have a config.json
+    task = task or guess_task(root, config)
+    if task not in supported:
+        return None
+    return ModelSpec(id=root.resolve().name, task=task, plugin="transformers", source=str(root.resolve()),
+                     description=f"local {config.get('model_type')} model", origin=str(root))
+
+
+def guess_task(root: Path, config: dict) -> str:
+    if (root / "modules.json").exists():
+        return "text-embedding"
+    for arch in config.get("architectures") or []:
+        for suffix, task in _SUFFIX_TASKS:
+            if arch.endswith(suffix):
+                return task
+    return "text-embedding"

@@ -1,0 +1,34 @@
+"""Shared fixtures: a clean plugin manager and catalogue per test, and offline hub access."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+
+
+@pytest.fixture
+def fresh_hub(monkeypatch):
+    """Rebuild plugin manager and catalogue before and after the test."""
+    from hub.plugins import reset_plugin_manager
+
+    reset_plugin_manager()
+    yield
+    reset_plugin_manager()
+
+
+@pytest.fixture
+def cli_runner():
+    from click.testing import CliRunner
+
+    return CliRunner()
+
+
+def hub_exe() -> str:
+    return str(VENV_BIN / "hub")
