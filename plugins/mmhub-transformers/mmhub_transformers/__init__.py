@@ -11,6 +11,12 @@ PLUGIN = "transformers"
 # task -> "module:Class" of the pipeline that serves it (imported on load)
 PIPELINES = {
     "text-embedding": "mmhub_transformers.text:TextEmbeddingPipeline",
+    "text-classification": "mmhub_transformers.classify:TextClassificationPipeline",
+    "fill-mask": "mmhub_transformers.classify:FillMaskPipeline",
+    "token-classification": "mmhub_transformers.classify:TokenClassificationPipeline",
+    "text-generation": "mmhub_transformers.generate:TextGenerationPipeline",
+    "speech-recognition": "mmhub_transformers.speech:SpeechRecognitionPipeline",
+    "audio-classification": "mmhub_transformers.speech:AudioClassificationPipeline",
 }
 
 
