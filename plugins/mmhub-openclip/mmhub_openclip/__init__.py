@@ -18,3 +18,12 @@ def load_model(spec, device_manager, options):
 
     module, _, name = PIPELINES[spec.task].partition(":")
     return getattr(importlib.import_module(module), name).from_spec(spec, device_manager, **(options or {}))
+
+
+@hookimpl
+def trainable(spec, task, num_labels, labels, device_manager):
+    if spec.plugin != PLUGIN:
+        return None
+    from mmhub_openclip.train import trainable as build
+
+    return build(spec, task, num_labels, labels, device_manager)

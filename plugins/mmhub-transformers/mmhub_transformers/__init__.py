@@ -39,3 +39,12 @@ def spec_for_path(path, task):
     from mmhub_transformers.detect import detect
 
     return detect(path, task, set(PIPELINES))
+
+
+@hookimpl
+def trainable(spec, task, num_labels, labels, device_manager):
+    if spec.plugin != PLUGIN:
+        return None
+    from mmhub_transformers.train import trainable as build
+
+    return build(spec, task, num_labels, labels, device_manager)
