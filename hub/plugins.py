@@ -59,6 +59,8 @@ class HubPluginManager(pluggy.PluginManager):
     def info(self) -> list[PluginInfo]:
         rows = []
         for name, plugin in self.list_name_plugin():
+            if name in self.failures:
+                continue
             dist, version = self.dists.get(name, (None, None))
             hooks = sorted(h.name for h in self.get_hookcallers(plugin) or [])
             rows.append(PluginInfo(name, version, dist, hooks))

@@ -26,6 +26,7 @@ def load_auto(auto_name: str, directory: Path, trust_remote_code: bool = False, 
     """``transformers.<auto_name>.from_pretrained`` with safetensors preferred and no remote code by default."""
     import transformers
 
+    transformers.utils.logging.disable_progress_bar()  # the hub shows its own progress
     auto = getattr(transformers, auto_name)
     has_safetensors = any(Path(directory).glob("*.safetensors"))
     return auto.from_pretrained(str(directory), trust_remote_code=trust_remote_code,
@@ -66,10 +67,13 @@ class TransformersPipeline(Pipeline):
         limits = [int(x) for x in limits if isinstance(x, int) and 0 < x < 1_000_000]
         return min(limits) if limits else 512
 
-    def tokenize(self, texts: list[str]):
-        """Pad to the longest in the batch, truncate to ``max_length`` with a warning."""
-        limit = self.max_length()
-        encoded = self.tokenizer(texts, padding=True, truncation=True, max_length=limit, return_tensors="pt")
+    def tokenize(self, texts: list[str], max_length: int | None = None, **extra):
+        """Pad to the longest in the batch, truncate to ``max_length`` with a warning.
+
+        ``extra`` goes to the tokenizer (e.g. ``return_offsets_mapping=True``)."""
+        limit = max_length or self.max_length()
+        encoded = self.tokenizer(texts, padding=True, truncation=True, max_length=limit, return_tensors="pt",
+                                 **extra)
         if encoded["input_ids"].shape[1] >= limit and self._any_truncated(texts, limit):
             self.warn(f"{self.spec.id}: an input longer than the model's maximum of {limit} tokens was truncated")
         return encoded
