@@ -38,9 +38,10 @@ def parse_bytes(text: str) -> int:
     raw = text.strip().upper().replace(" ", "")
     number = raw.rstrip("KMGTIB")
     unit = raw[len(number):]
-    if unit not in units or not number:
-        raise HubError(f"cannot read the memory size '{text}' (HUB_CACHE_BUDGET); write it like 8GB or 512MiB")
-    return int(float(number) * units[unit])
+    try:
+        return int(float(number) * units[unit])
+    except (KeyError, ValueError):
+        raise HubError(f"cannot read the memory size '{text}' (HUB_CACHE_BUDGET); write it like 8GB or 512MiB") from None
 
 
 @dataclass
@@ -216,9 +217,10 @@ class ModelCache:
             return
         import gc
 
+        on_cuda = entry[2].startswith("cuda")
         del entry
         gc.collect()
-        if key[-2].startswith("cuda"):
+        if on_cuda:
             import torch
 
             torch.cuda.empty_cache()

@@ -1,0 +1,130 @@
+"""Every hook works as documented, has a test here, and has a README entry (meta-test)."""
+import inspect
+import re
+from pathlib import Path
+
+import click
+import pytest
+
+import hub
+from hub import hookspecs
+from hub.errors import NoLoaderError
+from hub.plugins import get_plugin_manager
+from hub.registry import ModelSpec
+from hub.tasks.base import Pipeline
+from hub.tasks.results import Embedding
+
+ROOT = Path(__file__).resolve().parent.parent
+HOOKS = sorted(name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction)
+               if hasattr(fn, "mmhub_spec"))
+
+
+class CharCounts(Pipeline):
+    """A real (if simple) pipeline: letter histograms as embeddings."""
+
+    task = "text-embedding"
+
+    def preprocess(self, items, **kw):
+        import torch
+
+        return torch.tensor([[text.count(c) for c in "abcde"] for text in items], dtype=torch.float32)
+
+    def forward(self, batch, **kw):
+        return batch * 2
+
+    def postprocess(self, outputs, items, **kw):
+        return [Embedding(row) for row in outputs.tolist()]
+
+
+class ToyPlugin:
+    @hub.hookimpl
+    def register_models(self, register):
+        register({"id": "toy-counts", "task": "text-embedding", "source": "builtin", "params": 0})
+
+    @hub.hookimpl
+    def load_model(self, spec, device_manager, options):
+        if spec.plugin != "toy":
+            return None
+        return CharCounts(spec, model=None, device_manager=device_manager)
+
+    @hub.hookimpl
+    def spec_for_path(self, path, task):
+        if (Path(path) / "toy.json").exists():
+            return ModelSpec(id="toy-dir", task=task or "text-embedding", plugin="toy", source=str(path))
+        return None
+
+    @hub.hookimpl
+    def register_commands(self, cli):
+        @click.command("toy-hello")
+        def hello():
+            """Say hello from a plugin."""
+            click.echo("hello from the toy plugin")
+
+        cli.add_command(hello)
+
+    @hub.hookimpl
+    def trainable(self, spec, task, num_labels, labels, device_manager):
+        return ("adapter for", spec.id, task, num_labels) if spec.plugin == "toy" else None
+
+
+@pytest.fixture
+def toy(fresh_hub):
+    get_plugin_manager().register(ToyPlugin(), name="toy")
+
+
+def test_hook_register_models(toy):
+    assert [s.id for s in hub.list_models("toy-*")] == ["toy-counts"]
+    assert hub.get_spec("toy-counts").plugin == "toy"
+
+
+def test_hook_load_model(toy):
+    results = hub.run("toy-counts", ["abba", "cede", ""], dtype="fp32", batch_size=2)
+    assert [r.embedding for r in results] == [[4, 4, 0, 0, 0], [0, 0, 2, 2, 4], [0, 0, 0, 0, 0]]
+
+
+def test_hook_load_model_none_everywhere_is_an_error(fresh_hub):
+    spec = ModelSpec(id="orphan", task="text-embedding", plugin="toy", source="x")
+    from hub.api import _load_uncached
+    from hub.device import DeviceManager
+
+    with pytest.raises(NoLoaderError, match="orphan"):
+        _load_uncached(spec, DeviceManager(device="cpu"), {})
+
+
+def test_hook_spec_for_path(toy, tmp_path):
+    (tmp_path / "toy.json").write_text("{}")
+    assert hub.get_spec(str(tmp_path)).id == "toy-dir"
+    assert hub.run(str(tmp_path), "aaa", dtype="fp32").embedding == [6, 0, 0, 0, 0]
+
+
+def test_hook_register_commands(toy, cli_runner):
+    from hub.cli import _add_plugin_commands, cli
+
+    _add_plugin_commands()
+    try:
+        result = cli_runner.invoke(cli, ["toy-hello"])
+        assert result.exit_code == 0 and "hello from the toy plugin" in result.output
+    finally:
+        cli.commands.pop("toy-hello", None)
+
+
+def test_hook_trainable(toy):
+    spec = hub.get_spec("toy-counts")
+    got = get_plugin_manager().hook.trainable(spec=spec, task="text-classification", num_labels=3,
+                                              labels=["a", "b", "c"], device_manager=None)
+    assert got == ("adapter for", "toy-counts", "text-classification", 3)
+
+
+def test_every_hookspec_is_documented_in_its_docstring():
+    for name in HOOKS:
+        doc = getattr(hookspecs, name).__doc__ or ""
+        assert "When called" in doc and "Returns" in doc, name
+        assert ("firstresult" in doc) or ("Every plugin" in doc), name
+
+
+def test_every_hook_has_a_test_and_a_readme_entry():
+    tests = "\n".join(p.read_text() for p in (ROOT / "tests").rglob("test_*.py"))
+    readme = (ROOT / "README.md").read_text()
+    for name in HOOKS:
+        assert re.search(rf"def test_hook_{name}\b", tests), f"no test_hook_{name}"
+        assert f"`{name}(" in readme, f"README has no entry for the hook {name}"
