@@ -7,7 +7,10 @@ from __future__ import annotations
 from hub import hookimpl
 
 PLUGIN = "openclip"
-PIPELINES: dict[str, str] = {}
+PIPELINES: dict[str, str] = {
+    "zero-shot-image-classification": "mmhub_openclip.pipelines:ZeroShotImageClassificationPipeline",
+    "image-text-similarity": "mmhub_openclip.pipelines:ImageTextSimilarityPipeline",
+}
 
 
 @hookimpl
@@ -18,6 +21,14 @@ def load_model(spec, device_manager, options):
 
     module, _, name = PIPELINES[spec.task].partition(":")
     return getattr(importlib.import_module(module), name).from_spec(spec, device_manager, **(options or {}))
+
+
+@hookimpl
+def spec_for_path(path, task):
+    """A directory in open_clip's hub layout (open_clip_config.json with a model_cfg)."""
+    from mmhub_openclip.loading import detect
+
+    return detect(path, task, set(PIPELINES))
 
 
 @hookimpl

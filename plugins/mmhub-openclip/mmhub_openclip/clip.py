@@ -1,0 +1,154 @@
+"""The base of this plugin's pipelines: an open_clip model, its image transform and its tokenizer.
+
+Images and texts are encoded to L2-normalised embeddings (float32 on the way out, whatever the
+autocast dtype inside). Text embeddings are cached per tuple of texts (least recently used first
+out), so that a zero-shot classifier or a retrieval gallery is encoded once, not once per batch.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from hub.errors import InputError
+from hub.inputs import load_image
+from hub.tasks.base import Pipeline
+from mmhub_openclip.loading import create, wants_channels_last, weights_dir
+
+
+class ClipPipeline(Pipeline):
+    """Shared loading, image preprocessing, text encoding and the ``embed_*`` helpers."""
+
+    text_batch_size = 256
+    cache_entries = 16
+
+    def __init__(self, spec, model, device_manager, transform=None, tokenizer=None, directory=None,
+                 channels_last: bool = False, **options):
+        super().__init__(spec, model, device_manager, **options)
+        self.transform = transform
+        self.tokenizer = tokenizer
+        self.directory = directory
+        self.channels_last = channels_last
+        self._text_cache: OrderedDict = OrderedDict()
+
+    @classmethod
+    def from_spec(cls, spec, device_manager, **options):
+        directory = weights_dir(spec)
+        model, transform, tokenizer = create(spec, directory)
+        channels_last = wants_channels_last(model) and device_manager.dtype != "fp32"
+        model = device_manager.place(model, channels_last=channels_last)
+        return cls(spec, model, device_manager, transform=transform, tokenizer=tokenizer, directory=directory,
+                   channels_last=channels_last, **options)
+
+    def __call__(self, inputs, batch_size: int | None = None, progress: bool = False, **kwargs):
+        if isinstance(inputs, (list, tuple)) and not inputs:
+            return []
+        return super().__call__(inputs, batch_size, progress, **self.check_kwargs(**kwargs))
+
+    def check_kwargs(self, **kwargs) -> dict:
+        """Validate and normalise the task's keyword arguments before any input is read."""
+        return kwargs
+
+    # -- images -----------------------------------------------------------------------------
+    def prepare(self, item):
+        """An RGB PIL image; a missing or unreadable file raises InputError naming it."""
+        return load_image(item)
+
+    def preprocess(self, items, **kwargs):
+        """The model's own open_clip transform (resize, crop, normalise), stacked into one batch."""
+        import torch
+
+        pixels = torch.stack([self.transform(image) for image in items])
+        if self.channels_last:
+            pixels = pixels.contiguous(memory_format=torch.channels_last)
+        return pixels
+
+    def image_features(self, pixels, normalize: bool = True):
+        """Image embeddings as float32 (call inside ``device_manager.inference()``)."""
+        return self.model.encode_image(pixels, normalize=normalize).float()
+
+    # -- texts ------------------------------------------------------------------------------
+    def tokenize(self, texts: list[str]):
+        """The model's tokenizer; warns once when a text is longer than the context and gets cut."""
+        limit = getattr(self.tokenizer, "context_length", None)
+        encode = getattr(self.tokenizer, "encode", None)
+        if limit and callable(encode) and any(len(encode(t)) + 2 > limit for t in texts):
+            self.warn(f"{self.spec.id}: a text longer than the model's {limit} tokens was truncated")
+        return self.tokenizer(texts)
+
+    def text_features(self, texts: list[str], normalize: bool = True):
+        """Text embeddings as float32, encoded in chunks (call inside ``device_manager.inference()``)."""
+        import torch
+
+        chunks = []
+        for start in range(0, len(texts), self.text_batch_size):
+            tokens = self.device_manager.to_device(self.tokenize(texts[start:start + self.text_batch_size]))
+            chunks.append(self.model.encode_text(tokens, normalize=normalize).float())
+        return torch.cat(chunks)
+
+    def cached(self, key, build):
+        """``build()`` once per ``key``; the least recently used entry goes when the cache is full."""
+        if key in self._text_cache:
+            self._text_cache.move_to_end(key)
+            return self._text_cache[key]
+        value = build()
+        self._text_cache[key] = value
+        while len(self._text_cache) > self.cache_entries:
+            self._text_cache.popitem(last=False)
+        return value
+
+    # -- plain embeddings for Python users ----------------------------------------------------
+    def embed_images(self, images, batch_size: int | None = None, normalize: bool = True):
+        """A float32 CPU tensor (N, D): one embedding per image (path, bytes, PIL image or array)."""
+        import torch
+
+        items = [images] if not isinstance(images, (list, tuple)) else list(images)
+        prepared = [self.prepare(x) for x in items]
+        size = max(1, int(batch_size or self.default_batch_size))
+        dm = self.device_manager
+        rows = []
+        for start in range(0, len(prepared), size):
+            pixels = dm.to_device(self.preprocess(prepared[start:start + size]))
+            with dm.inference():
+                rows.append(self.image_features(pixels, normalize).cpu())
+        return torch.cat(rows) if rows else torch.empty(0, self.embed_dim)
+
+    def embed_texts(self, texts, normalize: bool = True):
+        """A float32 CPU tensor (N, D): one embedding per text."""
+        import torch
+
+        texts = check_texts(texts, "texts")
+        if not texts:
+            return torch.empty(0, self.embed_dim)
+        with self.device_manager.inference():
+            return self.text_features(texts, normalize).cpu()
+
+    @property
+    def embed_dim(self) -> int:
+        projection = getattr(self.model, "text_projection", None)
+        if projection is not None and hasattr(projection, "shape"):
+            return int(projection.shape[-1])
+        return int(getattr(self.model.visual, "output_dim", 0) or 0)
+
+    def scale_and_bias(self):
+        """open_clip's ``logit_scale.exp()`` and ``logit_bias`` (None for CLIP; set for SigLIP)."""
+        bias = getattr(self.model, "logit_bias", None)
+        return self.model.logit_scale.exp().float(), (bias.float() if bias is not None else None)
+
+
+def check_texts(texts, name: str, allow_empty: bool = True) -> list[str]:
+    """A list of non-empty strings (a lone string becomes a list of one), else InputError naming ``name``."""
+    if isinstance(texts, str):
+        texts = [texts]
+    if not isinstance(texts, (list, tuple)) or not all(isinstance(t, str) and t.strip() for t in texts):
+        raise InputError(f"'{name}' must be a list of non-empty strings, got {texts!r}")
+    if not texts and not allow_empty:
+        raise InputError(f"'{name}' is empty; pass at least one string")
+    return list(texts)
+
+
+def check_top_k(top_k, available: int) -> int:
+    """``top_k`` as an int in 1..available (None means all)."""
+    if top_k is None:
+        return available
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+        raise InputError(f"top_k must be a positive integer, got {top_k!r}")
+    return min(top_k, available)
