@@ -7,7 +7,11 @@ from __future__ import annotations
 from hub import hookimpl
 
 PLUGIN = "timm"
-PIPELINES: dict[str, str] = {}
+# task -> "module:Class" of the pipeline that serves it (imported on load)
+PIPELINES: dict[str, str] = {
+    "image-classification": "mmhub_timm.pipelines:ImageClassificationPipeline",
+    "image-embedding": "mmhub_timm.pipelines:ImageEmbeddingPipeline",
+}
 
 
 @hookimpl
@@ -18,6 +22,31 @@ def load_model(spec, device_manager, options):
 
     module, _, name = PIPELINES[spec.task].partition(":")
     return getattr(importlib.import_module(module), name).from_spec(spec, device_manager, **(options or {}))
+
+
+@hookimpl
+def spec_for_path(path, task):
+    """A spec for a directory holding timm's config.json (architecture + pretrained_cfg)."""
+    import json
+    from pathlib import Path
+
+    root = Path(path)
+    try:
+        config = json.loads((root / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    from mmhub_timm.loading import is_timm_config
+
+    if not is_timm_config(config):
+        return None
+    task = task or "image-classification"
+    if task not in PIPELINES:
+        return None
+    from hub.registry import ModelSpec
+
+    return ModelSpec(id=root.resolve().name, task=task, plugin=PLUGIN, source=str(root.resolve()),
+                     arch=str(config["architecture"]), description=f"local timm {config['architecture']} model",
+                     origin=str(root))
 
 
 @hookimpl

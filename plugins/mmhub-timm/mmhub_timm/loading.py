@@ -1,0 +1,154 @@
+"""Loading timm models for the hub: a directory in timm's own hub format, strict weights, labels.
+
+The format is what ``timm.models.save_for_hf`` / ``push_to_hf_hub`` write: ``config.json`` with
+``architecture``, ``num_classes``, ``pretrained_cfg`` (and optionally ``model_args``,
+``label_names``, ``label_descriptions``) beside ``model.safetensors`` (or ``pytorch_model.bin``).
+
+The model is built with ``pretrained=False`` from that config and the weights are loaded with
+``strict=True``: a missing or mismatched weights file is an error, never random weights.
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from hub.errors import HubError, ModelUnavailableError
+
+CONFIG_NAME = "config.json"
+SAFE_WEIGHTS = "model.safetensors"
+PICKLE_WEIGHTS = "pytorch_model.bin"
+_IMAGENET_HINT = re.compile(r"in1k|imagenet", re.IGNORECASE)
+
+
+def read_config(directory: Path) -> dict:
+    """The parsed ``config.json`` of a timm model directory; errors name the file."""
+    path = Path(directory) / CONFIG_NAME
+    if not path.is_file():
+        raise ModelUnavailableError(f"'{directory}' has no {CONFIG_NAME}; a timm model directory holds "
+                                    f"{CONFIG_NAME} and {SAFE_WEIGHTS} as timm.models.save_for_hf writes them")
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise HubError(f"'{path}' is not valid JSON ({exc}); re-save the model with timm.models.save_for_hf") from None
+    if not isinstance(config, dict) or not config.get("architecture"):
+        raise HubError(f"'{path}' names no timm 'architecture'; re-save the model with timm.models.save_for_hf")
+    return config
+
+
+def is_timm_config(config: dict) -> bool:
+    """A config.json written by timm (not transformers' ``architectures`` / open_clip's layout)."""
+    return isinstance(config, dict) and "architecture" in config and "pretrained_cfg" in config
+
+
+def weights_dir(spec) -> Path:
+    """A local directory with the spec's config and weights (safetensors fetched before pickles)."""
+    from hub import weights
+
+    directory = weights.resolve(spec, allow_patterns=[CONFIG_NAME, SAFE_WEIGHTS])
+    if weights_file(directory) is None and weights.is_hub_id(spec.source):
+        directory = weights.resolve(spec, allow_patterns=[CONFIG_NAME, PICKLE_WEIGHTS])
+    return directory
+
+
+def weights_file(directory: Path) -> Path | None:
+    for name in (SAFE_WEIGHTS, PICKLE_WEIGHTS):
+        path = Path(directory) / name
+        if path.is_file():
+            return path
+    return None
+
+
+def load_state_dict(path: Path) -> dict:
+    """Tensors from safetensors, else from a pickle through ``torch.load(weights_only=True)``."""
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path), device="cpu")
+    import torch
+
+    try:
+        return torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise HubError(f"'{path}' cannot be read as plain tensors ({type(exc).__name__}: {exc}); "
+                       f"convert it to {SAFE_WEIGHTS}") from None
+
+
+def create_model(directory: Path, config: dict):
+    """``timm.create_model`` for the directory's architecture, config and model args, untrained."""
+    import timm
+
+    num_classes = int(config.get("num_classes", config["pretrained_cfg"].get("num_classes", 1000)))
+    try:
+        timm.models.parse_model_name(f"local-dir:{directory}")
+    except ValueError:  # timm before 'local-dir:' sources: apply the config by hand
+        return _create_from_config(config, num_classes)
+    return timm.create_model(f"local-dir:{directory}", pretrained=False, num_classes=num_classes)
+
+
+def _create_from_config(config: dict, num_classes: int):
+    import dataclasses
+
+    import timm
+    from timm.models import PretrainedCfg
+
+    known = {f.name for f in dataclasses.fields(PretrainedCfg)}
+    cfg = {k: v for k, v in config["pretrained_cfg"].items() if k in known}
+    for key in ("label_names", "label_descriptions"):
+        if key in config and key in known:
+            cfg[key] = config[key]
+    return timm.create_model(config["architecture"], pretrained=False, pretrained_cfg=cfg,
+                             num_classes=num_classes, **config.get("model_args", {}))
+
+
+def load_model(spec, directory: Path):
+    """The timm model of ``directory`` with its weights loaded strictly."""
+    config = read_config(directory)
+    path = weights_file(directory)
+    if path is None:
+        raise ModelUnavailableError(
+            f"model '{spec.id}': '{directory}' has {CONFIG_NAME} but no {SAFE_WEIGHTS} or {PICKLE_WEIGHTS}. "
+            f"Save the weights with timm.models.save_for_hf(model, dir, safe_serialization=True)"
+            + (f" or fetch them: huggingface-cli download {spec.source[len('hf-hub:'):]}"
+               if spec.source.startswith("hf-hub:") else "")
+        )
+    model = create_model(directory, config)
+    state = load_state_dict(path)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0:3]
+        raise HubError(f"the weights in '{path}' do not fit timm architecture '{config['architecture']}' with "
+                       f"{config.get('num_classes')} classes: {' '.join(first)}. Check config.json") from None
+    return model.eval(), config
+
+
+def label_names(model, config: dict, spec=None) -> list[str]:
+    """A readable name per class: the weights' own labels, ImageNet's for ImageNet-1k heads, else class_N."""
+    cfg = dict(getattr(model, "pretrained_cfg", {}) or {})
+    num_classes = int(getattr(model, "num_classes", 0) or 0)
+    names = config.get("label_names", cfg.get("label_names"))
+    descriptions = config.get("label_descriptions", cfg.get("label_descriptions")) or {}
+    if isinstance(names, dict):
+        names = [names.get(str(i), names.get(i, f"class_{i}")) for i in range(num_classes)]
+    if names and len(names) == num_classes:
+        return [str(descriptions.get(n, n)) if isinstance(descriptions, dict) else str(n) for n in names]
+    if num_classes == 1000 and _says_imagenet(cfg, spec):
+        from timm.data import ImageNetInfo
+
+        return list(ImageNetInfo("imagenet-1k").label_descriptions())
+    return [f"class_{i}" for i in range(num_classes)]
+
+
+def _says_imagenet(cfg: dict, spec) -> bool:
+    hints = [cfg.get("tag"), cfg.get("hf_hub_id"), cfg.get("dataset"), cfg.get("architecture")]
+    if spec is not None:
+        hints += [spec.source, spec.id, (spec.options or {}).get("labels")]
+    return any(isinstance(h, str) and _IMAGENET_HINT.search(h) for h in hints)
+
+
+def data_config(model, overrides: dict | None = None) -> dict:
+    """timm's eval preprocessing for the weights (size, crop, mean/std, interpolation), with overrides."""
+    from timm.data import resolve_data_config
+
+    return resolve_data_config(args=dict(overrides or {}), model=model)

@@ -1,0 +1,124 @@
+"""Vision pipelines of the timm plugin: image classification and pooled image embeddings.
+
+Preprocessing is timm's own eval transform, built from the weights' pretrained config
+(``resolve_data_config`` + ``create_transform``), so results match a direct timm call exactly
+in fp32. Images are decoded per batch (a list of paths never sits in memory all at once),
+in a small thread pool: PIL decoding and resizing release the GIL.
+"""
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from hub.errors import InputError
+from hub.tasks.base import Pipeline
+from hub.tasks.results import Classification, Embedding, LabelScore
+from mmhub_timm import loading
+
+DEFAULT_TOP_K = 5
+
+
+class TimmPipeline(Pipeline):
+    """Base of this plugin's pipelines: a timm model plus its eval transform."""
+
+    default_batch_size = 32
+
+    def __init__(self, spec, model, device_manager, transform=None, config=None, data_config=None, **options):
+        super().__init__(spec, model, device_manager, **options)
+        self.transform = transform
+        self.config = config or {}
+        self.data_config = data_config or {}
+        self.workers = max(1, min(8, os.cpu_count() or 1))
+
+    @classmethod
+    def from_spec(cls, spec, device_manager, **options):
+        from timm.data import create_transform
+
+        directory = loading.weights_dir(spec)
+        model, config = loading.load_model(spec, directory)
+        data_cfg = loading.data_config(model, spec.preprocess)
+        transform = create_transform(**data_cfg, is_training=False)
+        model = device_manager.place(model, channels_last=True)
+        return cls(spec, model, device_manager, transform=transform, config=config, data_config=data_cfg, **options)
+
+    def prepare(self, item):
+        """Check a path early (exists, looks like an image); decoding waits for its batch."""
+        if isinstance(item, (str, Path)):
+            return _checked_path(Path(item))
+        if isinstance(item, (bytes, bytearray)) or hasattr(item, "convert"):
+            return item
+        from hub.inputs import load_image
+
+        return load_image(item)  # arrays: convert now, so a bad shape fails before any work
+
+    def preprocess(self, items, **kwargs):
+        import torch
+
+        if len(items) == 1 or self.workers == 1:
+            tensors = [self._tensor(x) for x in items]
+        else:
+            with ThreadPoolExecutor(min(self.workers, len(items))) as pool:
+                tensors = list(pool.map(self._tensor, items))
+        return torch.stack(tensors)
+
+    def _tensor(self, item):
+        from hub.inputs import load_image
+
+        return self.transform(load_image(item))
+
+    def model_input(self, batch):
+        """The batch in the memory format the model was placed in (channels-last under bf16/fp16)."""
+        import torch
+
+        if self.device_manager.dtype != "fp32":
+            return batch.contiguous(memory_format=torch.channels_last)
+        return batch
+
+
+class ImageClassificationPipeline(TimmPipeline):
+    """Top-k classes with softmax scores; names from the weights' config, ImageNet, or class_N."""
+
+    task = "image-classification"
+
+    def __init__(self, spec, model, device_manager, **options):
+        super().__init__(spec, model, device_manager, **options)
+        self.labels = loading.label_names(model, self.config, spec)
+
+    def forward(self, batch, **kwargs):
+        return self.model(self.model_input(batch)).float().softmax(dim=-1)
+
+    def postprocess(self, outputs, items, top_k: int | None = None, **kwargs):
+        k = min(int(top_k or DEFAULT_TOP_K), outputs.shape[-1])
+        if k < 1:
+            raise InputError(f"top_k must be at least 1, got {top_k}")
+        scores, indices = outputs.cpu().topk(k, dim=-1)
+        return [Classification([LabelScore(self.labels[i], s, i) for s, i in zip(row_s, row_i)])
+                for row_s, row_i in zip(scores.tolist(), indices.tolist())]
+
+
+class ImageEmbeddingPipeline(TimmPipeline):
+    """The pooled features before the classifier: ``forward_head(forward_features(x), pre_logits=True)``."""
+
+    task = "image-embedding"
+
+    def forward(self, batch, **kwargs):
+        features = self.model.forward_features(self.model_input(batch))
+        return self.model.forward_head(features, pre_logits=True).float().flatten(1)
+
+    def postprocess(self, outputs, items, **kwargs):
+        return [Embedding(row) for row in outputs.cpu().tolist()]
+
+
+def _checked_path(path: Path) -> Path:
+    """The path if it exists and its header is an image format PIL knows; else an InputError naming it."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not path.is_file():
+        raise InputError(f"image file '{path}' does not exist")
+    try:
+        with Image.open(path):
+            pass
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise InputError(f"image file '{path}' is not a readable image ({exc})") from None
+    return path
