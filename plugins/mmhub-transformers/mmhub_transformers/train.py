@@ -1,0 +1,228 @@
+"""Fine-tuning transformers models: text classification, token classification, audio classification.
+
+The body comes from the spec's weights directory (any ``save_pretrained`` directory, a
+sentence-transformers directory such as the shipped MiniLM, or a hub id); the task head is
+built for the new labels (``num_labels``, ``id2label``, ``label2id``) and is new whenever the
+checkpoint has none or one of another size. Batches are padded to their longest example.
+
+Token classification: each example is a list of words with one tag per word; a word's tag goes
+to its first sub-token, the other sub-tokens and special tokens get -100 (ignored by the loss).
+Audio classification: clips are read and resampled by :func:`hub.inputs.load_audio`, cut to
+``preprocess.max_seconds`` (default 30; a random window when training), and the convolutional
+feature encoder of wav2vec2-style models stays frozen (the usual recipe for small data sets).
+
+The output is ``save_pretrained`` of the model plus its tokenizer / feature extractor; nothing
+else of the input directory is carried over (a sentence-transformers ``modules.json`` would
+make the output look like an embedding model).
+"""
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from hub.errors import HubError, InputError
+from mmhub_transformers.loading import load_auto, load_tokenizer, read_json, weights_dir
+
+AUTO = {
+    "text-classification": "AutoModelForSequenceClassification",
+    "token-classification": "AutoModelForTokenClassification",
+    "audio-classification": "AutoModelForAudioClassification",
+}
+HEAD_NAMES = ("classifier", "score", "pre_classifier", "projector")
+DEFAULT_MAX_SECONDS = 30.0
+
+
+def trainable(spec, task, num_labels, labels, device_manager):
+    """A TrainAdapter for ``spec`` on ``task``, or None for tasks this plugin does not train."""
+    if task not in AUTO:
+        return None
+    if not num_labels or num_labels < 2:
+        raise HubError(f"{task} needs at least 2 classes to fine-tune '{spec.id}', got {num_labels}")
+    labels = list(labels) if labels else [f"LABEL_{i}" for i in range(num_labels)]
+    trust = bool((spec.options or {}).get("trust_remote_code"))
+    directory = weights_dir(spec)
+    model, heads = load_model(AUTO[task], directory, labels, trust)
+    if task == "audio-classification":
+        return _audio_adapter(spec, task, directory, model, heads, labels, trust)
+    return _text_adapter(spec, task, directory, model, heads, labels, trust)
+
+
+def load_model(auto_name: str, directory: Path, labels: list[str], trust: bool):
+    """The model with a head for ``labels`` and the prefixes of its newly initialised head."""
+    from transformers import AutoConfig
+    from transformers.utils import logging
+
+    config = AutoConfig.from_pretrained(str(directory), trust_remote_code=trust, num_labels=len(labels),
+                                        id2label=dict(enumerate(labels)),
+                                        label2id={name: i for i, name in enumerate(labels)})
+    config.problem_type = "single_label_classification"
+    verbosity = logging.get_verbosity()
+    logging.set_verbosity_error()  # a new head is expected here; its prefixes go to the loop instead
+    try:
+        model, info = load_auto(auto_name, directory, trust, config=config, ignore_mismatched_sizes=True,
+                                output_loading_info=True)
+    finally:
+        logging.set_verbosity(verbosity)
+    fresh = list(info.get("missing_keys") or []) + [m[0] if isinstance(m, (list, tuple)) else m
+                                                    for m in info.get("mismatched_keys") or []]
+    return model.float().train(), head_prefixes(model, fresh)
+
+
+def head_prefixes(model, fresh: list[str]) -> tuple[str, ...]:
+    """Top-level head modules (classifier/score/pre_classifier/projector) plus anything newly initialised."""
+    found = [name for name, _ in model.named_children() if name in HEAD_NAMES]
+    for key in fresh:
+        prefix = key.rsplit(".", 1)[0]
+        if not any(prefix == p or prefix.startswith(p + ".") for p in found):
+            found.append(prefix)
+    return tuple(found)
+
+
+def blocks(model) -> list:
+    """The encoder's layers in order: the longest ModuleList in the model body."""
+    import torch
+
+    body = getattr(model, getattr(model, "base_model_prefix", ""), None) or model
+    lists = [m for m in body.modules() if isinstance(m, torch.nn.ModuleList) and len(m) > 0]
+    return list(max(lists, key=len)) if lists else list(body.children())
+
+
+def _unwrap(module):
+    return getattr(module, "module", module)  # DistributedDataParallel
+
+
+def predict(module, batch: dict):
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    return module(**inputs).logits
+
+
+def loss(module, batch: dict):
+    import torch.nn.functional as F
+
+    logits = predict(module, batch).float()
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch["labels"].reshape(-1), ignore_index=-100)
+
+
+# -- text --------------------------------------------------------------------------------------------------------
+def max_length(directory: Path, tokenizer, model, spec) -> int:
+    """The spec's max_length, else the smallest of sentence-transformers', tokenizer's and model's limits."""
+    if (spec.preprocess or {}).get("max_length"):
+        return int(spec.preprocess["max_length"])
+    limits = [read_json(directory / "sentence_bert_config.json").get("max_seq_length"),
+              getattr(tokenizer, "model_max_length", None), getattr(model.config, "max_position_embeddings", None)]
+    limits = [int(x) for x in limits if isinstance(x, int) and 0 < x < 1_000_000]
+    return min(limits) if limits else 512
+
+
+def _text_adapter(spec, task, directory, model, heads, labels, trust):
+    from hub.train.adapter import TrainAdapter
+
+    tokenizer = load_tokenizer(directory, trust)
+    if task == "token-classification" and not getattr(tokenizer, "is_fast", False):
+        raise HubError(f"token classification needs a fast tokenizer (word alignment); '{spec.id}' has a slow one")
+    limit = max_length(directory, tokenizer, model, spec)
+    index = {name: i for i, name in enumerate(labels)}
+    encode = _token_example if task == "token-classification" else _text_example
+
+    def load_example(record, train: bool):
+        return encode(tokenizer, record, index, limit)
+
+    def save(module, out_dir) -> None:
+        out = Path(out_dir)
+        _unwrap(module).save_pretrained(str(out))
+        tokenizer.save_pretrained(str(out))
+
+    return TrainAdapter(
+        module=model, kind="classification", load_example=load_example,
+        collate=lambda examples: collate_text(examples, tokenizer), loss=loss, predict=predict, save=save,
+        spec_fields={"task": task, "plugin": "transformers", "preprocess": {"max_length": limit},
+                     "description": f"{spec.id} fine-tuned for {task} on {len(labels)} labels"},
+        head_prefixes=heads, blocks=blocks, length=lambda ex: len(ex["input_ids"]), labels=labels)
+
+
+def _text_example(tokenizer, record, index: dict, limit: int) -> dict:
+    if not isinstance(record.input, str):
+        raise InputError(f"{record.where}: text classification takes a text, got {type(record.input).__name__}")
+    example = dict(tokenizer(record.input, truncation=True, max_length=limit))
+    example["labels"] = index.get(record.label, -100)
+    return example
+
+
+def _token_example(tokenizer, record, index: dict, limit: int) -> dict:
+    """Word tags on the first sub-token of each word; -100 on the rest and on special tokens."""
+    if not isinstance(record.input, list) or not isinstance(record.label, list):
+        raise InputError(f"{record.where}: token classification takes a list of tokens with a list of tags")
+    encoded = tokenizer(record.input, is_split_into_words=True, truncation=True, max_length=limit)
+    tags, previous = [], None
+    for word in encoded.word_ids():
+        tags.append(-100 if word is None or word == previous else index.get(record.label[word], -100))
+        previous = word
+    example = dict(encoded)
+    example["labels"] = tags
+    return example
+
+
+def collate_text(examples: list[dict], tokenizer) -> dict:
+    """Pad every field to the longest example (pad id / 0 / -100 for per-token labels)."""
+    import torch
+
+    longest = max(len(ex["input_ids"]) for ex in examples)
+    left = getattr(tokenizer, "padding_side", "right") == "left"
+    pads = {"input_ids": tokenizer.pad_token_id or 0, "labels": -100}
+    batch = {}
+    for key in examples[0]:
+        values = [ex[key] for ex in examples]
+        if key == "labels" and not isinstance(values[0], list):
+            batch[key] = torch.tensor(values, dtype=torch.long)
+            continue
+        pad = pads.get(key, 0)
+        rows = [([pad] * (longest - len(v)) + list(v)) if left else (list(v) + [pad] * (longest - len(v)))
+                for v in values]
+        batch[key] = torch.tensor(rows, dtype=torch.long)
+    return batch
+
+
+# -- audio -------------------------------------------------------------------------------------------------------
+def _audio_adapter(spec, task, directory, model, heads, labels, trust):
+    from transformers import AutoFeatureExtractor
+
+    from hub.train.adapter import TrainAdapter
+
+    extractor = AutoFeatureExtractor.from_pretrained(str(directory), trust_remote_code=trust)
+    rate = int(getattr(extractor, "sampling_rate", 16000))
+    limit = int(float((spec.preprocess or {}).get("max_seconds", DEFAULT_MAX_SECONDS)) * rate)
+    index = {name: i for i, name in enumerate(labels)}
+    if hasattr(model, "freeze_feature_encoder"):
+        model.freeze_feature_encoder()
+
+    def load_example(record, train: bool):
+        from hub.inputs import load_audio
+
+        try:
+            wave = load_audio(record.input, rate)
+        except InputError as exc:
+            raise InputError(f"{record.where}: {exc}") from None
+        if wave.size == 0:
+            raise InputError(f"{record.where}: the audio file '{record.input}' is empty")
+        start = random.randint(0, len(wave) - limit) if train and len(wave) > limit else 0
+        return wave[start:start + limit], index.get(record.label, -100)
+
+    def collate(examples: list) -> dict:
+        import torch
+
+        mask = getattr(extractor, "return_attention_mask", False)
+        batch = dict(extractor([w for w, _ in examples], sampling_rate=rate, padding=True, return_tensors="pt",
+                               return_attention_mask=mask))
+        batch["labels"] = torch.tensor([y for _, y in examples], dtype=torch.long)
+        return batch
+
+    def save(module, out_dir) -> None:
+        _unwrap(module).save_pretrained(str(out_dir))
+        extractor.save_pretrained(str(out_dir))
+
+    return TrainAdapter(
+        module=model, kind="classification", load_example=load_example, collate=collate, loss=loss,
+        predict=predict, save=save,
+        spec_fields={"task": task, "plugin": "transformers",
+                     "description": f"{spec.id} fine-tuned for {task} on {len(labels)} labels"},
+        head_prefixes=heads, blocks=blocks, length=lambda ex: len(ex[0]), labels=labels)
