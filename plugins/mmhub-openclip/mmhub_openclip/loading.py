@@ -50,7 +50,8 @@ def detect(path, task, supported: set[str]):
     cfg = config["model_cfg"]
     vision = cfg.get("vision_cfg", {})
     what = vision.get("timm_model_name") or f"ViT width {vision.get('width', '?')}, {vision.get('layers', '?')} layers"
-    return ModelSpec(id=root.resolve().name, task=task, plugin="openclip", source=str(root.resolve()),
+    # The id is the full path: the device manager caches by id, and two runs/*/model dirs must not collide.
+    return ModelSpec(id=str(root.resolve()), task=task, plugin="openclip", source=str(root.resolve()),
                      description=f"local open_clip model ({what}, embed_dim {cfg.get('embed_dim', '?')})",
                      origin=str(root))
 
