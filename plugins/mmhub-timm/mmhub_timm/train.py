@@ -65,11 +65,16 @@ def build_model(spec, directory: Path, num_labels: int):
     model = timm.create_model(f"local-dir:{directory}", pretrained=False, num_classes=num_labels)
     heads = head_prefixes(model)
     state = {k: v for k, v in loading.load_state_dict(path).items() if not _under(k, heads)}
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    missing = [k for k in missing if not _under(k, heads)]
-    if missing or unexpected:
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # shape mismatches
+        problem = " ".join(str(exc).splitlines()[1:3]).strip()
+    else:
+        missing = [k for k in missing if not _under(k, heads)]
+        problem = f"missing {missing[:3]}, unexpected {unexpected[:3]}" if missing or unexpected else ""
+    if problem:
         raise HubError(f"the weights in '{path}' do not fit timm architecture '{config['architecture']}': "
-                       f"missing {missing[:3]}, unexpected {unexpected[:3]}. Check config.json")
+                       f"{problem}. Check config.json")
     return model.float().train(), config
 
 
