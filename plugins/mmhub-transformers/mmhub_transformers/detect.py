@@ -15,6 +15,11 @@ _SUFFIX_TASKS = [
     ("ForCTC", "speech-recognition"),
     ("ForAudioClassification", "audio-classification"),
 ]
+# ...ForConditionalGeneration is speech only for these (T5, BART, LLaVA... are not)
+SPEECH_SEQ2SEQ_TYPES = {"whisper", "speech_to_text", "speech2text", "speecht5"}
+# ...ForSequenceClassification of these is audio classification
+AUDIO_ENCODER_TYPES = {"wav2vec2", "wav2vec2-conformer", "wav2vec2-bert", "hubert", "wavlm", "data2vec-audio",
+                       "unispeech", "unispeech-sat", "sew", "sew-d", "whisper"}
 
 
 def detect(path, task, supported: set[str]):
@@ -41,8 +46,14 @@ def detect(path, task, supported: set[str]):
 def guess_task(root: Path, config: dict) -> str:
     if (root / "modules.json").exists():
         return "text-embedding"
+    model_type = config.get("model_type")
     for arch in config.get("architectures") or []:
         for suffix, task in _SUFFIX_TASKS:
-            if arch.endswith(suffix):
-                return task
+            if not arch.endswith(suffix):
+                continue
+            if suffix == "ForConditionalGeneration" and model_type not in SPEECH_SEQ2SEQ_TYPES:
+                break
+            if suffix == "ForSequenceClassification" and model_type in AUDIO_ENCODER_TYPES:
+                return "audio-classification"
+            return task
     return "text-embedding"
