@@ -246,5 +246,8 @@ def _add_plugin_commands():
         click.echo(f"Warning: a plugin's commands could not be added: {exc}", err=True)
 
 
+from hub.train.commands import eval_cmd, finetune_cmd  # noqa: E402  (click only: stays cheap)
+cli.add_command(finetune_cmd), cli.add_command(eval_cmd)
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -1,0 +1,210 @@
+"""``finetune`` and ``evaluate``: the Python API behind ``hub finetune`` and ``hub eval``.
+
+``finetune`` reads the data (:mod:`hub.train.data`), asks the model's plugin for a
+:class:`TrainAdapter` through the ``trainable`` hook, runs the :class:`Trainer`, and writes the
+output directory, which is itself a model (``hub run OUT``, ``hub info OUT``)::
+
+    OUT/mmhub.yaml            catalogue fields: task, plugin, labels (under options), metrics
+    OUT/<plugin's files>      the fine-tuned weights in the library's own format (adapter.save)
+    OUT/metrics.json          the validation metrics of those weights (per class, confusion)
+    OUT/metrics.jsonl         the training log; OUT/training_curves.png its plot
+    OUT/checkpoints/          resumable checkpoints (``resume=True`` / ``--resume``)
+
+The weights saved are those of the best evaluation by ``metric`` (the last weights when there
+is no validation data). Without ``val`` a stratified ``val_fraction`` of the data is held out.
+"""
+from __future__ import annotations
+
+import json
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hub.errors import HubError
+
+# task -> (adapter kind, what the data rows hold)
+TASK_KINDS = {
+    "text-classification": ("classification", "text"),
+    "token-classification": ("classification", "text"),
+    "image-classification": ("classification", "image"),
+    "audio-classification": ("classification", "audio"),
+    "image-text-similarity": ("contrastive", "image"),
+    "zero-shot-image-classification": ("contrastive", "image"),
+    "speech-recognition": ("ctc", "audio"),
+}
+DEFAULT_LR = {"classification": 5e-5, "contrastive": 1e-5, "ctc": 1e-4}
+
+
+@dataclass
+class FinetuneResult:
+    out_dir: Path
+    metric: str
+    metrics: dict  # validation metrics of the saved weights
+    best_metric: float | None
+    best_step: int | None
+    steps: int
+    epochs: int
+    stopped_early: bool
+    train_rows: int
+    val_rows: int
+    throughput: float  # training examples per second
+    problems: list[str] = field(default_factory=list)  # bad rows skipped
+    metrics_file: Path | None = None
+    plot: Path | None = None
+    checkpoint: Path | None = None
+
+
+def task_kind(task: str) -> tuple[str, str]:
+    if task not in TASK_KINDS:
+        raise HubError(f"task '{task}' cannot be fine-tuned; trainable tasks: {', '.join(TASK_KINDS)}. "
+                       "Pass --task with one of them")
+    return TASK_KINDS[task]
+
+
+def _read(path, kind, inputs, text_column, label_column, on_bad, what):
+    from hub.train.data import read_records
+
+    records, problems = read_records(path, kind, inputs, text_column=text_column, label_column=label_column,
+                                     on_bad=on_bad)
+    if problems:
+        shown = "; ".join(problems[:5]) + (f"; ... {len(problems) - 5} more" if len(problems) > 5 else "")
+        warnings.warn(f"skipped {len(problems)} bad {what} rows: {shown}", stacklevel=3)
+    return records, problems
+
+
+def get_adapter(spec, task: str, labels, device_manager):
+    """The plugin's TrainAdapter for ``spec`` on ``task``, or a HubError saying it has none."""
+    from hub.plugins import get_plugin_manager
+
+    adapter = get_plugin_manager().hook.trainable(spec=spec, task=task, num_labels=len(labels) if labels else None,
+                                                  labels=labels, device_manager=device_manager)
+    if adapter is None:
+        raise HubError(f"model '{spec.id}' cannot be fine-tuned for {task}: its plugin '{spec.plugin}' offers no "
+                       "training for it. Try another --task or another model (hub list --task ...)")
+    if adapter.labels is None and labels:
+        adapter.labels = list(labels)
+    return adapter
+
+
+def _default_out(spec_id: str, task: str) -> Path:
+    return Path("runs") / f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', spec_id).strip('-')}-{task}"
+
+
+def finetune(model_id: str, data, val=None, task: str | None = None, epochs: int = 3, lr: float | None = None,
+             batch_size: int = 32, grad_accum: int = 1, precision: str = "auto", freeze_backbone: bool = False,
+             unfreeze_last: int | None = None, out=None, resume: bool = False, seed: int = 0,
+             eval_every: int | None = None, patience: int | None = None, metric: str = "accuracy",
+             schedule: str = "linear", warmup: float = 0.1, weight_decay: float = 0.01,
+             max_grad_norm: float | None = 1.0, head_lr_mult: float = 10.0, group_by_length: bool = True,
+             on_bad_rows: str = "skip", text_column: str = "text", label_column: str = "label",
+             max_steps: int | None = None, device: str | None = None, save_every: int | None = None,
+             val_fraction: float = 0.2, num_workers: int = 0, progress: bool = True) -> FinetuneResult:
+    """Fine-tune ``model_id`` on ``data``; returns the final metrics and where things were written."""
+    from hub.api import get_spec
+    from hub.device import DeviceManager
+    from hub.train.data import check_val_labels, label_names, stratified_split
+    from hub.train.distributed import device_for, init_from_env
+    from hub.train.loop import TrainConfig, Trainer, seed_everything
+
+    spec = get_spec(str(model_id), task)
+    task = spec.task
+    kind, inputs = task_kind(task)
+    out = Path(out) if out else _default_out(spec.id, task)
+    _check_out(out, resume)
+    records, problems = _read(data, kind, inputs, text_column, label_column, on_bad_rows, "training")
+    if val is not None:
+        val_records, val_problems = _read(val, kind, inputs, text_column, label_column, on_bad_rows, "validation")
+        problems = problems + val_problems
+        train = records
+    else:
+        train, val_records = stratified_split(records, val_fraction, seed)
+    labels = label_names(train) if kind == "classification" else None
+    if labels is not None:
+        if len(labels) < 2:
+            raise HubError(f"training data '{data}' has {len(labels)} class(es); classification needs at least 2")
+        val_records, label_problems = check_val_labels(val_records, labels, on_bad_rows)
+        if label_problems:
+            warnings.warn(f"skipped {len(label_problems)} validation rows with unknown labels: "
+                          f"{'; '.join(label_problems[:3])}", stacklevel=2)
+    ctx = init_from_env(device)
+    config = TrainConfig(epochs=epochs, lr=lr or DEFAULT_LR[kind], batch_size=batch_size, grad_accum=grad_accum,
+                         precision=precision, device=device_for(ctx, device), freeze_backbone=freeze_backbone,
+                         unfreeze_last=unfreeze_last, seed=seed, eval_every=eval_every, save_every=save_every,
+                         patience=patience, metric=metric, schedule=schedule, warmup=warmup,
+                         weight_decay=weight_decay, max_grad_norm=max_grad_norm, head_lr_mult=head_lr_mult,
+                         group_by_length=group_by_length, max_steps=max_steps, num_workers=num_workers,
+                         progress=progress)
+    seed_everything(seed)  # the new head's initial weights depend on it
+    dm = DeviceManager(config.device, precision)
+    adapter = get_adapter(spec, task, labels, dm)
+    run_args = {"model": spec.id, "task": task, "data": str(data), "val": None if val is None else str(val),
+                "text_column": text_column, "label_column": label_column, "val_fraction": val_fraction,
+                "world_size": ctx.world_size}
+    trainer = Trainer(adapter, train, val_records, config, out, dm, ctx, resume=resume, run_args=run_args)
+    result = trainer.fit()
+    if ctx.is_main:
+        _write_model(out, adapter, trainer.module, spec, task, labels, trainer.metric, result, len(train), data)
+    from hub.train.distributed import barrier
+
+    barrier(ctx)
+    return FinetuneResult(out_dir=out, metric=trainer.metric, metrics=result.metrics, best_metric=result.best_metric,
+                          best_step=result.best_step, steps=result.step, epochs=result.epoch,
+                          stopped_early=result.stopped_early, train_rows=len(train), val_rows=len(val_records),
+                          throughput=result.throughput, problems=problems, metrics_file=out / "metrics.jsonl",
+                          plot=out / "training_curves.png", checkpoint=result.best_checkpoint or result.last_checkpoint)
+
+
+def _check_out(out: Path, resume: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise HubError(f"output path '{out}' is a file; give a directory with --out")
+    if not resume and (out / "checkpoints").is_dir() and any((out / "checkpoints").iterdir()):
+        raise HubError(f"output directory '{out}' holds checkpoints of an earlier run; pass --resume to "
+                       "continue it, or choose another --out")
+
+
+def _write_model(out: Path, adapter, module, spec, task, labels, metric, result, n_train, data) -> None:
+    """Save the weights through the plugin, then mmhub.yaml and metrics.json beside them."""
+    from hub.local import atomic_write_text, write_card
+    from hub.train.metrics import scalar_metrics
+
+    adapter.save(module, out)
+    fields = {"task": task, "plugin": spec.plugin, "arch": spec.arch, "license": spec.license,
+              "params": sum(int(p.numel()) for p in module.parameters()), "preprocess": dict(spec.preprocess or {})}
+    fields.update(adapter.spec_fields or {})
+    scores = scalar_metrics(result.metrics)
+    summary = f"; validation {metric} {scores[metric]:.4f}" if metric in scores else ""
+    fields["description"] = (f"{spec.id} fine-tuned for {task} on {Path(str(data)).name} "
+                             f"({n_train} rows, {result.step} steps{summary})")
+    options = dict(fields.get("options") or {})
+    options.update(base_model=spec.id, metric=metric, metrics=scores)
+    if labels:
+        options["labels"] = list(labels)
+    fields["options"] = options
+    write_card(out, {k: v for k, v in fields.items() if v not in (None, "", {}, [])})
+    atomic_write_text(out / "metrics.json", json.dumps(result.metrics, indent=2) + "\n")
+
+
+def evaluate(model_or_dir: str, data, task: str | None = None, batch_size: int = 32, precision: str = "auto",
+             device: str | None = None, text_column: str = "text", label_column: str = "label",
+             on_bad_rows: str = "skip") -> dict:
+    """Metrics of a model (catalogue id or fine-tuned directory) on labelled ``data``."""
+    from hub.api import get_spec
+    from hub.device import DeviceManager
+    from hub.train.data import check_val_labels, label_names
+    from hub.train.evaluation import evaluate_module, example_lengths
+
+    spec = get_spec(str(model_or_dir), task)
+    kind, inputs = task_kind(spec.task)
+    records, _ = _read(data, kind, inputs, text_column, label_column, on_bad_rows, "evaluation")
+    labels = None
+    if kind == "classification":
+        labels = list((spec.options or {}).get("labels") or label_names(records))
+        records, label_problems = check_val_labels(records, labels, on_bad_rows)
+        if label_problems:
+            warnings.warn(f"skipped {len(label_problems)} rows with labels the model does not know: "
+                          f"{'; '.join(label_problems[:3])}", stacklevel=2)
+    dm = DeviceManager(device, precision)
+    adapter = get_adapter(spec, spec.task, labels, dm)
+    module = adapter.module.to(dm.device).eval()
+    return evaluate_module(adapter, module, records, dm, batch_size, lengths=example_lengths(adapter, records))

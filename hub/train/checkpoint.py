@@ -1,0 +1,187 @@
+"""Crash-safe training checkpoints.
+
+Layout under ``OUT/checkpoints``::
+
+    step-00000120/model.safetensors   module weights (safetensors, shared tensors handled)
+    step-00000120/state.pt            optimiser, scheduler, grad scaler, RNG states, position,
+                                      best metric, early-stopping counter, run arguments
+    last                              text file naming the newest complete checkpoint
+    best                              text file naming the checkpoint with the best metric
+
+A checkpoint is written into a hidden temporary folder, flushed, and renamed into place with
+``os.replace``; the ``last``/``best`` pointers are replaced the same way. A crash at any moment
+leaves either the old checkpoint or the new one, never a half-written one, and leftovers of an
+interrupted save are ignored and cleaned up by the next save. ``state.pt`` holds only tensors,
+numbers, strings, lists and dicts, so it loads with ``torch.load(weights_only=True)``.
+"""
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import tempfile
+from pathlib import Path
+
+from hub.errors import HubError
+from hub.local import atomic_write_text
+
+WEIGHTS = "model.safetensors"
+STATE = "state.pt"
+PREFIX = "step-"
+
+
+def step_name(step: int) -> str:
+    return f"{PREFIX}{step:08d}"
+
+
+def save_checkpoint(root, module, state: dict, best: bool = False, keep: int = 2) -> Path:
+    """Write checkpoint ``step-<state['step']>`` atomically; update ``last`` (and ``best``)."""
+    import torch
+    from safetensors.torch import save_model
+
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    name = step_name(int(state["step"]))
+    final = root / name
+    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{name}.", suffix=".tmp"))
+    try:
+        save_model(_unwrap(module), str(tmp / WEIGHTS))
+        with open(tmp / STATE, "wb") as fh:
+            torch.save(state, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        _fsync_dir(tmp)
+        if final.exists():  # the same step saved again (e.g. epoch end == eval step)
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        _fsync_dir(root)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    atomic_write_text(root / "last", name + "\n")
+    if best:
+        atomic_write_text(root / "best", name + "\n")
+    prune(root, keep)
+    return final
+
+
+def _unwrap(module):
+    return getattr(module, "module", module) if type(module).__name__ == "DistributedDataParallel" else module
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def complete(path: Path) -> bool:
+    return path.is_dir() and (path / WEIGHTS).is_file() and (path / STATE).is_file()
+
+
+def checkpoints(root) -> list[Path]:
+    """Complete checkpoints under ``root``, oldest first."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if p.name.startswith(PREFIX) and p.name[len(PREFIX):].isdigit()]
+    return sorted((p for p in found if complete(p)), key=lambda p: int(p.name[len(PREFIX):]))
+
+
+def pointer(root, which: str = "last") -> Path | None:
+    """The checkpoint named by ``last``/``best``, else (for ``last``) the newest complete one."""
+    root = Path(root)
+    try:
+        target = root / (root / which).read_text(encoding="utf-8").strip()
+        if complete(target):
+            return target
+    except OSError:
+        pass
+    if which == "last":
+        found = checkpoints(root)
+        return found[-1] if found else None
+    return None
+
+
+def prune(root, keep: int) -> None:
+    """Delete all but the newest ``keep`` checkpoints (never ``best``) and stale temp folders."""
+    root = Path(root)
+    protect = {p for p in (pointer(root, "last"), pointer(root, "best")) if p is not None}
+    found = checkpoints(root)
+    for path in found[:max(0, len(found) - keep)]:
+        if path not in protect:
+            shutil.rmtree(path, ignore_errors=True)
+    for path in root.glob(f".{PREFIX}*.tmp"):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def load_state(path) -> dict:
+    """The training state of checkpoint folder ``path`` (weights_only load)."""
+    import torch
+
+    try:
+        return torch.load(Path(path) / STATE, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise HubError(f"cannot read the checkpoint '{path}': {exc}. Delete it to resume from an older one") from None
+
+
+def load_weights(module, path, device: str = "cpu") -> None:
+    """Load checkpoint ``path``'s weights into ``module`` (strict: every tensor must match)."""
+    from safetensors.torch import load_model
+
+    missing, unexpected = load_model(_unwrap(module), str(Path(path) / WEIGHTS), strict=False, device=device)
+    if missing or unexpected:
+        raise HubError(f"checkpoint '{path}' does not match the model: missing {sorted(missing)[:5]}, "
+                       f"unexpected {sorted(unexpected)[:5]}. Resume with the same model and task")
+
+
+# -- RNG states ------------------------------------------------------------------------------
+def rng_state() -> dict:
+    """Python, numpy, torch and CUDA generator states as weights_only-loadable values."""
+    import numpy as np
+    import torch
+
+    version, internal, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {"python": {"version": version, "state": list(internal), "gauss": gauss},
+             "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                       "has_gauss": int(has_gauss), "cached": float(cached)},
+             "torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    import numpy as np
+    import torch
+
+    py = state["python"]
+    random.setstate((py["version"], tuple(py["state"]), py["gauss"]))
+    nps = state["numpy"]
+    np.random.set_state((nps["kind"], nps["keys"].numpy().astype(np.uint32), nps["pos"], nps["has_gauss"],
+                         nps["cached"]))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        cuda = state["cuda"]
+        if len(cuda) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda)
+
+
+def argument_differences(saved: dict, current: dict, ignore=("resume", "out", "nproc")) -> list[str]:
+    """``name: old -> new`` for every run argument that changed since the checkpoint."""
+    diffs = []
+    for key in sorted(set(saved) | set(current)):
+        if key in ignore:
+            continue
+        old, new = saved.get(key, "<unset>"), current.get(key, "<unset>")
+        if old != new:
+            diffs.append(f"{key}: {old!r} -> {new!r}")
+    return diffs

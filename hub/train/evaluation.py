@@ -1,0 +1,150 @@
+"""Run a module over validation records and compute the metrics of its kind.
+
+What ``adapter.predict(module, batch)`` returns, per kind:
+
+- ``classification``: logits ``[B, C]`` (or ``[B, T, C]`` for tokens, where ``batch["labels"]``
+  holds -100 at positions to ignore); references are ``batch["labels"]``;
+- ``contrastive``: ``(image_embeddings [B, D], text_embeddings [B, D])`` of matching pairs;
+- ``ctc``: a list of ``B`` decoded transcripts; references are the records' ``text``.
+
+Under torch.distributed each rank evaluates every ``world_size``-th batch; counts (confusion
+matrix, top-k hits, summed loss, word edits) are summed with ``all_reduce`` and embeddings are
+gathered, so every rank gets the same metrics.
+"""
+from __future__ import annotations
+
+from hub.errors import HubError
+from hub.train import metrics as M
+from hub.train.distributed import DistContext, all_reduce_sum, gather_lists
+
+METRICS = {
+    "classification": ("accuracy", "top5_accuracy", "precision_macro", "recall_macro", "f1_macro", "loss"),
+    "contrastive": ("recall@1", "recall@5", "i2t_recall@1", "t2i_recall@1", "i2t_recall@5", "t2i_recall@5"),
+    "ctc": ("wer", "cer"),
+}
+DEFAULT_METRIC = {"classification": "accuracy", "contrastive": "recall@1", "ctc": "wer"}
+
+
+def resolve_metric(kind: str, metric: str | None) -> str:
+    """The metric to select checkpoints by; ``accuracy`` (the default) means the kind's default."""
+    if not metric or (metric == "accuracy" and kind != "classification"):
+        return DEFAULT_METRIC[kind]
+    if metric not in METRICS[kind]:
+        raise HubError(f"metric '{metric}' is not computed for {kind} training; choose one of: "
+                       f"{', '.join(METRICS[kind])}")
+    return metric
+
+
+class ExampleSet:
+    """``records[i]`` loaded by the adapter on access (a map-style dataset for DataLoader)."""
+
+    def __init__(self, adapter, records, train: bool):
+        self.adapter, self.records, self.train = adapter, records, train
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int):
+        record = self.records[index]
+        try:
+            return self.adapter.load_example(record, self.train)
+        except HubError:
+            raise
+        except Exception as exc:
+            raise HubError(f"{record.where or record.input}: cannot load this example "
+                           f"({type(exc).__name__}: {exc}); fix or remove the row") from exc
+
+
+def example_lengths(adapter, records) -> list[int] | None:
+    """Each record's length (tokens, samples) when the adapter can tell, else None."""
+    if adapter.length is None:
+        return None
+    examples = ExampleSet(adapter, records, False)
+    return [int(adapter.length(examples[i])) for i in range(len(records))]
+
+
+def evaluate_module(adapter, module, records, device_manager, batch_size: int = 32,
+                    ctx: DistContext | None = None, lengths: list[int] | None = None) -> dict:
+    """The metrics dict of ``module`` on ``records`` (identical on every rank)."""
+    import torch
+
+    from hub.train.batching import eval_batches
+
+    ctx = ctx or DistContext()
+    if not records:
+        raise HubError("no validation rows to evaluate on")
+    batches = eval_batches(lengths, len(records), batch_size)[ctx.rank::ctx.world_size]
+    examples = ExampleSet(adapter, records, False)
+    acc = _Accumulator(adapter, device_manager.device)
+    was_training = module.training
+    module.eval()
+    try:
+        with torch.no_grad():
+            for indices in batches:
+                batch = device_manager.to_device(adapter.collate([examples[i] for i in indices]))
+                with device_manager.autocast():
+                    out = adapter.predict(module, batch)
+                acc.add(out, batch, [records[i] for i in indices])
+    finally:
+        module.train(was_training)
+    return acc.result(ctx)
+
+
+class _Accumulator:
+    """Sums (classification, ctc) or collects (contrastive) what one rank saw."""
+
+    def __init__(self, adapter, device: str):
+        import torch
+
+        self.kind, self.labels, self.device = adapter.kind, adapter.labels, device
+        n = len(adapter.labels or [])
+        self.cm = torch.zeros((n, n), dtype=torch.int64, device=device) if self.kind == "classification" else None
+        self.sums = torch.zeros(6, dtype=torch.float64, device=device)  # top5 hits, loss, wer/cer counts
+        self.images, self.texts_emb, self.captions = [], [], []
+
+    def add(self, out, batch, records) -> None:
+        if self.kind == "classification":
+            self._classification(out, batch)
+        elif self.kind == "contrastive":
+            image, text = out
+            self.images.extend(image.float().cpu().numpy())
+            self.texts_emb.extend(text.float().cpu().numpy())
+            self.captions.extend(r.text for r in records)
+        else:
+            hyps = list(out)
+            refs = [r.text or "" for r in records]
+            we, ww = M.wer_counts(refs, hyps)
+            ce, cw = M.cer_counts(refs, hyps)
+            self.sums[2:6] += self.sums.new_tensor([we, ww, ce, cw])
+
+    def _classification(self, logits, batch) -> None:
+        import torch
+
+        logits = logits.float()
+        labels = batch["labels"].to(logits.device)
+        if logits.ndim == 3:  # token classification
+            logits, labels = logits.reshape(-1, logits.shape[-1]), labels.reshape(-1)
+        keep = labels != -100
+        logits, labels = logits[keep], labels[keep]
+        c = self.cm.shape[0]
+        preds = logits.argmax(dim=-1)
+        self.cm += torch.bincount(labels * c + preds, minlength=c * c).reshape(c, c).to(self.cm.device)
+        k = min(5, c)
+        self.sums[0] += (logits.topk(k, dim=-1).indices == labels[:, None]).any(dim=-1).sum().double()
+        self.sums[1] += torch.nn.functional.cross_entropy(logits, labels, reduction="sum").double()
+
+    def result(self, ctx: DistContext) -> dict:
+        if self.kind == "classification":
+            all_reduce_sum(self.cm, ctx)
+            all_reduce_sum(self.sums, ctx)
+            hits = {5: int(self.sums[0].item())} if self.cm.shape[0] > 5 else {}
+            return M.classification_report(self.cm.cpu().numpy(), self.labels, hits, float(self.sums[1].item()))
+        if self.kind == "contrastive":
+            import numpy as np
+
+            images, texts = gather_lists(self.images, ctx), gather_lists(self.texts_emb, ctx)
+            captions = gather_lists(self.captions, ctx)
+            return M.retrieval_report(np.stack(images), np.stack(texts), captions, ks=(1, 5))
+        all_reduce_sum(self.sums, ctx)
+        we, ww, ce, cw = (float(x) for x in self.sums[2:6].tolist())
+        return {"wer": we / ww if ww else 0.0, "cer": ce / cw if cw else 0.0, "count_words": int(ww)}
