@@ -11,7 +11,9 @@ are restored too. ``DigitsPlugin`` serves it through the ``trainable`` hook as p
 from __future__ import annotations
 
 import json
+import os
 import sys
+import time
 from pathlib import Path
 
 from hub import hookimpl
@@ -103,7 +105,11 @@ def make_adapter(labels: list[str], source: str | None = None) -> TrainAdapter:
             pixels = pixels + 0.05 * torch.randn(64)
         return {"x": pixels, "label": index[record.label], "n": int((pixels > 0.3).sum())}
 
+    slow = float(os.environ.get("DIGITS_SLOW", "0"))  # seconds per batch, to catch a run mid-epoch
+
     def collate(examples):
+        if slow:
+            time.sleep(slow)
         return {"x": torch.stack([e["x"] for e in examples]),
                 "labels": torch.tensor([e["label"] for e in examples])}
 
@@ -151,8 +157,6 @@ def register() -> None:
 
 def main(argv: list[str]) -> None:
     """``python _train_digits.py DATA OUT [json kwargs for finetune]``."""
-    import os
-
     os.environ.setdefault("HUB_PLUGINS", "")
     register()
     from hub.train.api import finetune
