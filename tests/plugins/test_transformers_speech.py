@@ -347,6 +347,8 @@ def test_errors_name_the_file_and_the_fix(ctc_dir, tmp_path):
         pipe(str(tmp_path / "missing.wav"))
     with pytest.raises(InputError, match="empty"):
         pipe((np.zeros(0, dtype=np.float32), RATE))
+    with pytest.raises(InputError, match=r"is 6.2 ms long.*at least 25.0 ms \(400 samples\)"):
+        pipe((np.zeros(100, dtype=np.float32), RATE))
 
 
 def test_directories_are_detected_with_their_task(whisper_dir, ctc_dir, w2v_cls_dir, ast_dir):

@@ -45,6 +45,8 @@ def is_audio_pair(item) -> bool:
 class AudioPipeline(TransformersPipeline):
     """Base of the audio pipelines: a feature extractor (and maybe a tokenizer); inputs are audio."""
 
+    needs_tokenizer = True
+
     def __init__(self, spec, model, device_manager, feature_extractor=None, **kwargs):
         super().__init__(spec, model, device_manager, **kwargs)
         self.feature_extractor = feature_extractor
@@ -56,9 +58,10 @@ class AudioPipeline(TransformersPipeline):
         return cls.build(spec, device_manager, directory, trust_remote_code, **options)
 
     @classmethod
-    def build(cls, spec, device_manager, directory, trust_remote_code: bool = False, with_tokenizer=True, **options):
+    def build(cls, spec, device_manager, directory, trust_remote_code: bool = False, **options):
+        """Feature extractor, tokenizer (when the task decodes text) and model from ``directory``."""
         fe = load_feature_extractor(directory, trust_remote_code)
-        tokenizer = load_tokenizer(directory, trust_remote_code) if with_tokenizer else None
+        tokenizer = load_tokenizer(directory, trust_remote_code) if cls.needs_tokenizer else None
         model = device_manager.place(load_auto(cls.auto_class, directory, trust_remote_code))
         return cls(spec, model, device_manager, feature_extractor=fe, tokenizer=tokenizer,
                    directory=directory, **options)
@@ -79,10 +82,24 @@ class AudioPipeline(TransformersPipeline):
         from hub.inputs import load_audio
 
         wave = load_audio(item, self.sampling_rate)
-        if wave.size == 0:
+        shortest = self.min_samples()
+        if wave.size < shortest:
             name = f"'{item}'" if isinstance(item, str) else "given"
-            raise InputError(f"the audio {name} is empty; {self.spec.id} needs at least one sample")
+            what = "is empty" if wave.size == 0 else f"is {1000 * wave.size / self.sampling_rate:.1f} ms long"
+            raise InputError(f"the audio {name} {what}; {self.spec.id} needs at least "
+                             f"{1000 * shortest / self.sampling_rate:.1f} ms ({shortest} samples)")
         return wave
+
+    def min_samples(self) -> int:
+        """The fewest samples the model takes: the receptive field of a conv front end (wav2vec2: 400)."""
+        config = self.model.config
+        kernels, strides = getattr(config, "conv_kernel", None), getattr(config, "conv_stride", None)
+        if not kernels or not strides:
+            return 1
+        n = 1
+        for kernel, stride in reversed(list(zip(kernels, strides))):
+            n = (n - 1) * stride + kernel
+        return n
 
     def length(self, item) -> int:
         return int(item.shape[0])
@@ -99,11 +116,7 @@ class AudioClassificationPipeline(AudioPipeline):
 
     task = "audio-classification"
     auto_class = "AutoModelForAudioClassification"
-
-    @classmethod
-    def from_spec(cls, spec, device_manager, trust_remote_code: bool = False, **options):
-        directory = weights_dir(spec)
-        return cls.build(spec, device_manager, directory, trust_remote_code, with_tokenizer=False, **options)
+    needs_tokenizer = False
 
     def preprocess(self, items, **kwargs):
         limit = getattr(self.feature_extractor, "max_length", None)
