@@ -50,7 +50,7 @@ def write_image_folder(root: Path, n: int | None = None) -> Path:
     return root
 
 
-def build_module(num_labels: int = 10, depth: int = 3):
+def build_module(num_labels: int = 10, depth: int = 3, dropout: float = 0.1):
     import torch
     from torch import nn
 
@@ -59,7 +59,7 @@ def build_module(num_labels: int = 10, depth: int = 3):
             super().__init__()
             self.linear = nn.Linear(HIDDEN, HIDDEN)
             self.norm = nn.LayerNorm(HIDDEN)
-            self.drop = nn.Dropout(0.1)
+            self.drop = nn.Dropout(dropout)
 
         def forward(self, x):
             return x + self.drop(torch.nn.functional.gelu(self.norm(self.linear(x))))
@@ -80,14 +80,14 @@ def build_module(num_labels: int = 10, depth: int = 3):
     return DigitsNet()
 
 
-def make_adapter(labels: list[str], source: str | None = None) -> TrainAdapter:
+def make_adapter(labels: list[str], source: str | None = None, dropout: float = 0.1) -> TrainAdapter:
     """The adapter; weights come from ``source/model.safetensors`` when it is a trained output."""
     import numpy as np
     import torch
     import torch.nn.functional as F
 
     x, _ = digits()
-    module = build_module(len(labels))
+    module = build_module(len(labels), dropout=dropout)
     if source and (Path(source) / "model.safetensors").is_file():
         from safetensors.torch import load_model
 

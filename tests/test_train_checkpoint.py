@@ -25,6 +25,15 @@ from hub.train.loop import TrainConfig, Trainer  # noqa: E402
 LABELS = [str(i) for i in range(10)]
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models run faster on one thread, and the machine is shared."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _state(step: int) -> dict:
     return {"step": step, "epoch": 0, "batch_in_epoch": step, "rng": ckpt.rng_state(), "args": {"lr": 0.1},
             "best": None}
