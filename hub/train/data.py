@@ -7,7 +7,8 @@ Formats (``kind`` / ``inputs``):
   token classification: JSONL rows with a ``tokens`` list and a ``tags`` list of the same length;
 - classification / image or audio from a table: CSV/JSONL whose text column (or ``image`` /
   ``audio`` / ``path`` / ``file``) holds a path relative to the table's folder;
-- contrastive / image: JSONL of ``{"image": path, "caption": text}``;
+- contrastive / image: JSONL of ``{"image": path, "caption": text}``, optionally with a ``label``
+  (a class name: the adapter then treats captions of one class as positives of each other);
 - ctc / audio: JSONL of ``{"audio": path, "text": transcript}``.
 
 Bad rows (missing file, empty text, unparsable line, missing label) become problems such as
@@ -195,6 +196,8 @@ def _columns(file: Path, rows, kind: str, inputs: str, text_column: str, label_c
         present.update(row)
     if kind == "contrastive":
         wanted = {"input": "image", "text": _first(present, (text_column, "caption", "text"))}
+        if label_column in present:  # optional class: captions of one class are positives of each other
+            wanted["label"] = label_column
     elif kind == "ctc":
         wanted = {"input": _first(present, PATH_COLUMNS["audio"]), "text": text_column}
     elif inputs == "text":
@@ -240,7 +243,8 @@ def _row_record(file: Path, where: str, row: dict, kind: str, inputs: str, colum
     text = _clean(row.get(columns["text"]))
     if not text:
         return None, "empty caption" if kind == "contrastive" else "empty transcript"
-    return Record(input=found, text=text, where=where), None
+    label = _clean(row.get(columns["label"])) if "label" in columns else ""
+    return Record(input=found, text=text, label=label or None, where=where), None
 
 
 def _clean(value) -> str:
