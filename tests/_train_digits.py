@@ -165,6 +165,7 @@ def main(argv: list[str]) -> None:
     result = finetune("digits-mlp", argv[0], out=argv[1], progress=False, **kwargs)
     if int(os.environ.get("RANK", 0)) == 0:
         print(json.dumps({"metrics": {k: v for k, v in result.metrics.items() if isinstance(v, float)},
+                          "count": result.metrics.get("count"), "val_rows": result.val_rows,
                           "steps": result.steps, "best_step": result.best_step}))
 
 

@@ -136,8 +136,7 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tmp_path):
     data = D.write_image_folder(tmp_path / "digits", 500)
     # 400 train rows / 16 = 25 micro-batches per epoch, grad_accum 2 -> 13 steps per epoch
     args = dict(epochs=2, batch_size=16, grad_accum=2, lr=3e-3, precision="fp32", save_every=3, seed=7)
-    full = _run(data, tmp_path / "full", **args)
-    assert full.wait(timeout=120) == 0, full.stderr.read()
+    full = _run(data, tmp_path / "full", **args)  # runs alongside the victim
     killed_out = tmp_path / "killed"
     victim = _run(data, killed_out, {"DIGITS_SLOW": "0.15"}, **args)
     target = killed_out / "checkpoints" / ckpt.step_name(6)  # mid-epoch 0 (batch 12 of 25)
@@ -149,6 +148,7 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tmp_path):
     assert victim.returncode == -signal.SIGKILL, "the run finished before it could be killed"
     last = ckpt.load_state(ckpt.pointer(killed_out / "checkpoints"))
     assert 0 < last["batch_in_epoch"] < 25 and last["epoch"] == 0 and last["step"] < 26
+    assert full.wait(timeout=120) == 0, full.stderr.read()
     resumed = _run(data, killed_out, resume=True, **args)
     assert resumed.wait(timeout=120) == 0, resumed.stderr.read()
     assert "resumed from step-" in resumed.stderr.read()
