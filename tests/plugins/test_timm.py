@@ -253,3 +253,23 @@ def test_uncached_catalogue_id_fails_at_once_offline(monkeypatch, tmp_path):
     assert time.perf_counter() - start < 10
     message = str(err.value)
     assert "resnet50.a1_in1k" in message and "huggingface-cli download timm/resnet50.a1_in1k" in message
+
+
+def test_catalogue_entry_with_local_copy(small, tmp_path, monkeypatch, fresh_hub, images):
+    catalogue = tmp_path / "catalog.yaml"
+    catalogue.write_text(
+        "models:\n  my-resnet18:\n    task: image-embedding\n    plugin: timm\n"
+        f"    source: hf-hub:timm/resnet18.a1_in1k\n    local: {small[0]}\n    arch: resnet18\n"
+    )
+    monkeypatch.setenv("HUB_CATALOG", str(catalogue))
+    result = hub.load("my-resnet18", dtype="fp32", cache=False)(str(images[0]))
+    assert result.dim == 512
+
+
+def test_preprocess_overrides_from_the_catalogue():
+    from mmhub_timm.loading import data_config
+
+    model = timm.create_model("resnet18", pretrained=False)  # resnet18.a1_in1k: 224 train, 288 test
+    assert data_config(model)["input_size"] == (3, 224, 224)
+    assert data_config(model, {"use_test_size": True})["input_size"] == (3, 288, 288)
+    assert data_config(model, {"crop_pct": 1.0, "interpolation": "bilinear"})["crop_pct"] == 1.0

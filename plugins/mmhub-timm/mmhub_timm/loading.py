@@ -112,15 +112,43 @@ def load_model(spec, directory: Path):
             + (f" or fetch them: huggingface-cli download {spec.source[len('hf-hub:'):]}"
                if spec.source.startswith("hf-hub:") else "")
         )
-    model = create_model(directory, config)
     state = load_state_dict(path)
+    model = _load_without_init(directory, config, state, path)
+    if model is None:  # the architecture computes buffers at construction: build it for real
+        model = create_model(directory, config)
+        _strict_load(model, state, path, config)
+    return model.eval(), config
+
+
+def _load_without_init(directory: Path, config: dict, state: dict, path: Path):
+    """Build on the meta device (no random init to throw away) and adopt the weights' tensors.
+
+    Returns None when the constructor needs real tensors or some tensor is not in the weights (a
+    non-persistent buffer computed in ``__init__``); the caller then builds the model normally.
+    """
+    import torch
+
     try:
-        model.load_state_dict(state, strict=True)
+        with torch.device("meta"):
+            model = create_model(directory, config)
+    except Exception:  # an architecture whose constructor needs real tensors
+        return None
+    _strict_load(model, state, path, config, assign=True)
+    tensors = list(model.parameters()) + list(model.buffers())
+    if any(t.is_meta for t in tensors):
+        return None
+    if any(t.is_floating_point() and t.dtype != torch.float32 for t in tensors):
+        model = model.float()  # half-precision checkpoints: weights stay fp32, autocast does the rest
+    return model
+
+
+def _strict_load(model, state: dict, path: Path, config: dict, assign: bool = False) -> None:
+    try:
+        model.load_state_dict(state, strict=True, assign=assign)
     except RuntimeError as exc:
         first = str(exc).splitlines()[0:3]
         raise HubError(f"the weights in '{path}' do not fit timm architecture '{config['architecture']}' with "
                        f"{config.get('num_classes')} classes: {' '.join(first)}. Check config.json") from None
-    return model.eval(), config
 
 
 def label_names(model, config: dict, spec=None) -> list[str]:
@@ -141,14 +169,22 @@ def label_names(model, config: dict, spec=None) -> list[str]:
 
 
 def _says_imagenet(cfg: dict, spec) -> bool:
-    hints = [cfg.get("tag"), cfg.get("hf_hub_id"), cfg.get("dataset"), cfg.get("architecture")]
+    hints = [cfg.get("tag"), cfg.get("hf_hub_id"), cfg.get("dataset")]
     if spec is not None:
         hints += [spec.source, spec.id, (spec.options or {}).get("labels")]
     return any(isinstance(h, str) and _IMAGENET_HINT.search(h) for h in hints)
 
 
 def data_config(model, overrides: dict | None = None) -> dict:
-    """timm's eval preprocessing for the weights (size, crop, mean/std, interpolation), with overrides."""
+    """timm's eval preprocessing for the weights (size, crop, mean/std, interpolation), with overrides.
+
+    As timm's model cards do (``resolve_model_data_config``), the train-time input size is used;
+    a catalogue entry may set ``preprocess: {use_test_size: true}`` for the test size and crop, as
+    timm's validate.py does, or override ``input_size``, ``crop_pct``, ``crop_mode``, ``mean``, ``std``,
+    ``interpolation`` themselves.
+    """
     from timm.data import resolve_data_config
 
-    return resolve_data_config(args=dict(overrides or {}), model=model)
+    args = dict(overrides or {})
+    use_test_size = bool(args.pop("use_test_size", False))
+    return resolve_data_config(args=args, model=model, use_test_size=use_test_size)
