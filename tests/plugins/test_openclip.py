@@ -218,6 +218,41 @@ def test_bf16_autocast_stays_close(images, zero_shot, tiny):
         assert diff.abs().max() < 0.05
 
 
+def test_fast_attention_matches_multihead_attention():
+    from mmhub_openclip.fast import self_attention
+
+    torch.manual_seed(0)
+    mha = torch.nn.MultiheadAttention(64, 4, batch_first=True).eval()
+    x = torch.randn(3, 10, 64)
+    causal = torch.full((10, 10), float("-inf")).triu(1)
+    with torch.no_grad():
+        for mask in (None, causal):
+            expected = mha(x, x, x, need_weights=False, attn_mask=mask)[0]
+            assert (self_attention(mha, x, mask) - expected).abs().max() <= 1e-5
+
+
+def test_reduced_precision_model_equals_plain_autocast(tiny, images):
+    """Patched attention + weights rounded once give autocast's numbers (attention: to bf16 rounding)."""
+    import copy
+
+    from mmhub_openclip.fast import patch_attention, precast_weights
+
+    _, model, transform, tokenizer = tiny
+    fast = copy.deepcopy(model)
+    patch_attention(fast)
+    precast_weights(fast, torch.bfloat16)
+    reference = copy.deepcopy(model)
+    patch_attention(reference)
+    from PIL import Image
+
+    pixels = torch.stack([transform(Image.open(p)) for p in images])
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.equal(fast.encode_image(pixels), reference.encode_image(pixels))
+        assert torch.equal(fast.encode_text(tokenizer(TEXTS)), reference.encode_text(tokenizer(TEXTS)))
+        close = (model.encode_image(pixels).float() - fast.encode_image(pixels).float()).abs().max()
+    assert close < 0.05
+
+
 def test_empty_list_gives_empty_list(zero_shot, similarity):
     assert zero_shot([], labels=LABELS) == [] and similarity([], texts=TEXTS) == []
 
