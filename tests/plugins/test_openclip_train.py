@@ -93,6 +93,20 @@ def small_set(tmp_path_factory):
             for i, (p, d) in enumerate(rows)]
 
 
+def test_losses_match_open_clip_with_one_positive_per_row():
+    from open_clip.loss import ClipLoss, SigLipLoss
+
+    from mmhub_openclip.train import contrastive_loss, sigmoid_loss
+
+    torch.manual_seed(0)
+    image = torch.nn.functional.normalize(torch.randn(6, 8), dim=-1)
+    text = torch.nn.functional.normalize(torch.randn(6, 8), dim=-1)
+    scale, bias = torch.tensor(14.0), torch.tensor(-3.0)
+    groups = torch.arange(6)
+    assert torch.allclose(contrastive_loss(scale * image @ text.T, groups), ClipLoss()(image, text, scale))
+    assert torch.allclose(sigmoid_loss(scale * image @ text.T + bias, groups), SigLipLoss()(image, text, scale, bias))
+
+
 def test_adapter_kind_and_batch_shapes(adapter, small_set):
     assert adapter.kind == "contrastive" and adapter.spec_fields["plugin"] == "openclip"
     batch = adapter.collate([adapter.load_example(r, True) for r in small_set[:6]])
@@ -197,7 +211,7 @@ def test_contrastive_finetuning_learns_zero_shot_digits(start, tmp_path, one_thr
     from sklearn.datasets import load_digits
 
     from hub.cli import cli
-    from hub.train.api import finetune
+    from hub.train.api import evaluate, finetune
 
     order = list(range(len(load_digits().target)))
     random.Random(0).shuffle(order)
@@ -205,21 +219,26 @@ def test_contrastive_finetuning_learns_zero_shot_digits(start, tmp_path, one_thr
     val_rows = write_digits(tmp_path / "data", order[297:497])
     train = write_jsonl(tmp_path / "data" / "train.jsonl", write_digits(tmp_path / "data", order[497:]))
     # validation captions use one template, so recall@1 (identical captions are interchangeable) is per digit
-    (tmp_path / "data" / "val.jsonl").write_text("".join(
+    val = tmp_path / "data" / "val.jsonl"
+    val.write_text("".join(
         json.dumps({"image": p.name, "caption": EVAL_TEMPLATE.format(WORDS[d]), "label": WORDS[d]}) + "\n"
         for p, d in val_rows))
     out = tmp_path / "digits-clip"
-    result = finetune(str(start), str(train), val=str(tmp_path / "data" / "val.jsonl"), task=ZS, out=out,
+    result = finetune(str(start), str(train), val=str(val), task=ZS, out=out,
                       epochs=15, lr=5e-4, batch_size=128, precision="fp32", warmup=0.1, schedule="cosine",
                       progress=False)
     assert result.metric == "recall@1" and result.metrics["recall@1"] >= 0.8, result.metrics
     assert (out / "open_clip_model.safetensors").is_file() and (out / "mmhub.yaml").is_file()
     spec = hub.get_spec(str(out))
     assert (spec.task, spec.plugin) == (ZS, "openclip")
+    again = evaluate(str(out), str(val), precision="fp32")  # the saved weights are the best evaluated ones
+    assert again["recall@1"] == pytest.approx(result.metrics["recall@1"], abs=0.01)
 
     predictions = hub.run(str(out), [str(p) for p, _ in test_rows], labels=WORDS, templates=[EVAL_TEMPLATE],
                           dtype="fp32", batch_size=100)
     accuracy = sum(r.labels[0].label == WORDS[d] for r, (_, d) in zip(predictions, test_rows)) / len(test_rows)
+    print(f"recall@1 {result.metrics['recall@1']:.3f}, zero-shot accuracy {accuracy:.3f}, "
+          f"{result.steps} steps, {result.throughput:.0f} examples/s")
     assert accuracy >= 0.8, f"zero-shot accuracy {accuracy:.3f} on held-out digits"
 
     shown = cli_runner.invoke(cli, ["run", str(out), str(test_rows[0][0]), "--label", ",".join(WORDS),

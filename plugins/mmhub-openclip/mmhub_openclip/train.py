@@ -5,7 +5,8 @@ The starting point is any model the plugin loads (open_clip's hub layout on disk
 Examples are (image, caption) pairs: the image goes through open_clip's own train transform
 (random resized crop, scale 0.9-1, no flip) or its eval transform, the caption through the model's
 tokenizer. The loss is CLIP's symmetric InfoNCE with the model's ``logit_scale`` (clamped at 100 as
-open_clip's trainer does), with *multi-positive* targets: examples of a batch that share a key are
+open_clip's trainer does; SigLIP-style models with a ``logit_bias`` get their pairwise sigmoid loss
+instead), with *multi-positive* targets: examples of a batch that share a key are
 all positives of each other, each row of targets normalised to sum to one. The key is the record's
 ``label`` when the data has one (``{"image": ..., "caption": ..., "label": "seven"}``), else the
 caption itself, so two images with the same caption are never pushed apart. On data with few
@@ -95,10 +96,14 @@ def predict(module, batch: dict):
 
 
 def loss(module, batch: dict):
-    """Symmetric InfoNCE over the batch with multi-positive targets from ``groups``."""
+    """CLIP: symmetric InfoNCE with multi-positive targets from ``groups``; SigLIP: its sigmoid loss."""
     image, text = predict(module, batch)
     scale = module.logit_scale.float().clamp(max=MAX_LOGIT_SCALE).exp()
-    return contrastive_loss(scale * image @ text.T, batch["groups"])
+    logits = scale * image @ text.T
+    bias = getattr(module, "logit_bias", None)
+    if bias is not None:
+        return sigmoid_loss(logits + bias.float(), batch["groups"])
+    return contrastive_loss(logits, batch["groups"])
 
 
 def contrastive_loss(logits, groups):
@@ -110,6 +115,14 @@ def contrastive_loss(logits, groups):
     i2t = -(targets * torch.log_softmax(logits, dim=1)).sum(dim=1).mean()
     t2i = -(targets * torch.log_softmax(logits.T, dim=1)).sum(dim=1).mean()
     return (i2t + t2i) / 2
+
+
+def sigmoid_loss(logits, groups):
+    """SigLIP's pairwise loss (open_clip's ``SigLipLoss``): every positive pair +1, every other -1."""
+    import torch.nn.functional as F
+
+    signs = 2 * (groups[:, None] == groups[None, :]).float() - 1
+    return -F.logsigmoid(signs * logits).sum() / logits.shape[0]
 
 
 # -- saving ----------------------------------------------------------------------------------
