@@ -10,9 +10,13 @@ WEIGHT_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "*.py", "*/*.j
 
 
 def weights_dir(spec) -> Path:
+    """The weights directory; repos with no safetensors fall back to ``*.bin`` (read with weights_only)."""
     from hub import weights
 
-    return weights.resolve(spec, allow_patterns=WEIGHT_PATTERNS)
+    directory = weights.resolve(spec, allow_patterns=WEIGHT_PATTERNS)
+    if not any(directory.glob("*.safetensors")) and not any(directory.glob("*.bin")):
+        directory = weights.resolve(spec, allow_patterns=[*WEIGHT_PATTERNS, "*.bin"])
+    return directory
 
 
 def read_json(path: Path) -> dict:
