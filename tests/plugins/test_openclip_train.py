@@ -30,19 +30,25 @@ TEMPLATES = ["a photo of the digit {}", "a picture of a {}", "the number {}", "a
 EVAL_TEMPLATE = "a photo of the digit {}"
 
 
-def save_start(directory):
+# a ModifiedResNet image tower (BatchNorm, attention pooling) for the save -> load round trip
+RESNET_CONFIG = {"embed_dim": 32, "vision_cfg": {"image_size": 32, "layers": [1, 1, 1, 1], "width": 8, "head_width": 16},
+                 "text_cfg": CONFIG["text_cfg"]}
+
+
+def save_start(directory, config=CONFIG):
     """An untrained tiny CLIP in open_clip's hub layout (config + safetensors)."""
     from open_clip.push_to_hf_hub import save_config_for_hf
     from safetensors.torch import save_file
 
-    cfg_file = directory.parent / f"{ARCH}.json"
-    cfg_file.write_text(json.dumps(CONFIG))
+    name = f"{ARCH}-{directory.name}"
+    cfg_file = directory.parent / f"{name}.json"
+    cfg_file.write_text(json.dumps(config))
     open_clip.add_model_config(cfg_file)
     torch.manual_seed(0)
-    model = open_clip.create_model(ARCH)
+    model = open_clip.create_model(name)
     directory.mkdir(parents=True, exist_ok=True)
     save_file(model.state_dict(), directory / "open_clip_model.safetensors")
-    save_config_for_hf(model, directory / "open_clip_config.json", CONFIG)
+    save_config_for_hf(model, directory / "open_clip_config.json", config)
     return directory
 
 
@@ -162,12 +168,28 @@ def test_loss_is_finite_and_decreases(start, small_set, one_thread):
     assert losses[-1] < losses[0] - 0.1, losses
 
 
-def test_save_then_hub_load_gives_identical_embeddings(adapter, small_set, tmp_path):
+@pytest.fixture(scope="module", params=["vit", "resnet"])
+def tower(request, start, tmp_path_factory):
+    """(adapter, its model config): the ViT start, or a ResNet one trained a step (BatchNorm stats move)."""
+    from hub.device import DeviceManager
+    from hub.train.api import get_adapter
+
+    if request.param == "vit":
+        return get_adapter(hub.get_spec(str(start), task=ZS), ZS, None, DeviceManager("cpu", "fp32")), CONFIG
+    directory = save_start(tmp_path_factory.mktemp("clip-resnet") / "tiny-rn-start", RESNET_CONFIG)
+    return get_adapter(hub.get_spec(str(directory), task=ZS), ZS, None, DeviceManager("cpu", "fp32")), RESNET_CONFIG
+
+
+def test_save_then_hub_load_gives_identical_embeddings(tower, small_set, tmp_path, one_thread):
     from PIL import Image
 
+    adapter, config = tower
+    batch = adapter.collate([adapter.load_example(r, True) for r in small_set[:8]])
+    adapter.loss(adapter.module, batch).backward()  # a training forward: BatchNorm running stats change
+    adapter.module.zero_grad()
     out = tmp_path / "saved-clip"
     adapter.save(adapter.module, out)
-    assert json.loads((out / "open_clip_config.json").read_text())["model_cfg"] == CONFIG
+    assert json.loads((out / "open_clip_config.json").read_text())["model_cfg"] == config
     pipe = hub.load(str(out), task=ZS, dtype="fp32")
     paths = [r.input for r in small_set[:5]]
     texts = [r.text for r in small_set[:5]]
@@ -180,6 +202,23 @@ def test_save_then_hub_load_gives_identical_embeddings(adapter, small_set, tmp_p
     assert (pipe.embed_texts(texts) - direct[1]).abs().max().item() <= 1e-5
     assert torch.equal(pipe.model.logit_scale, module.logit_scale)
     module.train()
+
+
+def test_finetune_command_line(start, tmp_path, cli_runner, one_thread):
+    """``hub finetune`` with the default precision, two steps, then ``hub run`` on the output."""
+    from hub.cli import cli
+
+    rows = write_digits(tmp_path, range(40))
+    data = write_jsonl(tmp_path / "train.jsonl", rows)
+    out = tmp_path / "cli-clip"
+    done = cli_runner.invoke(cli, ["finetune", str(start), "--data", str(data), "--task", "zero-shot", "--epochs", "1",
+                                   "--max-steps", "2", "--batch-size", "16", "--out", str(out)],
+                             catch_exceptions=False)
+    assert done.exit_code == 0, done.output
+    assert (out / "open_clip_config.json").is_file() and (out / "mmhub.yaml").is_file()
+    shown = cli_runner.invoke(cli, ["run", str(out), str(rows[0][0]), "--label", "zero,one", "--json"],
+                              catch_exceptions=False)
+    assert shown.exit_code == 0 and len(json.loads(shown.stdout)[0]["labels"]) == 2
 
 
 def test_contrastive_rows_keep_an_optional_label(tmp_path):
