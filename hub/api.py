@@ -136,7 +136,7 @@ def load(model_id: str, device: str | None = None, dtype: str | None = None, tas
 
     spec = get_spec(model_id, task)
     dm = get_device_manager(device, dtype)
-    key = (spec.id, spec.task, tuple(sorted((k, repr(v)) for k, v in options.items())))
+    key = (spec.id, spec.source, spec.task, tuple(sorted((k, repr(v)) for k, v in options.items())))
     if not cache:
         return _load_uncached(spec, dm, options)
     return dm.cached(key, lambda: _load_uncached(spec, dm, options))

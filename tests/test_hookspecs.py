@@ -128,3 +128,11 @@ def test_every_hook_has_a_test_and_a_readme_entry():
     for name in HOOKS:
         assert re.search(rf"def test_hook_{name}\b", tests), f"no test_hook_{name}"
         assert f"`{name}(" in readme, f"README has no entry for the hook {name}"
+
+
+def test_two_directories_with_the_same_name_are_cached_apart(toy, tmp_path):
+    first, second = tmp_path / "a" / "model", tmp_path / "b" / "model"
+    for path in (first, second):
+        path.mkdir(parents=True)
+        (path / "toy.json").write_text("{}")
+    assert hub.load(str(first), dtype="fp32").spec.source != hub.load(str(second), dtype="fp32").spec.source
