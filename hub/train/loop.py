@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import random
+import time
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -201,7 +202,8 @@ class Trainer:
         stream = self._stream(batches[self.batch_in_epoch:])
         for start in range(self.batch_in_epoch, len(batches), accum):
             group = batches[start:start + accum]
-            self._optimizer_step([next(stream) for _ in group], sum(len(b) for b in group))
+            began = time.perf_counter()
+            self._optimizer_step([next(stream) for _ in group], sum(len(b) for b in group), began)
             self.batch_in_epoch = min(start + accum, len(batches))
             if self.batch_in_epoch >= len(batches):
                 break  # the epoch end below evaluates and saves
@@ -224,7 +226,7 @@ class Trainer:
         return iter(DataLoader(examples, batch_sampler=batches, collate_fn=self.adapter.collate,
                                num_workers=self.cfg.num_workers, worker_init_fn=_WorkerSeed(seed)))
 
-    def _optimizer_step(self, cpu_batches: list, n_examples: int) -> None:
+    def _optimizer_step(self, cpu_batches: list, n_examples: int, began: float) -> None:
         import torch
 
         losses = []
@@ -247,7 +249,7 @@ class Trainer:
         self.step += 1
         lr = self.optimizer.param_groups[0]["lr"]
         self.reporter.step(self.step, self._epoch_float(), sum(losses) / len(losses), lr,
-                           n_examples * self.ctx.world_size)
+                           n_examples * self.ctx.world_size, time.perf_counter() - began)
 
     def _epoch_float(self) -> float:
         return self.epoch + self.batch_in_epoch / max(1, self.steps_per_epoch * self.cfg.grad_accum)

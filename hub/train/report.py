@@ -1,7 +1,8 @@
 """What a run tells the user: a progress bar, ``metrics.jsonl`` and ``training_curves.png``.
 
 ``metrics.jsonl`` gets one JSON object per line: ``{"split": "train", "step", "epoch", "loss",
-"lr", "samples_per_s"}`` every ``log_every`` optimiser steps and ``{"split": "val", "step",
+"lr", "samples_per_s"}`` every ``log_every`` optimiser steps (throughput counts the time of
+training steps: loading, forward, backward and optimiser, not evaluations or checkpoints) and ``{"split": "val", "step",
 "epoch", <metric>: value, ...}`` per evaluation. The plot is drawn from that file at the end,
 so a resumed run plots its whole history. Only rank 0 reports.
 """
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from pathlib import Path
 
 METRICS_FILE = "metrics.jsonl"
@@ -27,7 +27,7 @@ class Reporter:
         self.bar = None
         self._window: list[float] = []
         self._samples = 0
-        self._t0 = time.perf_counter()
+        self._seconds = 0.0
         if enabled and progress:
             from tqdm.auto import tqdm
 
@@ -44,14 +44,14 @@ class Reporter:
 
         atomic_write_text(self.path, "".join(line + "\n" for line in kept))
 
-    def step(self, step: int, epoch: float, loss: float, lr: float, samples: int) -> None:
-        """Record one optimiser step (``samples`` examples across all ranks)."""
+    def step(self, step: int, epoch: float, loss: float, lr: float, samples: int, seconds: float) -> None:
+        """Record one optimiser step: ``samples`` examples (all ranks) in ``seconds``."""
         if not self.enabled:
             return
         self._window.append(loss)
         self._samples += samples
-        elapsed = max(time.perf_counter() - self._t0, 1e-9)
-        rate = self._samples / elapsed
+        self._seconds += seconds
+        rate = self.throughput()
         if self.bar is not None:
             self.bar.update(1)
             self.bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", ex_s=f"{rate:.1f}", refresh=False)
@@ -88,7 +88,8 @@ class Reporter:
             fh.write(json.dumps(row) + "\n")
 
     def throughput(self) -> float:
-        return self._samples / max(time.perf_counter() - self._t0, 1e-9)
+        """Training examples per second of training-step time."""
+        return self._samples / self._seconds if self._seconds > 0 else 0.0
 
     def close(self) -> None:
         if self.bar is not None:
