@@ -204,6 +204,30 @@ def test_save_then_hub_load_gives_identical_embeddings(tower, small_set, tmp_pat
     module.train()
 
 
+def test_start_from_arch_and_bare_checkpoint_saves_a_full_layout(start, small_set, tmp_path):
+    """A catalogue-style start (open_clip ``arch`` + a checkpoint, no config) is saved with its config."""
+    import shutil
+
+    from hub.device import DeviceManager
+    from hub.registry import ModelSpec
+    from hub.train.api import get_adapter
+
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    shutil.copy(start / "open_clip_model.safetensors", bare)
+    spec = ModelSpec(id="tiny-by-arch", task=ZS, plugin="openclip", source=str(bare), arch=f"{ARCH}-{start.name}")
+    adapter = get_adapter(spec, ZS, None, DeviceManager("cpu", "fp32"))
+    assert adapter.spec_fields["arch"] == spec.arch
+    out = tmp_path / "from-arch"
+    adapter.save(adapter.module, out)
+    assert json.loads((out / "open_clip_config.json").read_text())["model_cfg"] == CONFIG
+    texts = [r.text for r in small_set[:3]]
+    with torch.no_grad():
+        direct = adapter.module.eval().encode_text(adapter.collate(
+            [adapter.load_example(r, False) for r in small_set[:3]])["input_ids"], normalize=True)
+    assert (hub.load(str(out), task=ZS, dtype="fp32").embed_texts(texts) - direct).abs().max().item() <= 1e-5
+
+
 def test_finetune_command_line(start, tmp_path, cli_runner, one_thread):
     """``hub finetune`` with the default precision, two steps, then ``hub run`` on the output."""
     from hub.cli import cli

@@ -70,7 +70,7 @@ def _example_loader(train_tf, eval_tf, tokenizer):
             raise InputError(f"{record.where}: {exc}") from None
         if not record.text:
             raise InputError(f"{record.where}: no caption; contrastive training needs one per image")
-        key = record.label if isinstance(record.label, str) and record.label else f"caption:{record.text}"
+        key = f"label:{record.label}" if isinstance(record.label, str) and record.label else f"caption:{record.text}"
         return {"pixel_values": (train_tf if train else eval_tf)(image), "input_ids": tokenizer([record.text])[0],
                 "key": key}
 
@@ -154,7 +154,7 @@ def _saver(model_cfg: dict, start: Path):
         out.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().to("cpu").contiguous() for k, v in module.state_dict().items()}
         save_file(state, str(out / loading.SAFE_WEIGHTS[0]))
-        config = {"model_cfg": model_cfg, "preprocess_cfg": _jsonable(dict(module.visual.preprocess_cfg))}
+        config = {"model_cfg": model_cfg, "preprocess_cfg": dict(module.visual.preprocess_cfg)}
         (out / loading.CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
         for pattern in loading.TOKENIZER_FILES:
             for file in Path(start).glob(pattern):
@@ -163,10 +163,3 @@ def _saver(model_cfg: dict, start: Path):
 
     return save
 
-
-def _jsonable(value):
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    return value
