@@ -53,7 +53,7 @@ def detect(path, task, supported: set[str]):
     # The id is the full path: the device manager caches by id, and two runs/*/model dirs must not collide.
     return ModelSpec(id=str(root.resolve()), task=task, plugin="openclip", source=str(root.resolve()),
                      description=f"local open_clip model ({what}, embed_dim {cfg.get('embed_dim', '?')})",
-                     origin=str(root))
+                     origin=str(root.resolve()))
 
 
 def weights_dir(spec) -> Path:
