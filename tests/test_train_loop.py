@@ -130,6 +130,37 @@ def test_early_stopping(tmp_path):
     cfg = _config(lr=1e-12, head_lr_mult=1.0, eval_every=2, patience=2, epochs=3, metric="f1_macro")
     result = Trainer(D.make_adapter(LABELS), records[:256], records[256:], cfg, tmp_path).fit()
     assert result.stopped_early and result.step == 6 and result.best_step == 2
+    again = Trainer(D.make_adapter(LABELS), records[:256], records[256:], cfg, tmp_path, resume=True).fit()
+    assert again.stopped_early and again.step == 6  # a stopped run stays stopped
+
+
+def _adapter(kind, predict, collate=None):
+    from hub.train.adapter import TrainAdapter
+
+    return TrainAdapter(module=torch.nn.Linear(1, 1), kind=kind, load_example=lambda r, train: r,
+                        collate=collate or (lambda rows: {"rows": rows}), loss=None, predict=predict, save=None)
+
+
+def test_contrastive_and_ctc_evaluation():
+    from hub.device import DeviceManager
+    from hub.train.adapter import Record
+    from hub.train.evaluation import evaluate_module
+
+    dm = DeviceManager("cpu", "fp32")
+    pairs = [Record(input=i, text=f"caption {i}") for i in range(6)]
+
+    def embed(module, batch):  # image i and caption i share a one-hot direction; image 5 points at caption 4
+        eye = torch.eye(6)
+        images = torch.stack([eye[min(r.input, 4)] for r in batch["rows"]])
+        return images, torch.stack([eye[r.input] for r in batch["rows"]])
+
+    got = evaluate_module(_adapter("contrastive", embed), torch.nn.Linear(1, 1), pairs, dm, batch_size=6)
+    assert got["i2t_recall@1"] == got["t2i_recall@1"] == pytest.approx(5 / 6) and got["count"] == 6
+    clips = [Record(input=0, text="the cat sat"), Record(input=1, text="on the mat")]
+    hyps = {0: "the cat sat", 1: "on a mat"}
+    got = evaluate_module(_adapter("ctc", lambda m, b: [hyps[r.input] for r in b["rows"]]),
+                          torch.nn.Linear(1, 1), clips, dm, batch_size=1)
+    assert got["wer"] == pytest.approx(1 / 6) and got["cer"] == pytest.approx(1 / 10)
 
 
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])

@@ -54,7 +54,7 @@ class TrainConfig:
     head_lr_mult: float = 10.0
     group_by_length: bool = True
     max_steps: int | None = None
-    num_workers: int = 0
+    num_workers: int = 0  # DataLoader workers; exact resume (same augmentations) holds with 0
     keep_checkpoints: int = 2
     log_every: int = 10
     progress: bool = True
@@ -118,8 +118,8 @@ class Trainer:
         self.best: float | None = None
         self.best_step: int | None = None
         self.best_metrics: dict | None = None
-        self.last_metrics: dict = {}
         self.last_eval_step = -1
+        self.stopped = False  # early stopping triggered (kept in checkpoints)
 
     # -- set-up ------------------------------------------------------------------------------
     def _setup(self) -> None:
@@ -155,7 +155,8 @@ class Trainer:
         state = ckpt.load_state(found)
         diffs = ckpt.argument_differences(state.get("args", {}), self.run_args)
         if diffs:
-            message = f"resuming from {found} with different arguments: {'; '.join(diffs)}"
+            message = (f"resuming from {found} with different arguments: {'; '.join(diffs)} (the checkpoint's "
+                       "optimiser state and learning rates are kept)")
             if self.ctx.is_main:
                 warnings.warn(message, stacklevel=3)
         ckpt.load_weights(self.module, found, self.dm.device)
@@ -168,6 +169,7 @@ class Trainer:
         self.best, self.best_step = state.get("best"), state.get("best_step")
         self.bad_evals = state.get("bad_evals", 0)
         self.last_eval_step = state.get("last_eval_step", -1)
+        self.stopped = bool(state.get("stopped", False))
         self._say(f"resumed from {found.name}: epoch {self.epoch}, step {self.step}")
 
     def _state(self) -> dict:
@@ -175,7 +177,8 @@ class Trainer:
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                 "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {},
                 "rng": ckpt.rng_state(), "best": self.best, "best_step": self.best_step,
-                "bad_evals": self.bad_evals, "last_eval_step": self.last_eval_step, "metric": self.metric,
+                "bad_evals": self.bad_evals, "last_eval_step": self.last_eval_step, "stopped": self.stopped,
+                "metric": self.metric,
                 "args": self.run_args}
 
     # -- the loop ----------------------------------------------------------------------------
@@ -187,13 +190,12 @@ class Trainer:
                                  self.cfg.progress)
         if self.resume:
             self.reporter.truncate_after(self.step)
-        stopped = False
         try:
-            while self.epoch < self.cfg.epochs and self.step < self.total_steps and not stopped:
-                stopped = self._run_epoch()
+            while self.epoch < self.cfg.epochs and self.step < self.total_steps and not self.stopped:
+                self._run_epoch()
         finally:
             self.reporter.close()
-        return self._finish(stopped)
+        return self._finish(self.stopped)
 
     def _run_epoch(self) -> bool:
         """Train the rest of the current epoch; True when early stopping triggered."""
@@ -270,7 +272,6 @@ class Trainer:
         metrics = evaluate_module(self.adapter, self.module, self.val_records, self.dm, self.cfg.batch_size,
                                   self.ctx, self.val_lengths)
         self.last_eval_step = self.step
-        self.last_metrics = metrics
         if self.metric not in metrics:
             raise HubError(f"metric '{self.metric}' was not computed (this task gives: "
                            f"{', '.join(scalar_metrics(metrics))}); choose one of those with --metric")
@@ -282,7 +283,7 @@ class Trainer:
             self.best, self.best_step, self.best_metrics, self.bad_evals = value, self.step, metrics, 0
         else:
             self.bad_evals += 1
-        stop = bool(self.cfg.patience) and self.bad_evals >= self.cfg.patience
+        stop = self.stopped = bool(self.cfg.patience) and self.bad_evals >= self.cfg.patience
         if stop:
             self.reporter.message(f"early stopping: no better {self.metric} for {self.bad_evals} evaluations "
                                   f"(best {self.best:.4f} at step {self.best_step})")
