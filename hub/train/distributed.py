@@ -4,8 +4,10 @@
 ``LOCAL_RANK``; :func:`init_from_env` joins the process group (``nccl`` on CUDA, ``gloo`` on
 the CPU), every rank starts from rank 0's weights, reads its share of each epoch
 (``DistributedSampler``) and averages gradients before each optimiser step (as DDP does);
-evaluation counts are summed with ``all_reduce`` and only rank 0 writes checkpoints, logs, the plot and the final model. ``hub finetune --nproc N``
-re-runs itself under torchrun on this machine; for several machines run torchrun directly.
+evaluation counts are summed with ``all_reduce`` and only rank 0 writes checkpoints, logs, the
+plot and the final model. ``hub finetune --nproc N`` re-runs itself under torchrun on this
+machine; for several machines run torchrun directly on each (``--nnodes``, ``--node_rank``,
+``--master_addr``); ``--resume`` then needs the output directory on a shared filesystem.
 """
 from __future__ import annotations
 
