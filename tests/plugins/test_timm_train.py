@@ -167,3 +167,42 @@ def test_errors_name_the_fix(base, tmp_path):
     (wrong / "config.json").write_text(json.dumps(config))
     with pytest.raises(HubError, match="do not fit timm architecture 'resnet18'"):
         trainable(spec_for(wrong), "image-classification", 2, ["a", "b"], dm)
+
+
+# -- learning: the shared loop fine-tunes a timm ResNet on scikit-learn's digits ---------------------------------
+@pytest.mark.slow
+def test_resnet_fine_tuned_on_digits_reaches_97_percent(tmp_path):
+    """A ResNet-18 layout (half-width stem and stages, 32x32 inputs) through hub.train.finetune."""
+    from PIL import Image
+    from sklearn.datasets import load_digits
+    from timm.models import save_for_hf
+
+    from hub.train.api import finetune
+    from hub.train.data import read_records, stratified_split
+
+    names = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    digits = load_digits()
+    data = tmp_path / "digits"
+    for i, (pixels, target) in enumerate(zip(digits.images, digits.target)):
+        path = data / names[target] / f"{i:04d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray((pixels * (255 / 16)).astype("uint8")).save(path)
+    torch.manual_seed(0)
+    start = timm.create_model("resnet18", pretrained=False, num_classes=1000, pretrained_cfg_overlay=SMALL,
+                              stem_width=16, channels=(16, 32, 64, 128))
+    base = tmp_path / "base"
+    save_for_hf(start, str(base), safe_serialization=True)
+    write_card(base, {"task": "image-classification", "plugin": "timm", "options": NO_FLIP})  # digits: no flips
+
+    result = finetune(str(base), data, out=tmp_path / "out", epochs=6, lr=3e-3, batch_size=64, head_lr_mult=1.0,
+                      precision="fp32", progress=False)
+    records, _ = read_records(data, "classification", "image")
+    train, val = stratified_split(records, 0.2, seed=0)  # the split finetune makes
+    assert (result.train_rows, result.val_rows) == (len(train), len(val)) and len(val) > 350
+    assert result.metrics["accuracy"] >= 0.97, result.metrics
+
+    # the output directory is a model: the hub's timm pipeline agrees on the held-out digits
+    pipe = hub.load(str(tmp_path / "out"), dtype="fp32", cache=False)
+    predicted = [r.labels[0].label for r in pipe([v.input for v in val], top_k=1)]
+    accuracy = sum(p == v.label for p, v in zip(predicted, val)) / len(val)
+    assert accuracy >= 0.97 and abs(accuracy - result.metrics["accuracy"]) < 1e-9
