@@ -5,6 +5,7 @@ Only ``hub`` is imported here; open_clip and torch are imported when a model loa
 from __future__ import annotations
 
 from hub import hookimpl
+from hub.plugin_kit import build_pipeline, resolve_ref
 
 PLUGIN = "openclip"
 PIPELINES: dict[str, str] = {
@@ -17,10 +18,7 @@ PIPELINES: dict[str, str] = {
 def load_model(spec, device_manager, options):
     if spec.plugin != PLUGIN or spec.task not in PIPELINES:
         return None
-    import importlib
-
-    module, _, name = PIPELINES[spec.task].partition(":")
-    return getattr(importlib.import_module(module), name).from_spec(spec, device_manager, **(options or {}))
+    return build_pipeline(PIPELINES[spec.task], spec, device_manager, options)
 
 
 @hookimpl
@@ -35,6 +33,4 @@ def spec_for_path(path, task):
 def trainable(spec, task, num_labels, labels, device_manager):
     if spec.plugin != PLUGIN:
         return None
-    from mmhub_openclip.train import trainable as build
-
-    return build(spec, task, num_labels, labels, device_manager)
+    return resolve_ref("mmhub_openclip.train:trainable")(spec, task, num_labels, labels, device_manager)

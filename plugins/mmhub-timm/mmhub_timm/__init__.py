@@ -5,6 +5,7 @@ Only ``hub`` is imported here; timm and torch are imported when a model loads.
 from __future__ import annotations
 
 from hub import hookimpl
+from hub.plugin_kit import build_pipeline, resolve_ref
 
 PLUGIN = "timm"
 # task -> "module:Class" of the pipeline that serves it (imported on load)
@@ -18,10 +19,7 @@ PIPELINES: dict[str, str] = {
 def load_model(spec, device_manager, options):
     if spec.plugin != PLUGIN or spec.task not in PIPELINES:
         return None
-    import importlib
-
-    module, _, name = PIPELINES[spec.task].partition(":")
-    return getattr(importlib.import_module(module), name).from_spec(spec, device_manager, **(options or {}))
+    return build_pipeline(PIPELINES[spec.task], spec, device_manager, options)
 
 
 @hookimpl
@@ -53,6 +51,4 @@ def spec_for_path(path, task):
 def trainable(spec, task, num_labels, labels, device_manager):
     if spec.plugin != PLUGIN:
         return None
-    from mmhub_timm.train import trainable as build
-
-    return build(spec, task, num_labels, labels, device_manager)
+    return resolve_ref("mmhub_timm.train:trainable")(spec, task, num_labels, labels, device_manager)

@@ -5,6 +5,7 @@ Only ``hub`` is imported here; transformers and torch are imported when a model 
 from __future__ import annotations
 
 from hub import hookimpl
+from hub.plugin_kit import build_pipeline, resolve_ref
 
 PLUGIN = "transformers"
 
@@ -20,18 +21,11 @@ PIPELINES = {
 }
 
 
-def _import(ref: str):
-    import importlib
-
-    module, _, name = ref.partition(":")
-    return getattr(importlib.import_module(module), name)
-
-
 @hookimpl
 def load_model(spec, device_manager, options):
     if spec.plugin != PLUGIN or spec.task not in PIPELINES:
         return None
-    return _import(PIPELINES[spec.task]).from_spec(spec, device_manager, **(options or {}))
+    return build_pipeline(PIPELINES[spec.task], spec, device_manager, options)
 
 
 @hookimpl
@@ -45,6 +39,4 @@ def spec_for_path(path, task):
 def trainable(spec, task, num_labels, labels, device_manager):
     if spec.plugin != PLUGIN:
         return None
-    from mmhub_transformers.train import trainable as build
-
-    return build(spec, task, num_labels, labels, device_manager)
+    return resolve_ref("mmhub_transformers.train:trainable")(spec, task, num_labels, labels, device_manager)
