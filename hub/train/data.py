@@ -65,7 +65,7 @@ def _problem_message(what: str, problems: list[str], rows: str) -> str:
     shown = "\n  ".join(problems[:MAX_LISTED])
     more = f"\n  ... and {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else ""
     return (f"{what} has {len(problems)} bad {rows}:\n  {shown}{more}\n"
-            "Fix them, or pass on_bad='skip' (--on-bad skip) to train without them.")
+            "Fix them, or pass on_bad='skip' (--on-bad-rows skip) to train without them.")
 
 
 # -- folders ---------------------------------------------------------------------------------

@@ -259,3 +259,35 @@ def test_minilm_learns_the_topic_sentences(tmp_path):
     predicted = [r.labels[0].label for r in pipe([r.input for r in val], top_k=1)]
     accuracy = sum(p == r.label for p, r in zip(predicted, val)) / len(val)
     assert accuracy >= 0.90 and abs(accuracy - result.metrics["accuracy"]) < 1e-9
+
+
+# -- through the shared loop: token and audio classification end to end (tiny models, a few steps) -----------------
+def test_token_classification_through_finetune(bert_dir, tmp_path):
+    from hub.train.api import finetune
+
+    rows = [{"tokens": ["Ada", "met", "Bob", "in", "Kyoto"], "tags": ["B-PER", "O", "B-PER", "O", "B-LOC"]},
+            {"tokens": ["Rome", "is", "old"], "tags": ["B-LOC", "O", "O"]}] * 6
+    (tmp_path / "ner.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = finetune(str(bert_dir), tmp_path / "ner.jsonl", task="token-classification", out=tmp_path / "out",
+                      epochs=2, lr=1e-3, batch_size=4, precision="fp32", progress=False)
+    assert result.train_rows + result.val_rows == 12 and 0.0 <= result.metrics["accuracy"] <= 1.0
+    pipe = hub.load(str(tmp_path / "out"), dtype="fp32", cache=False)
+    assert pipe.task == "token-classification"
+    assert set(pipe.model.config.id2label.values()) == {"B-LOC", "B-PER", "O"}
+
+
+def test_audio_classification_through_finetune(tmp_path, clips):
+    from hub.train.api import finetune
+
+    directory = tiny_wav2vec2(tmp_path / "w2v")
+    data = tmp_path / "tones"
+    for i, record in enumerate(clips * 2):
+        target = data / ("high" if "tone1" in record.input else "low") / f"{i}.wav"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(Path(record.input).read_bytes())
+    result = finetune(str(directory), data, task="audio-classification", out=tmp_path / "out", epochs=1,
+                      lr=1e-3, batch_size=2, precision="fp32", progress=False, val_fraction=0.5)
+    assert (result.train_rows, result.val_rows) == (3, 3) and "accuracy" in result.metrics  # half of 4 low, 2 high
+    pipe = hub.load(str(tmp_path / "out"), dtype="fp32", cache=False)
+    assert pipe.task == "audio-classification"
+    assert {s.label for s in pipe(str(data / "high" / "1.wav"), top_k=2).labels} == {"high", "low"}
