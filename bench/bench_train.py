@@ -15,8 +15,9 @@ from ``tests/data/topics.jsonl``, four topics; the other 136 for validation), sa
 
 Our figure is the loop's throughput: examples per second of training-step time (loading,
 forward, backward, optimiser), which excludes the evaluations and checkpoints the hub does at
-each epoch end as the anchor excludes its own set-up. Validation accuracy of each run is in
-the notes.
+each epoch end as the anchor excludes its own set-up. The three runs are interleaved and the
+fastest of ``rounds`` is kept for each (the machine may be shared). Validation accuracy of each
+run is in the notes.
 """
 from __future__ import annotations
 
@@ -34,13 +35,19 @@ DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "topics.jsonl
 
 
 def run(quick: bool = False) -> list[Row]:
-    epochs = 1 if quick else 3
+    epochs, rounds = (1, 1) if quick else (3, 3)
     with tempfile.TemporaryDirectory() as tmp:
         train, val = split_data(Path(tmp))
-        anchor_rate, anchor_acc = hf_trainer(train, val, epochs, Path(tmp) / "hf")
-        fp32 = ours(train, val, epochs, Path(tmp) / "fp32", precision="fp32", group_by_length=False)
-        auto = ours(train, val, epochs, Path(tmp) / "auto", precision="auto", group_by_length=True)
-    note = f"{epochs} epoch(s); val accuracy Trainer {anchor_acc:.3f}"
+        runs: dict[str, list] = {"anchor": [], "fp32": [], "auto": []}
+        for i in range(rounds):  # interleaved, so that a busy spell on the machine hits all three
+            runs["anchor"].append(hf_trainer(train, val, epochs, Path(tmp) / f"hf{i}"))
+            runs["fp32"].append(ours(train, val, epochs, Path(tmp) / f"fp32-{i}", "fp32", group_by_length=False))
+            runs["auto"].append(ours(train, val, epochs, Path(tmp) / f"auto-{i}", "auto", group_by_length=True))
+    # the fastest round of each: the one least disturbed by other work; accuracy of the first round
+    best = {name: (max(r[0] for r in got), *got[0][1:]) for name, got in runs.items()}
+    anchor_rate, anchor_acc = best["anchor"]
+    fp32, auto = best["fp32"], best["auto"]
+    note = f"{epochs} epoch(s), best of {rounds}; val accuracy Trainer {anchor_acc:.3f}"
     return [
         Row(GROUP, "hub finetune, fp32, no length grouping", fp32[0], "HF Trainer (fp32)", anchor_rate, "examples/s",
             ">= 1.0x", f"{note}, ours {fp32[1]:.3f}", {"val_accuracy": fp32[1], "anchor_val_accuracy": anchor_acc}),

@@ -82,7 +82,10 @@ def make_optimizer(module, head_prefixes=(), lr: float = 1e-4, head_lr_mult: flo
     import torch
 
     groups = param_groups(module, head_prefixes, lr, head_lr_mult, weight_decay)
-    return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.999), eps=1e-8)
+    try:  # the fused kernel (CPU, CUDA, MPS) is several times faster than the per-tensor loops
+        return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.999), eps=1e-8, fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.999), eps=1e-8)
 
 
 def warmup_steps(warmup: float, total_steps: int) -> int:
