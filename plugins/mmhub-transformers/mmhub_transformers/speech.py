@@ -119,12 +119,14 @@ class AudioClassificationPipeline(AudioPipeline):
     needs_tokenizer = False
 
     def preprocess(self, items, **kwargs):
-        limit = getattr(self.feature_extractor, "max_length", None)
-        hop = getattr(self.feature_extractor, "hop_length", None) or self.sampling_rate // 100
+        fe = self.feature_extractor
+        limit = getattr(fe, "max_length", None) or getattr(fe, "nb_max_frames", None)  # AST / Whisper
+        hop = getattr(fe, "hop_length", None) or self.sampling_rate // 100
         if isinstance(limit, int) and any(len(w) > limit * hop for w in items):
             self.warn(f"{self.spec.id}: audio longer than {limit * hop / self.sampling_rate:.1f} s was truncated "
                       "by the model's feature extractor; split long recordings first")
-        return self.features(items)
+        # Whisper's encoder takes exactly its window of features: pad to it (as in speech recognition)
+        return self.features(items, padding="max_length" if getattr(fe, "n_samples", None) else "longest")
 
     def forward(self, batch, **kwargs):
         logits = self.model(**batch).logits.float()

@@ -211,7 +211,8 @@ def _audio_adapter(spec, task, directory, model, heads, labels, trust):
         import torch
 
         mask = getattr(extractor, "return_attention_mask", False)
-        batch = dict(extractor([w for w, _ in examples], sampling_rate=rate, padding=True, return_tensors="pt",
+        padding = "max_length" if getattr(extractor, "n_samples", None) else True  # Whisper: its fixed window
+        batch = dict(extractor([w for w, _ in examples], sampling_rate=rate, padding=padding, return_tensors="pt",
                                return_attention_mask=mask))
         batch["labels"] = torch.tensor([y for _, y in examples], dtype=torch.long)
         return batch
