@@ -34,6 +34,10 @@ DEFAULT_MAX_SECONDS = 30.0
 
 def trainable(spec, task, num_labels, labels, device_manager):
     """A TrainAdapter for ``spec`` on ``task``, or None for tasks this plugin does not train."""
+    if task == "speech-recognition":  # CTC: mmhub_transformers.train_ctc
+        from mmhub_transformers import train_ctc
+
+        return train_ctc.trainable(spec, weights_dir(spec), bool((spec.options or {}).get("trust_remote_code")))
     if task not in AUTO:
         return None
     if not num_labels or num_labels < 2:
