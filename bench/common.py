@@ -33,6 +33,19 @@ class Row:
         return self.unit == "s"
 
     @property
+    def meets_target(self) -> str:
+        """"yes"/"no" for targets written as ">= 1.5x", "<= 0.12 s" or ">= 99%"; "" otherwise."""
+        import re
+
+        found = re.fullmatch(r"\s*(>=|<=)\s*([0-9.]+)\s*(x|s|%)\s*", self.target or "")
+        if not found:
+            return ""
+        op, number, unit = found.group(1), float(found.group(2)), found.group(3)
+        value = self.ratio if unit == "x" else self.ours
+        ok = value >= number if op == ">=" else value <= number
+        return "yes" if ok else "no"
+
+    @property
     def ratio(self) -> float:
         """How many times better we are than the anchor (>1 is better)."""
         if not self.ours or not self.anchor:

@@ -58,10 +58,10 @@ def write_report(rows: list[Row], failures: list[str], out: Path, quick: bool) -
     for row in rows:
         if row.group != group:
             group = row.group
-            lines += ["", f"## {group}", "", "| measured | ours | anchor | anchor figure | ratio | target | notes |",
-                      "|---|---|---|---|---|---|---|"]
+            lines += ["", f"## {group}", "", "| measured | ours | anchor | anchor figure | ratio | target | met | notes |",
+                      "|---|---|---|---|---|---|---|---|"]
         lines.append(f"| {row.name} | {row.ours:.4g} {row.unit} | {row.anchor_name} | {row.anchor:.4g} {row.unit} | "
-                     f"{row.ratio:.2f}x | {row.target} | {row.notes} |")
+                     f"{row.ratio:.2f}x | {row.target} | {row.meets_target} | {row.notes} |")
     if failures:
         lines += ["", "## Not measured", ""] + [f"- {f.strip().splitlines()[0]}" for f in failures]
     if rows and draw_chart(rows, chart):

@@ -78,12 +78,17 @@ class TransformersPipeline(Pipeline):
         limit = max_length or self.max_length()
         encoded = self.tokenizer(texts, padding=True, truncation=True, max_length=limit, return_tensors="pt",
                                  **extra)
-        if encoded["input_ids"].shape[1] >= limit and self._any_truncated(texts, limit):
-            self.warn(f"{self.spec.id}: an input longer than the model's maximum of {limit} tokens was truncated")
+        message = f"{self.spec.id}: an input longer than the model's maximum of {limit} tokens was truncated"
+        if message not in self.warnings and self._any_truncated(texts, encoded, limit):
+            self.warn(message)
         return encoded
 
-    def _any_truncated(self, texts: list[str], limit: int) -> bool:
-        lengths = self.tokenizer(texts, truncation=False, add_special_tokens=True)["input_ids"]
+    def _any_truncated(self, texts: list[str], encoded, limit: int) -> bool:
+        """Re-tokenize, without truncation, only the texts that filled the whole window."""
+        if encoded["input_ids"].shape[1] < limit:
+            return False
+        full = [t for t, n in zip(texts, encoded["attention_mask"].sum(dim=1).tolist()) if n >= limit]
+        lengths = self.tokenizer(full, truncation=False, add_special_tokens=True)["input_ids"] if full else []
         return any(len(ids) > limit for ids in lengths)
 
     def prepare(self, item):
