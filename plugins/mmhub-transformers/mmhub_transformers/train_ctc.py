@@ -1,9 +1,10 @@
 """Fine-tuning CTC speech recognition (wav2vec2, HuBERT, WavLM ...: ``AutoModelForCTC``).
 
 The weights directory holds the model, its feature extractor and its CTC tokenizer (a
-``Wav2Vec2Processor`` layout: what ``save_pretrained`` of the three writes). The ``lm_head`` is
-sized to the tokenizer and the CTC blank is the tokenizer's pad token; a directory whose model
-has no head of that size (a pretrained encoder beside a new character vocabulary) gets a new one.
+``Wav2Vec2Processor`` layout: what ``save_pretrained`` of the three writes). The CTC blank is the
+tokenizer's pad token. The checkpoint's ``lm_head`` is kept when it covers the tokenizer's
+vocabulary (the tokenizer's added ``<s>``/``</s>`` need no output: transcripts never use them); a
+smaller one (a pretrained encoder beside a new character vocabulary) is replaced by a new head.
 
 Transcripts are put in the vocabulary's case (upper when its letters are all upper case, lower
 when all lower), whitespace becomes the word delimiter (``|``), and characters the vocabulary
@@ -35,7 +36,6 @@ def trainable(spec, directory: Path, trust: bool):
 
     from hub.train.adapter import TrainAdapter
     from mmhub_transformers.speech import is_seq2seq
-    from mmhub_transformers.train import blocks
 
     if is_seq2seq(read_json(directory / "config.json")):
         raise HubError(f"'{spec.id}' is a sequence-to-sequence speech model; speech-recognition fine-tuning "
@@ -65,7 +65,7 @@ def trainable(spec, directory: Path, trust: bool):
         predict=lambda module, batch: predict(module, batch, tokenizer), save=save,
         spec_fields={"task": TASK, "plugin": "transformers",
                      "description": f"{spec.id} fine-tuned for {TASK}"},
-        head_prefixes=("lm_head",), blocks=blocks, length=lambda ex: len(ex[0]))
+        head_prefixes=("lm_head",), blocks=encoder_layers, length=lambda ex: len(ex[0]))
 
 
 def load_model(directory: Path, tokenizer, trust: bool, name: str):
@@ -76,9 +76,10 @@ def load_model(directory: Path, tokenizer, trust: bool, name: str):
     if tokenizer.pad_token_id is None:
         raise HubError(f"the tokenizer of '{name}' has no pad token, which CTC uses as its blank; "
                        "give it one (e.g. '<pad>') in its vocabulary")
-    config = AutoConfig.from_pretrained(str(directory), trust_remote_code=trust, vocab_size=len(tokenizer),
-                                        pad_token_id=tokenizer.pad_token_id, ctc_loss_reduction="mean",
-                                        ctc_zero_infinity=True)
+    config = AutoConfig.from_pretrained(str(directory), trust_remote_code=trust)
+    if (getattr(config, "vocab_size", 0) or 0) < tokenizer.vocab_size:  # a new head: the vocabulary is new
+        config.vocab_size = len(tokenizer)
+    config.update({"pad_token_id": tokenizer.pad_token_id, "ctc_loss_reduction": "mean", "ctc_zero_infinity": True})
     verbosity = logging.get_verbosity()
     logging.set_verbosity_error()  # a new lm_head is expected when the vocabulary is new
     try:
@@ -86,6 +87,16 @@ def load_model(directory: Path, tokenizer, trust: bool, name: str):
     finally:
         logging.set_verbosity(verbosity)
     return model.float().train()
+
+
+def encoder_layers(model) -> list:
+    """The transformer layers in order (not the longer list of convolutions a tiny model may have)."""
+    from mmhub_transformers.train import blocks
+
+    model = getattr(model, "module", model)
+    body = getattr(model, getattr(model, "base_model_prefix", ""), model)
+    layers = getattr(getattr(body, "encoder", None), "layers", None)
+    return list(layers) if layers is not None and len(layers) else blocks(model)
 
 
 def transcript_encoder(tokenizer, name: str):
