@@ -24,6 +24,17 @@ def fresh_hub(monkeypatch):
 
 
 @pytest.fixture
+def one_thread():
+    """One torch thread for the test: tiny models train faster than on two oversubscribed cores."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
 def cli_runner():
     from click.testing import CliRunner
 

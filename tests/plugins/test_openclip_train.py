@@ -141,15 +141,6 @@ def test_multi_positive_loss_reduces_to_clip_loss_with_distinct_groups():
     assert torch.allclose(contrastive_loss(logits, groups), (by_hand[0] + by_hand[1]) / 2)
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny models train faster on one thread than on two oversubscribed ones (a shared 2-core box)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_loss_is_finite_and_decreases(start, small_set, one_thread):
     from hub.device import DeviceManager
     from hub.train.api import get_adapter

@@ -43,16 +43,6 @@ def words(tmp_path_factory):
     return SW.write_splits(tmp_path_factory.mktemp("spoken_words"))
 
 
-@pytest.fixture
-def one_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def tiny_whisper(directory: Path, seed: int = 0) -> Path:
     """A random tiny Whisper (2 encoder layers of width 128) and its feature extractor, save_pretrained."""
     import torch
