@@ -80,13 +80,16 @@ def draw_chart(rows: list[Row], path: Path) -> bool:
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    rows = [r for r in rows if not math.isnan(r.ratio)]
+    rows = [r for r in rows if not math.isnan(r.ratio) and r.unit != "%"]  # speed ratios only
     fig, ax = plt.subplots(figsize=(9, 0.45 * len(rows) + 1.2))
     labels = [f"{r.name[:48]}\nvs {r.anchor_name[:48]}" for r in rows]
-    ax.barh(range(len(rows)), [r.ratio for r in rows], color=["tab:green" if r.ratio >= 1 else "tab:red" for r in rows])
+    colours = {"yes": "tab:green", "no": "tab:red", "": "tab:gray"}
+    ax.barh(range(len(rows)), [r.ratio for r in rows], color=[colours[r.meets_target] for r in rows])
     ax.axvline(1.0, color="black", lw=1)
+    ax.set_xscale("log")
     ax.set_yticks(range(len(rows)), labels, fontsize=7)
     ax.invert_yaxis()
+    ax.set_title("green: target met, red: missed, grey: no ratio target", fontsize=8)
     ax.set_xlabel("times better than the anchor")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
