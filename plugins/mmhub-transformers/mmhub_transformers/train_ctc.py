@@ -16,8 +16,10 @@ gives what the validation metrics measured.
 
 The convolutional feature encoder is frozen (``freeze_feature_encoder()``), the standard recipe
 for a pretrained wav2vec2. A model trained from scratch needs it trainable (frozen random filters
-learn slowly): set ``options: {freeze_feature_encoder: false}`` in the start directory's
-``mmhub.yaml``. The option is not carried to the output, whose encoder is then trained.
+learn slowly: a tiny random wav2vec2 on spoken words reached WER 0.63 frozen, 0.09 trainable):
+set ``options: {freeze_feature_encoder: false}`` in the start directory's ``mmhub.yaml``. The
+option is not carried to the output, whose encoder is then trained. Clips are never cut (the
+transcript would no longer match): one over ``preprocess.max_seconds`` (default 30) is an error.
 """
 from __future__ import annotations
 
