@@ -36,13 +36,9 @@ LETTERS = sorted(set("".join(SW.WORDS)))
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _single_thread(one_thread):
+    """Every test here on one torch thread (conftest's one_thread)."""
     yield
-    torch.set_num_threads(before)
 
 
 def tiny_ctc(directory: Path, seed: int = 0, attention_mask: bool = True, train_encoder: bool = True,
