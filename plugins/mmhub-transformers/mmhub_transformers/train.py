@@ -83,10 +83,20 @@ def head_prefixes(model, fresh: list[str]) -> tuple[str, ...]:
 
 
 def blocks(model) -> list:
-    """The encoder's layers in order: the longest ModuleList in the model body."""
+    """The encoder's transformer layers in order (``encoder.layer(s)``), else the longest ModuleList.
+
+    Looking for the encoder first matters for audio models, whose convolutional feature encoder
+    can be a longer list than a small transformer's layers.
+    """
     import torch
 
+    model = getattr(model, "module", model)
     body = getattr(model, getattr(model, "base_model_prefix", ""), None) or model
+    encoder = getattr(body, "encoder", None)
+    for name in ("layers", "layer"):
+        layers = getattr(encoder, name, None)
+        if isinstance(layers, torch.nn.ModuleList) and len(layers):
+            return list(layers)
     lists = [m for m in body.modules() if isinstance(m, torch.nn.ModuleList) and len(m) > 0]
     return list(max(lists, key=len)) if lists else list(body.children())
 

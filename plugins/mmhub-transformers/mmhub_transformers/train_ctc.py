@@ -27,6 +27,7 @@ from pathlib import Path
 
 from hub.errors import HubError, InputError
 from mmhub_transformers.loading import load_auto, load_tokenizer, read_json
+from mmhub_transformers.train import blocks
 
 DEFAULT_MAX_SECONDS = 30.0
 TASK = "speech-recognition"
@@ -67,7 +68,7 @@ def trainable(spec, directory: Path, trust: bool):
         predict=lambda module, batch: predict(module, batch, tokenizer), save=save,
         spec_fields={"task": TASK, "plugin": "transformers",
                      "description": f"{spec.id} fine-tuned for {TASK}"},
-        head_prefixes=("lm_head",), blocks=encoder_layers, length=lambda ex: len(ex[0]))
+        head_prefixes=("lm_head",), blocks=blocks, length=lambda ex: len(ex[0]))
 
 
 def load_model(directory: Path, tokenizer, trust: bool, name: str):
@@ -89,16 +90,6 @@ def load_model(directory: Path, tokenizer, trust: bool, name: str):
     finally:
         logging.set_verbosity(verbosity)
     return model.float().train()
-
-
-def encoder_layers(model) -> list:
-    """The transformer layers in order (not the longer list of convolutions a tiny model may have)."""
-    from mmhub_transformers.train import blocks
-
-    model = getattr(model, "module", model)
-    body = getattr(model, getattr(model, "base_model_prefix", ""), model)
-    layers = getattr(getattr(body, "encoder", None), "layers", None)
-    return list(layers) if layers is not None and len(layers) else blocks(model)
 
 
 def transcript_encoder(tokenizer, name: str):
