@@ -83,8 +83,8 @@ def test_nproc_reruns_under_torchrun(monkeypatch, tmp_path, cli_runner):
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     monkeypatch.setattr(distributed, "launch", fake_launch)
     res = cli_runner.invoke(cli, ["finetune", "some-model", "--data", str(tmp_path), "--nproc", "2", "--epochs", "5",
-                                  "--freeze-backbone", "--metric", "f1_macro"])
+                                  "--freeze-backbone", "--metric", "f1_macro", "--no-group-by-length"])
     assert res.exit_code == 0, res.output
     assert seen["nproc"] == 2
     assert seen["argv"] == ["some-model", "--data", str(tmp_path), "--epochs", "5", "--freeze-backbone",
-                            "--metric", "f1_macro"]
+                            "--metric", "f1_macro", "--no-group-by-length"]

@@ -50,10 +50,12 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
               help="Skip unreadable rows (listed) or stop on them.")
 @click.option("--text-column", default="text", show_default=True, help="Column holding the text (or file path).")
 @click.option("--label-column", default="label", show_default=True, help="Column holding the label.")
+@click.option("--group-by-length/--no-group-by-length", default=True, show_default=True,
+              help="Batch examples of similar length together (less padding).")
 @click.pass_context
 def finetune_cmd(ctx, model_id, data, val, task, epochs, lr, batch_size, grad_accum, precision, freeze_backbone,
                  unfreeze_last, out, resume, nproc, seed, eval_every, patience, metric, schedule, warmup,
-                 max_steps, on_bad_rows, text_column, label_column):
+                 max_steps, on_bad_rows, text_column, label_column, group_by_length):
     """Fine-tune MODEL_ID on labelled data; the output directory is itself a model (hub run OUT ...)."""
     if nproc > 1 and "WORLD_SIZE" not in os.environ:
         from hub.train.distributed import launch
@@ -70,7 +72,8 @@ def finetune_cmd(ctx, model_id, data, val, task, epochs, lr, batch_size, grad_ac
                           grad_accum=grad_accum, precision=precision, freeze_backbone=freeze_backbone,
                           unfreeze_last=unfreeze_last, out=out, resume=resume, seed=seed, eval_every=eval_every,
                           patience=patience, metric=metric, schedule=schedule, warmup=warmup, max_steps=max_steps,
-                          on_bad_rows=on_bad_rows, text_column=text_column, label_column=label_column)
+                          on_bad_rows=on_bad_rows, text_column=text_column, label_column=label_column,
+                          group_by_length=group_by_length)
     if int(os.environ.get("RANK", 0)) != 0:
         return
     score = result.metrics.get(result.metric)
@@ -90,8 +93,8 @@ def _argv(ctx, skip=()) -> list[str]:
         if isinstance(param, click.Argument):
             argv.append(str(value))
         elif param.is_flag:
-            if value:
-                argv.append(param.opts[0])
+            if value != param.default:
+                argv.append(param.opts[0] if value else param.secondary_opts[0])
         elif value != param.default:
             argv.extend([param.opts[0], str(value)])
     return argv
