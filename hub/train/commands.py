@@ -93,8 +93,10 @@ def _argv(ctx, skip=()) -> list[str]:
         if isinstance(param, click.Argument):
             argv.append(str(value))
         elif param.is_flag:
-            if value != param.default:
+            if param.secondary_opts:  # --x/--no-x: pass on whichever is in force
                 argv.append(param.opts[0] if value else param.secondary_opts[0])
+            elif value:
+                argv.append(param.opts[0])
         elif value != param.default:
             argv.extend([param.opts[0], str(value)])
     return argv
