@@ -197,6 +197,19 @@ def collate_text(examples: list[dict], tokenizer) -> dict:
 
 
 # -- audio -------------------------------------------------------------------------------------------------------
+def record_audio(record, rate: int):
+    """The record's clip as a mono waveform at ``rate``; errors name the data row."""
+    from hub.inputs import load_audio
+
+    try:
+        wave = load_audio(record.input, rate)
+    except InputError as exc:
+        raise InputError(f"{record.where}: {exc}") from None
+    if wave.size == 0:
+        raise InputError(f"{record.where}: the audio file '{record.input}' is empty")
+    return wave
+
+
 def _audio_adapter(spec, task, directory, model, heads, labels, trust):
     from transformers import AutoFeatureExtractor
 
@@ -210,14 +223,7 @@ def _audio_adapter(spec, task, directory, model, heads, labels, trust):
         model.freeze_feature_encoder()
 
     def load_example(record, train: bool):
-        from hub.inputs import load_audio
-
-        try:
-            wave = load_audio(record.input, rate)
-        except InputError as exc:
-            raise InputError(f"{record.where}: {exc}") from None
-        if wave.size == 0:
-            raise InputError(f"{record.where}: the audio file '{record.input}' is empty")
+        wave = record_audio(record, rate)
         start = random.randint(0, len(wave) - limit) if train and len(wave) > limit else 0
         return wave[start:start + limit], index.get(record.label, -100)
 

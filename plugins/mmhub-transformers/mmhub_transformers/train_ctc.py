@@ -27,7 +27,7 @@ from pathlib import Path
 
 from hub.errors import HubError, InputError
 from mmhub_transformers.loading import load_auto, load_tokenizer, read_json
-from mmhub_transformers.train import blocks
+from mmhub_transformers.train import blocks, record_audio
 
 DEFAULT_MAX_SECONDS = 30.0
 TASK = "speech-recognition"
@@ -119,14 +119,7 @@ def transcript_encoder(tokenizer, name: str):
 
 def _load_wave(record, rate: int, limit: int):
     """The clip at ``rate``; never cut (its transcript would no longer match), so a long one is an error."""
-    from hub.inputs import load_audio
-
-    try:
-        wave = load_audio(record.input, rate)
-    except InputError as exc:
-        raise InputError(f"{record.where}: {exc}") from None
-    if wave.size == 0:
-        raise InputError(f"{record.where}: the audio file '{record.input}' is empty")
+    wave = record_audio(record, rate)
     if len(wave) > limit:
         raise InputError(f"{record.where}: the clip is {len(wave) / rate:.1f} s long, over the limit of "
                          f"{limit / rate:.0f} s; cut it (its transcript must match the audio) or raise "
