@@ -193,6 +193,23 @@ def _parse_options(pairs) -> dict:
     return out
 
 
+@cli.command("pin")
+@click.argument("model_ids", nargs=-1)
+@click.option("--file", "path", type=click.Path(dir_okay=False), help="Catalogue file (default: the shipped one).")
+@click.option("--dry-run", is_flag=True, help="Show the commits without writing the file.")
+def pin_cmd(model_ids, path, dry_run):
+    """Pin catalogue entries whose revision is a branch (e.g. main) to its current commit (needs network)."""
+    from hub.pinning import pin
+    from hub.registry import shipped_catalog_path
+
+    target = path or str(shipped_catalog_path())
+    changes = pin(target, list(model_ids) or None, dry_run=dry_run)
+    for model_id, old, commit in changes:
+        click.echo(f"{model_id}: {old} -> {commit}")
+    verb = "would pin" if dry_run else "pinned"
+    click.echo(f"{verb} {len(changes)} entr{'y' if len(changes) == 1 else 'ies'} in {target}", err=True)
+
+
 @cli.command("env")
 @click.option("--device", help="Show the choice for this device instead.")
 @click.option("--dtype", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), help="Dtype policy to explain.")

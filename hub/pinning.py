@@ -1,0 +1,73 @@
+"""``hub pin``: replace branch revisions (``main``) in a catalogue file with the commit they point at.
+
+A catalogue entry should name the exact commit of its hub repository, so that the weights a user
+gets never change under them. This asks the Hugging Face hub which commit each unpinned entry's
+revision points at now and rewrites only those ``revision:`` lines, keeping the rest of the file
+(comments included) as it is; the file is written to a temporary file and renamed.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from hub.errors import HubError
+from hub.local import atomic_write_text
+from hub.registry import read_catalog_file
+from hub.weights import HF_PREFIX
+
+COMMIT = re.compile(r"^[0-9a-f]{40}$")
+
+
+def unpinned(path: Path, ids: list[str] | None = None) -> list:
+    """Specs in ``path`` with a hub source whose revision is not a full commit hash."""
+    specs = [s for s in read_catalog_file(path) if s.source.startswith(HF_PREFIX)]
+    if ids:
+        unknown = sorted(set(ids) - {s.id for s in specs})
+        if unknown:
+            raise HubError(f"no hub-sourced entries named {', '.join(unknown)} in {path}")
+        specs = [s for s in specs if s.id in ids]
+    return [s for s in specs if not COMMIT.match(s.revision or "")]
+
+
+def commit_of(repo: str, revision: str | None) -> str:
+    """The commit hash ``revision`` (default main) of ``repo`` points at, asked of the hub."""
+    from huggingface_hub import HfApi
+
+    try:
+        return HfApi().model_info(repo, revision=revision or "main").sha
+    except Exception as exc:
+        raise HubError(f"cannot look up the commit of '{repo}' at '{revision or 'main'}' ({type(exc).__name__}); "
+                       "pinning needs network access to the Hugging Face hub") from None
+
+
+def set_revision(text: str, model_id: str, commit: str) -> str:
+    """``text`` with the ``revision:`` line of entry ``model_id`` set to ``commit`` (added if absent)."""
+    lines = text.splitlines(keepends=True)
+    start = next((i for i, line in enumerate(lines) if re.match(rf"^(\s+){re.escape(model_id)}:\s*$", line)), None)
+    if start is None:
+        raise HubError(f"entry '{model_id}' is not written as a block ('{model_id}:' on its own line); pin it by hand")
+    indent = len(lines[start]) - len(lines[start].lstrip())
+    end = start + 1
+    while end < len(lines) and (not lines[end].strip() or len(lines[end]) - len(lines[end].lstrip()) > indent):
+        end += 1
+    field_indent = " " * (indent + 2)
+    for i in range(start + 1, end):
+        if re.match(rf"^{field_indent}revision:", lines[i]):
+            lines[i] = f"{field_indent}revision: {commit}\n"
+            return "".join(lines)
+    lines.insert(start + 1, f"{field_indent}revision: {commit}\n")
+    return "".join(lines)
+
+
+def pin(path: Path, ids: list[str] | None = None, dry_run: bool = False) -> list[tuple[str, str, str]]:
+    """Pin the unpinned entries of ``path``; returns (id, old revision, commit) for each."""
+    path = Path(path)
+    changes = []
+    text = path.read_text(encoding="utf-8")
+    for spec in unpinned(path, ids):
+        commit = commit_of(spec.source[len(HF_PREFIX):], spec.revision)
+        text = set_revision(text, spec.id, commit)
+        changes.append((spec.id, spec.revision or "-", commit))
+    if changes and not dry_run:
+        atomic_write_text(path, text)
+    return changes
