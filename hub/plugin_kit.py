@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import importlib
+import json
+from pathlib import Path
 
 
 def resolve_ref(ref: str):
@@ -13,3 +15,11 @@ def resolve_ref(ref: str):
 def build_pipeline(ref: str, spec, device_manager, options: dict | None):
     """Import the pipeline class ``ref`` and build it with its ``from_spec`` classmethod."""
     return resolve_ref(ref).from_spec(spec, device_manager, **(options or {}))
+
+
+def read_json_file(path):
+    """The parsed content of a small JSON file (a config), or None when it is missing or unreadable."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None

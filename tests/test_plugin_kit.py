@@ -29,3 +29,15 @@ def test_build_pipeline_passes_options():
         assert build_pipeline("fake_plugin_mod:Fake", "s", "d", None) == ("s", "d", {})
     finally:
         del sys.modules["fake_plugin_mod"]
+
+
+def test_read_json_file(tmp_path):
+    from hub.plugin_kit import read_json_file
+
+    (tmp_path / "ok.json").write_text('{"a": [1, 2]}')
+    (tmp_path / "list.json").write_text("[1]")
+    (tmp_path / "bad.json").write_text("{not json")
+    assert read_json_file(tmp_path / "ok.json") == {"a": [1, 2]}
+    assert read_json_file(tmp_path / "list.json") == [1]
+    assert read_json_file(tmp_path / "bad.json") is None
+    assert read_json_file(tmp_path / "missing.json") is None

@@ -11,10 +11,10 @@ catalogue's ``arch`` (an open_clip model name) and the preprocessing of its ``pr
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from hub.errors import HubError, ModelUnavailableError
+from hub.plugin_kit import read_json_file
 
 CONFIG_NAME = "open_clip_config.json"
 SAFE_WEIGHTS = ("open_clip_model.safetensors", "open_clip_pytorch_model.safetensors")
@@ -26,13 +26,7 @@ DEFAULT_TASK = "zero-shot-image-classification"
 
 def read_config(directory) -> dict | None:
     """The parsed ``open_clip_config.json`` of ``directory`` when it has a ``model_cfg``, else None."""
-    path = Path(directory) / CONFIG_NAME
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+    data = read_json_file(Path(directory) / CONFIG_NAME)
     return data if isinstance(data, dict) and isinstance(data.get("model_cfg"), dict) else None
 
 

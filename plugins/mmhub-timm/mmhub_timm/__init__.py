@@ -25,17 +25,15 @@ def load_model(spec, device_manager, options):
 @hookimpl
 def spec_for_path(path, task):
     """A spec for a directory holding timm's config.json (architecture + pretrained_cfg)."""
-    import json
     from pathlib import Path
 
+    from hub.plugin_kit import read_json_file
+
     root = Path(path)
-    try:
-        config = json.loads((root / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+    config = read_json_file(root / "config.json")
     from mmhub_timm.loading import is_timm_config
 
-    if not is_timm_config(config):
+    if not isinstance(config, dict) or not is_timm_config(config):
         return None
     task = task or "image-classification"
     if task not in PIPELINES:

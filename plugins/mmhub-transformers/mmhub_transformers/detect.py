@@ -1,8 +1,9 @@
 """Recognise a transformers ``save_pretrained`` directory and guess its task from config.json."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
+
+from hub.plugin_kit import read_json_file
 
 # architecture name suffix -> task
 _SUFFIX_TASKS = [
@@ -27,12 +28,8 @@ def detect(path, task, supported: set[str]):
     from hub.registry import ModelSpec
 
     root = Path(path)
-    config_file = root / "config.json"
-    if not config_file.is_file():
-        return None
-    try:
-        config = json.loads(config_file.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    config = read_json_file(root / "config.json")
+    if not isinstance(config, dict):
         return None
     if "model_type" not in config or "pretrained_cfg" in config or (root / "open_clip_config.json").exists():
         return None  # timm and open_clip directories also have a config.json

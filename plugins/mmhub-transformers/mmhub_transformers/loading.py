@@ -1,9 +1,9 @@
 """Loading transformers models for the hub: weights directory, Auto classes, safe defaults."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from hub.plugin_kit import read_json_file
 from hub.tasks.base import Pipeline
 
 WEIGHT_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "*.py", "*/*.json", "merges.txt", "vocab.*"]
@@ -20,10 +20,9 @@ def weights_dir(spec) -> Path:
 
 
 def read_json(path: Path) -> dict:
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
+    """A JSON file's content, or {} when it is missing or unreadable."""
+    value = read_json_file(path)
+    return {} if value is None else value
 
 
 def load_auto(auto_name: str, directory: Path, trust_remote_code: bool = False, **kwargs):
