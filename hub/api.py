@@ -9,6 +9,7 @@ from hub.registry import Catalog, ModelSpec, read_catalog_file, shipped_catalog_
 
 _catalog: Catalog | None = None
 _all_catalog: Catalog | None = None
+_built_for: tuple | None = None  # (plugin manager, its generation) the cached catalogue was built from
 
 
 def invalidate_catalog() -> None:
@@ -31,7 +32,7 @@ def _plugin_specs(pm) -> list[ModelSpec]:
         except HubError:
             raise
         except Exception as exc:
-            pm.failures.setdefault(name, _failure(pm, name, f"register_models failed: {type(exc).__name__}: {exc}"))
+            pm.problem(name, f"register_models failed: {type(exc).__name__}: {exc}", exc)
     return specs
 
 
@@ -57,11 +58,12 @@ def _as_spec(entry, plugin_name: str) -> ModelSpec:
 
 def catalog(installed_only: bool = True) -> Catalog:
     """Every known model; by default only those whose plugin is loaded."""
-    global _catalog, _all_catalog
-    if _all_catalog is None:
-        from hub.plugins import get_plugin_manager
+    global _catalog, _all_catalog, _built_for
+    from hub.plugins import get_plugin_manager
 
-        pm = get_plugin_manager()
+    pm = get_plugin_manager()
+    if _all_catalog is None or _built_for != (id(pm), pm.generation):
+        _built_for = (id(pm), pm.generation)
         specs = read_catalog_file(shipped_catalog_path())
         specs += _plugin_specs(pm)
         for path in user_catalog_paths():

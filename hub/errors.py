@@ -65,6 +65,17 @@ class NoLoaderError(HubError):
         )
 
 
+class PluginError(HubError):
+    """A plugin failed (raised, or returned something unusable); names the plugin and what failed.
+
+    ``original`` keeps the plugin's own exception; ``hub --debug`` shows its traceback.
+    """
+
+    def __init__(self, plugin: str, message: str, original: BaseException | None = None):
+        self.plugin, self.original = plugin, original
+        super().__init__(message)
+
+
 class ModelUnavailableError(HubError):
     """The weights are neither local nor cached, and cannot be downloaded now."""
 
@@ -73,6 +84,10 @@ class ModelUnavailableError(HubError):
 
 class InputError(HubError):
     """An input (file, text, array) the task cannot use."""
+
+
+class OptionError(InputError):
+    """A call option (keyword or ``-o KEY=VALUE``) that is unknown, of the wrong type or out of range."""
 
 
 class DependencyMissingError(HubError):
