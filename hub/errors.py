@@ -2,6 +2,12 @@
 from __future__ import annotations
 
 import difflib
+import shlex
+
+
+def shell_command(*argv) -> str:
+    """A command to suggest in a message: arguments shell-quoted, the whole between backticks."""
+    return "`" + shlex.join(str(a) for a in argv) + "`"
 
 
 class HubError(Exception):
@@ -18,7 +24,7 @@ class UnknownModelError(HubError, KeyError):
             lowered = model_id.lower()
             self.suggestions = [k for k in known if lowered in k.lower()][:5]
         hint = f" Did you mean: {', '.join(self.suggestions)}?" if self.suggestions else ""
-        super().__init__(f"unknown model id '{model_id}'.{hint} Run 'hub list' to see all models.")
+        super().__init__(f"unknown model id '{model_id}'.{hint} Run {shell_command('hub', 'list')} to see all models.")
 
     def __str__(self) -> str:  # KeyError would add quotes
         return self.args[0]
@@ -53,7 +59,7 @@ class PluginNotInstalledError(HubError):
         self.model_id, self.plugin = model_id, plugin
         super().__init__(
             f"model '{model_id}' is served by the plugin '{plugin}', which is not installed "
-            f"(or is disabled by HUB_PLUGINS). Install it with: hub install {plugin}"
+            f"(or is disabled by HUB_PLUGINS). Install it with: {shell_command('hub', 'install', plugin)}"
         )
 
 
@@ -61,7 +67,7 @@ class NoLoaderError(HubError):
     def __init__(self, model_id: str, plugin: str):
         super().__init__(
             f"no plugin could load model '{model_id}': plugin '{plugin}' returned nothing for it. "
-            "Check the catalogue entry's task and source, or run 'hub plugins' to see load errors."
+            f"Check the catalogue entry's task and source, or run {shell_command('hub', 'plugins')} to see load errors."
         )
 
 
@@ -80,6 +86,10 @@ class ModelUnavailableError(HubError):
     """The weights are neither local nor cached, and cannot be downloaded now."""
 
     exit_code = 1
+
+
+class WeightsError(HubError):
+    """Model files on disk that are missing, truncated, corrupt or unsafe to load; names the path and the fix."""
 
 
 class InputError(HubError):
