@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -33,15 +34,56 @@ def cpu_flags() -> set[str]:
     return set()
 
 
-def parse_bytes(text: str) -> int:
-    units = {"": 1, "B": 1, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
-    raw = text.strip().upper().replace(" ", "")
-    number = raw.rstrip("KMGTIB")
-    unit = raw[len(number):]
-    try:
-        return int(float(number) * units[unit])
-    except (KeyError, ValueError):
-        raise HubError(f"cannot read the memory size '{text}' (HUB_CACHE_BUDGET); write it like 8GB or 512MiB") from None
+_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB)?$")
+_UNITS = {None: 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+          "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+_DEVICE = re.compile(r"^(cpu|mps|cuda)(?::(\d+))?$")
+
+
+def parse_bytes(text: str, name: str = "HUB_CACHE_BUDGET") -> int:
+    """A positive memory size such as ``8GB``, ``512MiB`` or ``1.5 GB``, in bytes."""
+    match = _SIZE.match(str(text).strip().upper())
+    size = int(float(match.group(1)) * _UNITS[match.group(2)]) if match else 0
+    if size < 1:
+        raise HubError(f"{name}={text!r} is not a memory size; write a positive number with a unit, "
+                       "e.g. 8GB, 512MiB or 1.5GB")
+    return size
+
+
+def env_setting(name: str) -> str | None:
+    """The value of environment variable ``name``, stripped; None when unset or blank."""
+    value = os.environ.get(name, "").strip()
+    return value or None
+
+
+def _named(value, env: str | None, what: str) -> str:
+    return f"{env}={value!r}" if env else f"{what} {value!r}"
+
+
+def check_device(device: str | None, env: str | None = None) -> str | None:
+    """``device`` if written as cpu, mps, cuda or cuda:N; else a HubError naming it (and ``env``)."""
+    if device is None:
+        return None
+    value = str(device).strip().lower()
+    if not _DEVICE.match(value):
+        raise HubError(f"{_named(device, env, 'device')} is not a device; use cpu, cuda, cuda:N (N = 0, 1, ...) or mps")
+    return value
+
+
+def check_policy(policy: str | None, env: str | None = None) -> str:
+    """``policy`` (default auto) if it is a dtype policy; else a HubError naming it (and ``env``)."""
+    value = (policy or "auto").strip().lower()
+    if value not in DTYPE_POLICIES:
+        raise HubError(f"{_named(policy, env, 'dtype policy')} is not a dtype policy; "
+                       f"use one of {', '.join(DTYPE_POLICIES)}")
+    return value
+
+
+def requested(device: str | None, dtype: str | None) -> tuple[str | None, str]:
+    """The checked (device, dtype policy) from the arguments, else from HUB_DEVICE / HUB_DTYPE."""
+    dev = check_device(device) if device else check_device(env_setting("HUB_DEVICE"), "HUB_DEVICE")
+    policy = check_policy(dtype) if dtype else check_policy(env_setting("HUB_DTYPE"), "HUB_DTYPE")
+    return dev, policy
 
 
 @dataclass
@@ -58,11 +100,8 @@ class DeviceManager:
     """Chooses device and dtype, places modules, provides autocast, caches loaded models."""
 
     def __init__(self, device: str | None = None, dtype: str | None = None):
-        self.requested_device = device or os.environ.get("HUB_DEVICE") or None
-        policy = (dtype or os.environ.get("HUB_DTYPE") or "auto").lower()
-        if policy not in DTYPE_POLICIES:
-            raise HubError(f"unknown dtype policy '{policy}'. Valid: {', '.join(DTYPE_POLICIES)}.")
-        self.policy = policy
+        self.requested_device, self.policy = requested(device, dtype)
+        self.device_source = "requested" if device else "requested by HUB_DEVICE"
         self._plan: DevicePlan | None = None
 
     # -- choice -----------------------------------------------------------------------------
@@ -89,20 +128,26 @@ class DeviceManager:
 
     def _choose_device(self, torch) -> tuple[str, str]:
         if self.requested_device:
-            dev = self.requested_device
-            kind = dev.split(":")[0]
-            if kind == "cuda" and not torch.cuda.is_available():
-                raise HubError(f"device '{dev}' requested but CUDA is not available; use --device cpu")
-            if kind == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
-                raise HubError(f"device '{dev}' requested but MPS is not available; use --device cpu")
-            if kind not in ("cuda", "mps", "cpu"):
-                raise HubError(f"unknown device '{dev}'. Use cpu, cuda, cuda:N or mps.")
-            return dev, "requested"
+            return self._check_available(torch, self.requested_device), self.device_source
         if torch.cuda.is_available():
             return "cuda", "CUDA is available"
         if hasattr(torch.backends, "mps") and torch.backends.mps.is_available():
             return "mps", "Apple MPS is available"
         return "cpu", "no CUDA or MPS device"
+
+    def _check_available(self, torch, dev: str) -> str:
+        """``dev`` if this machine has it; else a HubError saying what it has."""
+        kind, _, index = dev.partition(":")
+        fix = "use --device cpu" if self.device_source == "requested" else "set HUB_DEVICE=cpu or unset it"
+        where = f"device '{dev}'" + ("" if self.device_source == "requested" else " (from HUB_DEVICE)")
+        if kind == "cuda" and not torch.cuda.is_available():
+            raise HubError(f"{where} was requested but CUDA is not available; {fix}")
+        if kind == "cuda" and index and int(index) >= torch.cuda.device_count():
+            raise HubError(f"{where} does not exist: this machine has {torch.cuda.device_count()} CUDA "
+                           f"device(s), numbered from cuda:0; {fix}")
+        if kind == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+            raise HubError(f"{where} was requested but MPS is not available; {fix}")
+        return dev
 
     def _choose_dtype(self, torch, device: str) -> tuple[str, str]:
         kind = device.split(":")[0]
@@ -186,7 +231,7 @@ class ModelCache:
 
     def budget_for(self, device: str) -> int:
         if device not in self._budgets:
-            env = os.environ.get("HUB_CACHE_BUDGET")
+            env = env_setting("HUB_CACHE_BUDGET")
             self._budgets[device] = parse_bytes(env) if env else _default_budget(device)
         return self._budgets[device]
 
@@ -260,7 +305,7 @@ _managers: dict[tuple, DeviceManager] = {}
 
 def get_device_manager(device: str | None = None, dtype: str | None = None) -> DeviceManager:
     """The shared manager for a (device, dtype) request; all share one model cache."""
-    key = (device or os.environ.get("HUB_DEVICE"), (dtype or os.environ.get("HUB_DTYPE") or "auto").lower())
+    key = requested(device, dtype)
     if key not in _managers:
         _managers[key] = DeviceManager(device, dtype)
     return _managers[key]

@@ -39,7 +39,7 @@ def test_explicit_policies(monkeypatch):
     assert DeviceManager(device="cpu", dtype="bf16").torch_dtype() is torch.bfloat16
     monkeypatch.setenv("HUB_DTYPE", "fp16")
     assert DeviceManager(device="cpu").dtype == "fp16"
-    with pytest.raises(HubError, match="unknown dtype policy"):
+    with pytest.raises(HubError, match="is not a dtype policy"):
         DeviceManager(dtype="fp8")
 
 
@@ -86,3 +86,64 @@ def test_parse_bytes():
     assert parse_bytes("512MiB") == 512 * 2**20
     with pytest.raises(HubError, match="HUB_CACHE_BUDGET"):
         parse_bytes("lots")
+
+
+@pytest.mark.parametrize("text, expected", [("8GB", 8 * 10**9), ("512MiB", 512 * 2**20), ("1.5 GB", 15 * 10**8),
+                                            (" 2gb ", 2 * 10**9), ("100", 100), ("1TiB", 2**40), ("64KB", 64000)])
+def test_parse_bytes_accepts_sizes_with_units(text, expected):
+    assert parse_bytes(text) == expected
+
+
+BAD_SIZES = ["inf", "-inf", "Infinity", "nan", "-5GB", "0", "0GB", "0.1B", "garbage", "lots", "1e9", "8XB",
+             "GB", "5GB extra", "8 G B", "+5GB", "0x10"]
+
+
+@pytest.mark.parametrize("text", BAD_SIZES)
+def test_bad_cache_budget_names_the_variable_and_the_form(monkeypatch, text):
+    monkeypatch.setenv("HUB_CACHE_BUDGET", text)
+    with pytest.raises(HubError) as err:
+        ModelCache().budget_for("cpu")
+    msg = str(err.value)
+    assert msg.startswith(f"HUB_CACHE_BUDGET={text!r} is not a memory size") and "8GB" in msg
+
+
+def test_blank_cache_budget_means_the_default(monkeypatch):
+    monkeypatch.setenv("HUB_CACHE_BUDGET", "  ")
+    assert ModelCache().budget_for("cpu") == device_mod._default_budget("cpu")
+
+
+@pytest.mark.parametrize("value", ["tpu", "gpu", "cuda:x", "cuda:-1", "cuda:", "cpu,cuda", "cuda 0", "CUDA:0:1"])
+def test_bad_hub_device_names_the_variable(monkeypatch, value):
+    monkeypatch.setenv("HUB_DEVICE", value)
+    with pytest.raises(HubError, match=rf"^HUB_DEVICE={value!r} is not a device; use cpu, cuda, cuda:N"):
+        DeviceManager()
+    with pytest.raises(HubError, match=rf"^device {value!r} is not a device"):
+        DeviceManager(device=value)
+
+
+@pytest.mark.parametrize("value", ["fp8", "float33", "bf 16", "int8", "half-ish"])
+def test_bad_hub_dtype_names_the_variable(monkeypatch, value):
+    monkeypatch.setenv("HUB_DTYPE", value)
+    with pytest.raises(HubError, match=rf"^HUB_DTYPE={value!r} is not a dtype policy; use one of auto, fp32"):
+        DeviceManager(device="cpu")
+    assert DeviceManager(device="cpu", dtype="fp32").dtype == "fp32"  # an argument wins over the variable
+
+
+@pytest.mark.parametrize("value, expected", [(" CPU ", "cpu"), ("cuda:1", "cuda:1"), ("mps", "mps"), ("", None)])
+def test_device_forms_are_normalised(monkeypatch, value, expected):
+    monkeypatch.setenv("HUB_DEVICE", value)
+    assert DeviceManager().requested_device == expected
+
+
+def test_unavailable_cuda_from_the_variable_says_so(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv("HUB_DEVICE", "cuda:0")
+    with pytest.raises(HubError, match=r"\(from HUB_DEVICE\) was requested but CUDA is not available; set HUB_DEVICE"):
+        DeviceManager().plan
+
+
+def test_missing_cuda_index_is_named(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    with pytest.raises(HubError, match=r"device 'cuda:5' does not exist: this machine has 2 CUDA device"):
+        DeviceManager(device="cuda:5").plan
