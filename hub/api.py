@@ -91,13 +91,7 @@ def get_spec(model_id: str, task: str | None = None) -> ModelSpec:
 
     if spec.plugin not in get_plugin_manager().names():
         raise PluginNotInstalledError(spec.id, spec.plugin)
-    if task:
-        from hub.tasks import resolve_task
-
-        wanted = resolve_task(task)
-        if wanted != spec.task:
-            spec = _with_task(spec, wanted)
-    return spec
+    return spec.with_task(task) if task else spec
 
 
 def _with_task(spec: ModelSpec, task: str) -> ModelSpec:

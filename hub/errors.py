@@ -41,6 +41,17 @@ class UnknownTaskError(HubError, KeyError):
         return self.args[0]
 
 
+class TaskMismatchError(HubError):
+    """A model asked for a task it cannot serve; names the model's own task and those it can run for."""
+
+    def __init__(self, model_id: str, task: str, wanted: str, servable: list[str]):
+        self.model_id, self.task, self.wanted, self.servable = model_id, task, wanted, servable
+        super().__init__(
+            f"model '{model_id}' cannot serve the task '{wanted}': it is a {task} model. Tasks it can run: "
+            f"{', '.join(servable)}. For {wanted}, pick another model: {shell_command('hub', 'list', '--task', wanted)}"
+        )
+
+
 class CatalogError(HubError):
     """A catalogue file (registry.yaml or a user catalogue) is malformed."""
 

@@ -12,10 +12,8 @@ from pathlib import Path
 
 from hub.errors import HubError
 from hub.local import atomic_write_text
-from hub.registry import read_catalog_file
+from hub.registry import COMMIT, read_catalog_file
 from hub.weights import HF_PREFIX
-
-COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
 
 def unpinned(path: Path, ids: list[str] | None = None) -> list:

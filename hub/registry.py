@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from hub.errors import CatalogError, HubError, UnknownModelError
+from hub.errors import CatalogError, HubError, TaskMismatchError, UnknownModelError
 from hub.tasks import TASKS, UnknownTaskError, resolve_task
 
 REQUIRED_FIELDS = ("task", "plugin", "source")
@@ -46,6 +47,18 @@ class ModelSpec:
     def modality(self) -> str:
         return TASKS[self.task].modality
 
+    def with_task(self, task: str) -> "ModelSpec":
+        """This spec run for ``task`` (a name or alias), which must take the same modality of inputs."""
+        from dataclasses import replace
+
+        wanted = resolve_task(task)
+        if wanted == self.task:
+            return self
+        if TASKS[wanted].modality != self.modality:
+            servable = [name for name, info in TASKS.items() if info.modality == self.modality]
+            raise TaskMismatchError(self.id, self.task, wanted, servable)
+        return replace(self, task=wanted)
+
     def to_dict(self) -> dict:
         data = asdict(self)
         data["modality"] = self.modality
@@ -69,6 +82,7 @@ class ModelSpec:
         except UnknownTaskError as exc:
             raise CatalogError(origin, model_id, "task", str(exc)) from None
         _check_types(values, origin, model_id)
+        _check_revision(values.get("revision"), origin, model_id)
         values["aliases"] = [str(a) for a in values.get("aliases") or []]
         return cls(id=str(model_id), origin=str(origin), **values)
 
@@ -87,6 +101,38 @@ def _check_types(values: dict, origin: str, model_id: str) -> None:
             continue
         if expected is int and isinstance(value, bool) or not isinstance(value, expected):
             raise CatalogError(origin, model_id, key, f"expected {expected.__name__}, got {type(value).__name__} {value!r}")
+
+
+COMMIT = re.compile(r"^[0-9a-f]{40}$")
+_REF_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
+
+
+def ref_problem(revision: str) -> str | None:
+    """Why ``revision`` is neither a 40-hex commit nor a valid git branch/tag name; None when it is fine."""
+    if COMMIT.match(revision):
+        return None
+    bad = _REF_FORBIDDEN.search(revision)
+    parts = revision.split("/")
+    checks = (
+        (not revision, "it is empty"),
+        (bad is not None, f"it contains {bad.group() if bad else ''!r} (spaces, control characters and "
+                          "~ ^ : ? * [ \\ are not allowed)"),
+        (".." in revision, "it contains '..'"),
+        ("@{" in revision or revision == "@", "it contains '@{' or is '@'"),
+        (revision.startswith("-"), "it starts with '-'"),
+        (revision.endswith("."), "it ends with '.'"),
+        ("" in parts, "it has an empty path component (a leading, trailing or double '/')"),
+        (any(p.startswith(".") or p.endswith(".lock") for p in parts),
+         "a path component starts with '.' or ends with '.lock'"),
+    )
+    return next((why for failed, why in checks if failed), None)
+
+
+def _check_revision(revision, origin: str, model_id: str) -> None:
+    problem = ref_problem(revision) if revision is not None else None
+    if problem:
+        raise CatalogError(origin, model_id, "revision", f"{revision!r} is not a commit hash (40 hex digits) "
+                           f"or a branch or tag name: {problem}")
 
 
 def shipped_catalog_path() -> Path:
@@ -109,8 +155,38 @@ def user_catalog_paths() -> list[Path]:
 def _yaml_load(text: str):
     import yaml
 
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    return yaml.load(text, Loader=loader)
+    return yaml.load(text, Loader=_unique_key_loader())
+
+
+_LOADER = None
+
+
+def _unique_key_loader():
+    """A safe YAML loader that refuses a mapping with the same key twice (plain YAML keeps the last)."""
+    global _LOADER
+    if _LOADER is None:
+        import yaml
+
+        base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+        class UniqueKeyLoader(base):
+            def construct_mapping(self, node, deep=False):
+                seen = {}
+                for key_node, _ in node.value:
+                    key = self.construct_object(key_node, deep=True)
+                    if key in seen:
+                        raise DuplicateKeyError(key, seen[key], key_node.start_mark.line + 1)
+                    seen[key] = key_node.start_mark.line + 1
+                return super().construct_mapping(node, deep)
+
+        _LOADER = UniqueKeyLoader
+    return _LOADER
+
+
+class DuplicateKeyError(ValueError):
+    def __init__(self, key, first_line: int, line: int):
+        self.key, self.first_line, self.line = key, first_line, line
+        super().__init__(f"'{key}' is defined twice, on lines {first_line} and {line}; keep one of them")
 
 
 def read_catalog_file(path: Path) -> list[ModelSpec]:
@@ -122,13 +198,31 @@ def read_catalog_file(path: Path) -> list[ModelSpec]:
         return _read_model_dir(path)
     try:
         data = _yaml_load(path.read_text(encoding="utf-8"))
-    except Exception as exc:  # yaml.YAMLError and decoding errors
+    except DuplicateKeyError as exc:
+        raise CatalogError(path, None, None, str(exc)) from None
+    except UnicodeDecodeError as exc:
+        raise CatalogError(path, None, None, f"not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+    except Exception as exc:  # yaml.YAMLError
         raise CatalogError(path, None, None, f"not valid YAML: {exc}") from None
     if data is None:
         return []
     if not isinstance(data, dict) or not isinstance(data.get("models", {}), dict):
         raise CatalogError(path, None, "models", "the file must be a mapping with a 'models' mapping of id -> fields")
-    return [ModelSpec.from_mapping(str(mid), entry, str(path)) for mid, entry in (data.get("models") or {}).items()]
+    specs = [ModelSpec.from_mapping(str(mid), entry, str(path)) for mid, entry in (data.get("models") or {}).items()]
+    _check_names_unique(specs, path)
+    return specs
+
+
+def _check_names_unique(specs: list[ModelSpec], path: Path) -> None:
+    """Within one file, an alias may name neither another entry nor another entry's alias."""
+    owner = {spec.id: spec.id for spec in specs}
+    for spec in specs:
+        for alias in spec.aliases:
+            first = owner.setdefault(alias, spec.id)
+            if first != spec.id:
+                what = "the id of entry" if alias == first else "already an alias of entry"
+                raise CatalogError(path, spec.id, "aliases", f"the alias '{alias}' is {what} '{first}' in the "
+                                   "same file; rename or remove one of them")
 
 
 def _read_model_dir(path: Path) -> list[ModelSpec]:

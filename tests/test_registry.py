@@ -82,3 +82,87 @@ def test_filter_wildcards_and_fields():
     assert [s.id for s in cat.filter(modality="crossmodal")] == ["clip"]
     assert [s.id for s in cat.filter(task="feature-extraction")] == ["minilm"]
     assert sorted(s.id for s in cat.filter(plugin="t*")) == ["minilm", "resnet50"]
+
+
+ENTRY = "{task: text-embedding, plugin: transformers, source: x}"
+
+
+@pytest.mark.parametrize("text, first, second", [
+    (f"models:\n  m1: {ENTRY}\n  m2: {ENTRY}\n  m1: {ENTRY}\n", 2, 4),
+    (f"models:\n  m1: {ENTRY}\nmodels:\n  m2: {ENTRY}\n", 1, 3),
+    ("models:\n  m1:\n    task: text-embedding\n    task: fill-mask\n    plugin: p\n    source: x\n", 3, 4),
+])
+def test_a_name_written_twice_in_one_file_is_an_error(tmp_path, text, first, second):
+    path = write(tmp_path, text)
+    with pytest.raises(CatalogError, match=rf"is defined twice, on lines {first} and {second}") as err:
+        read_catalog_file(path)
+    assert str(path) in str(err.value)
+
+
+@pytest.mark.parametrize("aliases, clash, owner", [
+    ("[m2]", "m2", "m2"),                      # an alias equal to another entry's id
+    ("[short, M2x]", "M2x", "m2"),             # an alias equal to another entry's alias
+])
+def test_an_alias_naming_another_entry_is_an_error_naming_both(tmp_path, aliases, clash, owner):
+    path = write(tmp_path, f"""
+        models:
+          m2: {{task: text-embedding, plugin: p, source: x, aliases: [M2x]}}
+          m1: {{task: text-embedding, plugin: p, source: x, aliases: {aliases}}}
+    """)
+    with pytest.raises(CatalogError) as err:
+        read_catalog_file(path)
+    assert err.value.entry == "m1" and err.value.field == "aliases"
+    assert f"'{clash}'" in str(err.value) and f"entry '{owner}'" in str(err.value)
+
+
+def test_an_alias_repeating_its_own_id_is_harmless(tmp_path):
+    path = write(tmp_path, "models:\n  m1: {task: text-embedding, plugin: p, source: x, aliases: [m1, one, one]}\n")
+    assert read_catalog_file(path)[0].id == "m1"
+
+
+BAD_REVISIONS = ["a b", "main branch", "a..b", "-main", "x.lock", "a~1", "a^2", "a:b", "what?", "a*", "a[0]",
+                 "a\\\\b", "a/", "/a", "a//b", ".hidden", "a/.b", "@", "a@{1}", "end.", "tab\\there", "bell\\x07"]
+
+
+@pytest.mark.parametrize("revision", BAD_REVISIONS)
+def test_a_revision_that_is_no_commit_branch_or_tag_is_refused_at_load(tmp_path, revision):
+    path = write(tmp_path, f'models:\n  m1: {{task: text-embedding, plugin: p, source: x, revision: "{revision}"}}\n')
+    with pytest.raises(CatalogError, match="is not a commit hash") as err:
+        read_catalog_file(path)
+    assert err.value.entry == "m1" and err.value.field == "revision"
+
+
+@pytest.mark.parametrize("revision", ["main", "v1.0", "refs/pr/1", "release/2024.01", "v2.0-rc1",
+                                      "0123456789abcdef0123456789abcdef01234567"])
+def test_commits_branches_and_tags_are_accepted(tmp_path, revision):
+    path = write(tmp_path, f'models:\n  m1: {{task: text-embedding, plugin: p, source: x, revision: "{revision}"}}\n')
+    assert read_catalog_file(path)[0].revision == revision
+
+
+def test_a_catalogue_that_is_not_utf8_names_the_file(tmp_path):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("models:\n  caf\xe9: {task: text-embedding, plugin: p, source: x}\n".encode("latin-1"))
+    with pytest.raises(CatalogError, match="not UTF-8 text") as err:
+        read_catalog_file(path)
+    assert str(path) in str(err.value)
+
+
+@pytest.mark.parametrize("task, wanted", [("image-classification", "text-embedding"),
+                                          ("text-embedding", "image-classification"),
+                                          ("speech-recognition", "fill-mask"),
+                                          ("zero-shot-image-classification", "asr")])
+def test_a_task_of_another_modality_is_refused_naming_the_models_tasks(task, wanted):
+    from hub.errors import TaskMismatchError
+    from hub.tasks import TASKS, resolve_task
+
+    s = spec("m1", task=task)
+    with pytest.raises(TaskMismatchError) as err:
+        s.with_task(wanted)
+    msg = str(err.value)
+    assert f"model 'm1' cannot serve the task '{resolve_task(wanted)}': it is a {task} model" in msg
+    assert all(t in msg for t, info in TASKS.items() if info.modality == TASKS[task].modality)
+
+
+def test_a_task_of_the_same_modality_is_accepted():
+    assert spec("m1", task="image-classification").with_task("image-embedding").task == "image-embedding"
+    assert spec("m1").with_task("sentiment-analysis").task == "text-classification"
