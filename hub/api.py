@@ -1,11 +1,18 @@
-"""The Python API behind ``hub``: catalogue lookups (no torch) and loading/running models."""
+"""The Python API behind ``hub``: catalogue lookups (no torch) and loading/running models.
+
+Calls into plugins are isolated here: registrations are validated per plugin (all or nothing),
+``spec_for_path`` asks each plugin in turn, and ``load_model`` goes only to the plugin named in
+``spec.plugin``, whose pipeline must serve the task asked for.
+"""
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
-from hub.errors import HubError, NoLoaderError, PluginNotInstalledError
-from hub.registry import Catalog, ModelSpec, read_catalog_file, shipped_catalog_path, user_catalog_paths
+from hub.errors import CatalogError, HubError, NoLoaderError, PluginError
+from hub.registry import (Catalog, CatalogWarning, ModelSpec, read_catalog_file, shipped_catalog_path,
+                          user_catalog_paths)
 
 _catalog: Catalog | None = None
 _all_catalog: Catalog | None = None
@@ -17,61 +24,109 @@ def invalidate_catalog() -> None:
     _catalog = _all_catalog = None
 
 
-def _plugin_specs(pm) -> list[ModelSpec]:
-    specs: list[ModelSpec] = []
-    for name, plugin in pm.list_name_plugin():
-        impl = getattr(plugin, "register_models", None)
-        if impl is None:
-            continue
-
-        def register(entry, _name=name):
-            specs.append(_as_spec(entry, _name))
-
-        try:
-            impl(register=register)
-        except HubError:
-            raise
-        except Exception as exc:
-            pm.problem(name, f"register_models failed: {type(exc).__name__}: {exc}", exc)
-    return specs
-
-
-def _failure(pm, name, message):
-    from hub.plugins import PluginInfo
-
-    dist, version = pm.dists.get(name, (None, None))
-    return PluginInfo(name, version, dist, error=message)
-
-
-def _as_spec(entry, plugin_name: str) -> ModelSpec:
-    if isinstance(entry, ModelSpec):
-        return entry
-    data = dict(entry)
-    model_id = data.pop("id", None)
-    if not model_id:
-        from hub.errors import CatalogError
-
-        raise CatalogError(f"plugin '{plugin_name}'", None, "id", "registered model has no id")
-    data.setdefault("plugin", plugin_name)
-    return ModelSpec.from_mapping(model_id, data, f"plugin '{plugin_name}'")
-
-
+# -- the catalogue --------------------------------------------------------------------------------
 def catalog(installed_only: bool = True) -> Catalog:
-    """Every known model; by default only those whose plugin is loaded."""
+    """Every known model; by default only those whose plugin is loaded.
+
+    Built from registry.yaml, then plugin registrations, then user catalogue files (the order
+    of precedence in :mod:`hub.registry`); every replaced id or alias is warned about.
+    """
     global _catalog, _all_catalog, _built_for
     from hub.plugins import get_plugin_manager
 
     pm = get_plugin_manager()
     if _all_catalog is None or _built_for != (id(pm), pm.generation):
-        _built_for = (id(pm), pm.generation)
-        specs = read_catalog_file(shipped_catalog_path())
-        specs += _plugin_specs(pm)
-        for path in user_catalog_paths():
-            specs += read_catalog_file(path)
-        _all_catalog = Catalog(specs)
+        _all_catalog = _build_catalog(pm)
         loaded = pm.names()
-        _catalog = Catalog([s for s in _all_catalog.specs.values() if s.plugin in loaded])
+        _catalog = _all_catalog.subset(lambda s: s.plugin in loaded)
+        _built_for = (id(pm), pm.generation)
+        for note in _all_catalog.overrides:
+            warnings.warn(note, CatalogWarning, stacklevel=2)
     return _catalog if installed_only else _all_catalog
+
+
+def _build_catalog(pm) -> Catalog:
+    shipped = read_catalog_file(shipped_catalog_path())
+    owners = {key: s.plugin for s in shipped for key in (s.id, *s.aliases)}
+    specs = shipped + _plugin_specs(pm, owners)
+    for path in user_catalog_paths():
+        specs += read_catalog_file(path)
+    return Catalog(specs)
+
+
+def _plugin_specs(pm, owners: dict[str, str]) -> list[ModelSpec]:
+    """Every plugin's registrations, all or nothing per plugin; problems are recorded against it.
+
+    ``owners`` maps each id and alias seen so far to the plugin that serves it; a plugin may not
+    take an id or alias that another plugin serves.
+    """
+    from hub.plugins import guarded_call, plugin_impls
+
+    specs: list[ModelSpec] = []
+    for name, impl in sorted(plugin_impls("register_models", pm), key=lambda pair: pair[0]):
+        entries: list[ModelSpec] = []
+        problems: list[str] = []
+        try:
+            guarded_call(name, "register_models", impl, {"register": _register_into(name, entries, problems)})
+        except HubError as exc:
+            pm.problem(name, f"register_models failed, its models are left out: {exc}",
+                       getattr(exc, "original", None) or exc)
+            continue
+        problems += _collisions(name, entries, owners)
+        if problems:
+            shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
+            pm.problem(name, f"invalid model registrations, all of its models are left out: {shown}")
+            continue
+        for spec in entries:
+            owners.update({key: name for key in (spec.id, *spec.aliases)})
+        specs += entries
+    return specs
+
+
+def _register_into(plugin_name: str, entries: list, problems: list):
+    """The ``register`` callback handed to one plugin: validates each entry and never raises."""
+
+    def register(entry):
+        try:
+            entries.append(_as_spec(entry, plugin_name))
+        except HubError as exc:
+            problems.append(str(exc))
+
+    return register
+
+
+def _collisions(plugin_name: str, entries: list[ModelSpec], owners: dict[str, str]) -> list[str]:
+    """Ids this plugin registered twice, and ids or aliases that another plugin already serves."""
+    problems, seen = [], set()
+    for spec in entries:
+        if spec.id in seen:
+            problems.append(f"'{spec.id}' is registered twice")
+        seen.add(spec.id)
+        for key in (spec.id, *spec.aliases):
+            owner = owners.get(key)
+            if owner is not None and owner != plugin_name:
+                what = "id" if key == spec.id else f"alias of '{spec.id}'"
+                problems.append(f"'{key}' ({what}) is already served by plugin '{owner}'; choose another name")
+    return problems
+
+
+def _as_spec(entry, plugin_name: str) -> ModelSpec:
+    """A validated spec from a registered dict or ModelSpec (re-validated: it may have skipped checks)."""
+    from dataclasses import asdict
+
+    origin = f"plugin '{plugin_name}'"
+    if isinstance(entry, ModelSpec):
+        data = {k: v for k, v in asdict(entry).items() if k not in ("id", "origin") and v not in (None, [], {}, "")}
+        model_id = entry.id
+    elif isinstance(entry, dict):
+        data = dict(entry)
+        model_id = data.pop("id", None)
+    else:
+        raise CatalogError(origin, None, None, f"register() takes a dict or a ModelSpec, got {type(entry).__name__}")
+    if not isinstance(model_id, str) or not model_id.strip():
+        raise CatalogError(origin, None, "id", f"registered model has no valid id (got {model_id!r})")
+    data.setdefault("plugin", plugin_name)
+    return ModelSpec.from_mapping(model_id, data, origin)
 
 
 def list_models(pattern: str | None = None, task: str | None = None, modality: str | None = None,
@@ -80,6 +135,7 @@ def list_models(pattern: str | None = None, task: str | None = None, modality: s
     return catalog(installed_only).filter(pattern, task, modality, plugin)
 
 
+# -- specs ----------------------------------------------------------------------------------------
 def get_spec(model_id: str, task: str | None = None) -> ModelSpec:
     """The spec for a catalogue id or alias, or for a model directory on disk."""
     path = Path(model_id).expanduser()
@@ -87,11 +143,14 @@ def get_spec(model_id: str, task: str | None = None) -> ModelSpec:
     if path.is_dir() and (os.sep in model_id or model_id.startswith(".") or model_id not in known.specs):
         return spec_for_path(path, task)
     spec = known.get(model_id)
-    from hub.plugins import get_plugin_manager
+    from hub.plugins import require_plugin
 
-    if spec.plugin not in get_plugin_manager().names():
-        raise PluginNotInstalledError(spec.id, spec.plugin)
-    return spec.with_task(task) if task else spec
+    require_plugin(spec.plugin, spec.id)
+    if task:
+        wanted = _resolved(task)
+        if wanted != spec.task:
+            spec = _with_task(spec, wanted)
+    return spec
 
 
 def _with_task(spec: ModelSpec, task: str) -> ModelSpec:
@@ -107,16 +166,50 @@ def spec_for_path(path: Path, task: str | None = None) -> ModelSpec:
     spec = spec_from_directory(path)
     if spec is not None:
         return _with_task(spec, _resolved(task)) if task else spec
-    from hub.plugins import get_plugin_manager
+    failed: list[PluginError] = []
+    found = _ask_plugins_for_path(path, _resolved(task) if task else None, failed)
+    if found is not None:
+        for exc in failed:
+            warnings.warn(f"{exc} (plugin '{found.plugin}' recognised the directory)", CatalogWarning, stacklevel=2)
+        return found
+    why = f" Plugin errors: {'; '.join(str(e) for e in failed)}" if failed else ""
+    raise HubError(
+        f"no installed plugin recognises the model directory '{path}'. Expected a transformers "
+        "save_pretrained directory, a timm config.json + model.safetensors, an open_clip hub layout, "
+        f"or a 'hub finetune' output; pass --task if the directory serves several tasks.{why}"
+    )
 
-    found = get_plugin_manager().hook.spec_for_path(path=str(path), task=_resolved(task) if task else None)
-    if found is None:
-        raise HubError(
-            f"no installed plugin recognises the model directory '{path}'. Expected a transformers "
-            "save_pretrained directory, a timm config.json + model.safetensors, an open_clip hub layout, "
-            "or a 'hub finetune' output; pass --task if the directory serves several tasks."
-        )
-    return found
+
+def _ask_plugins_for_path(path: Path, task: str | None, failed: list) -> ModelSpec | None:
+    """The first valid spec a plugin returns for ``path``; plugins that fail are collected in ``failed``."""
+    from hub.plugins import get_plugin_manager, guarded_call, plugin_impls
+
+    pm = get_plugin_manager()
+    for name, impl in plugin_impls("spec_for_path", pm):
+        try:
+            found = guarded_call(name, "spec_for_path", impl, {"path": str(path), "task": task})
+            if found is None:
+                continue
+            return _checked_path_spec(name, found, path)
+        except PluginError as exc:
+            failed.append(exc)
+    return None
+
+
+def _checked_path_spec(plugin_name: str, found, path: Path) -> ModelSpec:
+    """A plugin's answer to spec_for_path, re-validated, and served by that same plugin."""
+    what = f"plugin '{plugin_name}' returned an invalid spec for the model directory '{path}'"
+    if not isinstance(found, ModelSpec):
+        raise PluginError(plugin_name, f"{what}: expected a ModelSpec, got {type(found).__name__}")
+    if found.plugin != plugin_name:
+        raise PluginError(plugin_name, f"{what}: it names the plugin '{found.plugin}' instead of itself")
+    try:
+        spec = _as_spec(found, plugin_name)
+    except HubError as exc:
+        raise PluginError(plugin_name, f"{what}: {exc}") from None
+    from dataclasses import replace
+
+    return replace(spec, origin=found.origin or spec.origin)
 
 
 def _resolved(task: str) -> str:
@@ -125,6 +218,7 @@ def _resolved(task: str) -> str:
     return resolve_task(task)
 
 
+# -- loading --------------------------------------------------------------------------------------
 def load(model_id: str, device: str | None = None, dtype: str | None = None, task: str | None = None,
          cache: bool = True, **options):
     """Load a model (catalogue id, alias or directory) as a callable pipeline, through the cache."""
@@ -139,12 +233,26 @@ def load(model_id: str, device: str | None = None, dtype: str | None = None, tas
 
 
 def _load_uncached(spec: ModelSpec, dm, options: dict):
-    from hub.plugins import get_plugin_manager
+    """Ask the plugin named in ``spec.plugin`` (and no other) for the pipeline, and check it."""
+    from hub.plugins import call_plugin, get_plugin_manager, require_plugin
 
-    pipeline = get_plugin_manager().hook.load_model(spec=spec, device_manager=dm, options=options)
+    pipeline = call_plugin(spec.plugin, "load_model", spec=spec, device_manager=dm, options=options)
     if pipeline is None:
+        if spec.plugin not in get_plugin_manager().names():
+            require_plugin(spec.plugin, spec.id)
         raise NoLoaderError(spec.id, spec.plugin)
+    check_pipeline(spec, pipeline)
     return pipeline
+
+
+def check_pipeline(spec: ModelSpec, pipeline) -> None:
+    """Raise a PluginError unless ``pipeline`` is callable and serves ``spec.task``."""
+    served = getattr(pipeline, "task", None)
+    if not callable(pipeline) or served != spec.task:
+        got = f"a pipeline for task '{served}'" if served else f"a {type(pipeline).__name__} (not a pipeline)"
+        raise PluginError(spec.plugin, f"plugin '{spec.plugin}' returned {got} when loading model '{spec.id}' for "
+                                       f"task '{spec.task}'. The plugin is at fault: report it to its authors, or "
+                                       "pass --task with a task the model serves.")
 
 
 def run(model_id: str, inputs, device: str | None = None, dtype: str | None = None, task: str | None = None,

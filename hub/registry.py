@@ -1,11 +1,18 @@
 """The model catalogue: ``ModelSpec`` and the merge of catalogue files with plugin registrations.
 
-Sources of entries, later ones overriding earlier ones with the same id:
+Sources of entries, in order of precedence (a later source replaces an entry of an earlier one
+with the same id, and every replacement is reported as a warning naming both sides):
 
 1. the shipped ``registry.yaml`` (inside the installed package, or at the top of a source checkout);
-2. models registered by plugins through the ``register_models`` hook;
-3. user catalogue files: ``~/.config/mmhub/catalog.yaml`` when it exists, and every path in
-   ``HUB_CATALOG`` (``os.pathsep``-separated files).
+2. models registered by plugins through the ``register_models`` hook, plugin by plugin in name
+   order. A plugin may replace only entries served by itself: an id or alias already served by
+   another plugin is a collision, and that plugin's registrations are all dropped and reported;
+3. user catalogue files: ``~/.config/mmhub/catalog.yaml`` when it exists, then every path in
+   ``HUB_CATALOG`` (``os.pathsep``-separated files), in that order. They may replace any entry.
+
+Lookup tries an exact id first, then an alias, then both ignoring case. An alias that names
+another entry's id is therefore shadowed by that id; when two entries declare the same alias,
+the later one wins. Both cases are reported.
 
 A catalogue file is a mapping ``models: {id: {field: value}}``; see registry.yaml for the fields.
 """
@@ -235,14 +242,60 @@ def _read_model_dir(path: Path) -> list[ModelSpec]:
     return [spec]
 
 
-class Catalog:
-    """All known specs, by id, with alias lookup and filtering."""
+class CatalogWarning(UserWarning):
+    """A catalogue entry replaced or shadowed another one."""
 
-    def __init__(self, specs: list[ModelSpec]):
+
+class Catalog:
+    """All known specs, by id, with alias lookup and filtering.
+
+    Specs are added in order of precedence; ``overrides`` lists, one sentence each, every id or
+    alias that a later spec took from an earlier one (see the module docstring).
+    """
+
+    def __init__(self, specs=()):
         self.specs: dict[str, ModelSpec] = {}
+        self.aliases: dict[str, str] = {}
+        self.overrides: list[str] = []
         for spec in specs:
-            self.specs[spec.id] = spec
-        self.aliases = {alias: spec.id for spec in self.specs.values() for alias in spec.aliases}
+            self.overrides.extend(self.add(spec))
+
+    def add(self, spec: ModelSpec) -> list[str]:
+        """Add ``spec``, replacing an entry with its id; return what it replaced or shadowed."""
+        notes = []
+        old = self.specs.get(spec.id)
+        if old is not None:
+            notes.append(f"'{spec.id}' from {_origin(spec)} replaces the entry from {_origin(old)}")
+        elif spec.id in self.aliases:
+            owner = self.specs[self.aliases[spec.id]]
+            notes.append(f"'{spec.id}' from {_origin(spec)} replaces the alias '{spec.id}' of '{owner.id}' "
+                         f"from {_origin(owner)}")
+        self.specs[spec.id] = spec
+        self.aliases.pop(spec.id, None)
+        for alias in spec.aliases:
+            notes.extend(self._add_alias(alias, spec))
+        return notes
+
+    def _add_alias(self, alias: str, spec: ModelSpec) -> list[str]:
+        if alias == spec.id:
+            return []
+        if alias in self.specs:
+            other = self.specs[alias]
+            return [f"alias '{alias}' of '{spec.id}' from {_origin(spec)} is shadowed by the id '{alias}' "
+                    f"from {_origin(other)}, which lookups find first"]
+        previous = self.aliases.get(alias)
+        self.aliases[alias] = spec.id
+        if previous is not None and previous != spec.id and previous in self.specs:
+            return [f"alias '{alias}' now means '{spec.id}' from {_origin(spec)} instead of '{previous}' "
+                    f"from {_origin(self.specs[previous])}"]
+        return []
+
+    def subset(self, keep) -> "Catalog":
+        """A catalogue of the specs for which ``keep(spec)`` is true (no new override notes)."""
+        out = Catalog()
+        out.specs = {k: s for k, s in self.specs.items() if keep(s)}
+        out.aliases = {a: k for a, k in self.aliases.items() if k in out.specs}
+        return out
 
     def get(self, model_id: str) -> ModelSpec:
         if model_id in self.specs:
@@ -272,6 +325,10 @@ class Catalog:
                 continue
             out.append(spec)
         return sorted(out, key=lambda s: (s.modality, s.task, s.id))
+
+
+def _origin(spec: ModelSpec) -> str:
+    return spec.origin or "an unnamed source"
 
 
 def _matches(spec: ModelSpec, pattern: str) -> bool:

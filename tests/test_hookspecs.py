@@ -82,11 +82,21 @@ def test_hook_load_model(toy):
     assert [r.embedding for r in results] == [[4, 4, 0, 0, 0], [0, 0, 2, 2, 4], [0, 0, 0, 0, 0]]
 
 
-def test_hook_load_model_none_everywhere_is_an_error(fresh_hub):
+class DecliningPlugin:
+    @hub.hookimpl
+    def load_model(self, spec, device_manager, options):
+        return None
+
+
+def test_hook_load_model_none_is_an_error(fresh_hub):
     spec = ModelSpec(id="orphan", task="text-embedding", plugin="toy", source="x")
     from hub.api import _load_uncached
     from hub.device import DeviceManager
+    from hub.errors import PluginNotInstalledError
 
+    with pytest.raises(PluginNotInstalledError, match="orphan.*'toy', which is not installed"):
+        _load_uncached(spec, DeviceManager(device="cpu"), {})
+    get_plugin_manager().register(DecliningPlugin(), name="toy")
     with pytest.raises(NoLoaderError, match="orphan"):
         _load_uncached(spec, DeviceManager(device="cpu"), {})
 

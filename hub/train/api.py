@@ -66,7 +66,7 @@ def _read(path, kind, inputs, text_column, label_column, on_bad, what):
     from hub.train.data import read_records
 
     records, problems = read_records(path, kind, inputs, text_column=text_column, label_column=label_column,
-                                     on_bad=on_bad)
+                                     on_bad=on_bad, purpose=what)
     if problems:
         shown = "; ".join(problems[:5]) + (f"; ... {len(problems) - 5} more" if len(problems) > 5 else "")
         warnings.warn(f"skipped {len(problems)} bad {what} rows: {shown}", stacklevel=3)
@@ -75,10 +75,10 @@ def _read(path, kind, inputs, text_column, label_column, on_bad, what):
 
 def get_adapter(spec, task: str, labels, device_manager):
     """The plugin's TrainAdapter for ``spec`` on ``task``, or a HubError saying it has none."""
-    from hub.plugins import get_plugin_manager
+    from hub.plugins import call_plugin
 
-    adapter = get_plugin_manager().hook.trainable(spec=spec, task=task, num_labels=len(labels) if labels else None,
-                                                  labels=labels, device_manager=device_manager)
+    adapter = call_plugin(spec.plugin, "trainable", spec=spec, task=task, num_labels=len(labels) if labels else None,
+                          labels=labels, device_manager=device_manager)
     if adapter is None:
         raise HubError(f"model '{spec.id}' cannot be fine-tuned for {task}: its plugin '{spec.plugin}' offers no "
                        "training for it. Try another --task or another model (hub list --task ...)")
@@ -138,6 +138,8 @@ def finetune(model_id: str, data, val=None, task: str | None = None, epochs: int
     seed_everything(seed)  # the new head's initial weights depend on it
     dm = DeviceManager(config.device, precision)
     adapter = get_adapter(spec, task, labels, dm)
+    train, val_records, unloadable = _screen(adapter, train, val_records, on_bad_rows)
+    problems = problems + unloadable
     run_args = {"model": spec.id, "task": task, "data": str(data), "val": None if val is None else str(val),
                 "text_column": text_column, "label_column": label_column, "val_fraction": val_fraction,
                 "world_size": ctx.world_size}
@@ -153,6 +155,17 @@ def finetune(model_id: str, data, val=None, task: str | None = None, epochs: int
                           stopped_early=result.stopped_early, train_rows=len(train), val_rows=len(val_records),
                           throughput=result.throughput, problems=problems, metrics_file=out / "metrics.jsonl",
                           plot=out / "training_curves.png", checkpoint=result.best_checkpoint or result.last_checkpoint)
+
+
+def _screen(adapter, train, val, on_bad_rows: str):
+    """(train, val, problems): rows whose example cannot be loaded are skipped and reported up front."""
+    from hub.train.evaluation import screen_records
+
+    train, problems = screen_records(adapter, train, on_bad_rows, "training")
+    val, val_problems = screen_records(adapter, val, on_bad_rows, "validation") if val else (val, [])
+    if problems or val_problems:
+        _warn_skipped(problems + val_problems, "training and validation")
+    return train, val, problems + val_problems
 
 
 def _check_out(out: Path, resume: bool) -> None:
@@ -188,23 +201,51 @@ def _write_model(out: Path, adapter, module, spec, task, labels, metric, result,
 def evaluate(model_or_dir: str, data, task: str | None = None, batch_size: int = 32, precision: str = "auto",
              device: str | None = None, text_column: str = "text", label_column: str = "label",
              on_bad_rows: str = "skip") -> dict:
-    """Metrics of a model (catalogue id or fine-tuned directory) on labelled ``data``."""
+    """Metrics of a model (catalogue id or fine-tuned directory), as saved, on labelled ``data``.
+
+    A classifier is measured with its own head and labels; data with labels the model lacks is
+    refused. A model without a head for the task (a base model) gets a new, untrained one, with
+    a warning. Rows whose files cannot be loaded are skipped and reported (``on_bad_rows``).
+    """
     from hub.api import get_spec
     from hub.device import DeviceManager
-    from hub.train.data import check_val_labels, label_names
-    from hub.train.evaluation import evaluate_module, example_lengths
+    from hub.train.data import check_model_labels
+    from hub.train.evaluation import evaluate_module, example_lengths, screen_records
 
     spec = get_spec(str(model_or_dir), task)
     kind, inputs = task_kind(spec.task)
     records, _ = _read(data, kind, inputs, text_column, label_column, on_bad_rows, "evaluation")
-    labels = None
-    if kind == "classification":
-        labels = list((spec.options or {}).get("labels") or label_names(records))
-        records, label_problems = check_val_labels(records, labels, on_bad_rows)
-        if label_problems:
-            warnings.warn(f"skipped {len(label_problems)} rows with labels the model does not know: "
-                          f"{'; '.join(label_problems[:3])}", stacklevel=2)
     dm = DeviceManager(device, precision)
-    adapter = get_adapter(spec, spec.task, labels, dm)
+    adapter = eval_adapter(spec, kind, records, dm)
+    if kind == "classification":
+        check_model_labels(records, adapter.labels, data, spec.id)
+    records, problems = screen_records(adapter, records, on_bad_rows, "evaluation")
+    if problems:
+        _warn_skipped(problems, "evaluation")
     module = adapter.module.to(dm.device).eval()
     return evaluate_module(adapter, module, records, dm, batch_size, lengths=example_lengths(adapter, records))
+
+
+def eval_adapter(spec, kind: str, records, device_manager):
+    """The model as saved, head included; a model without a head for the task gets a new one, with a warning."""
+    from hub.train.adapter import NoHeadError
+    from hub.train.data import label_names
+
+    saved = list((spec.options or {}).get("labels") or []) or None
+    try:
+        adapter = get_adapter(spec, spec.task, saved if kind == "classification" else None, device_manager)
+    except NoHeadError as exc:
+        labels = label_names(records)
+        warnings.warn(f"{exc}; evaluating a new, untrained head for the data's {len(labels)} labels, so these "
+                      "metrics are those of a random head (fine-tune it first: hub finetune)", stacklevel=3)
+        return get_adapter(spec, spec.task, labels, device_manager)
+    if adapter.new_head or (kind == "classification" and not adapter.labels):
+        raise HubError(f"the plugin '{spec.plugin}' did not load the trained {spec.task} head of '{spec.id}' "
+                       "(it built a new one), so an evaluation would measure a random head. Check that the "
+                       "model directory is complete (hub info), or re-save it with hub finetune")
+    return adapter
+
+
+def _warn_skipped(problems: list[str], what: str) -> None:
+    shown = "; ".join(problems[:5]) + (f"; ... {len(problems) - 5} more" if len(problems) > 5 else "")
+    warnings.warn(f"skipped {len(problems)} {what} rows that cannot be loaded: {shown}", stacklevel=3)
