@@ -113,3 +113,18 @@ class OptionError(InputError):
 
 class DependencyMissingError(HubError):
     exit_code = 1
+
+
+class WriteError(HubError):
+    """A file or directory the hub writes could not be written (disk full, read-only, no permission).
+
+    The previous file or directory at that path is left as it was (see :mod:`hub.io`).
+    """
+
+
+class OutputDirError(HubError):
+    """An output directory (``--out``) that the hub must not or cannot use."""
+
+
+class IncompleteModelError(HubError):
+    """A model directory whose ``hub finetune`` run has not finished (weights without ``mmhub.yaml``)."""

@@ -2,23 +2,34 @@
 
 ``hub finetune`` writes one, so its output directory is itself a model: ``hub run DIR``,
 ``hub info DIR``, and a path to it can be listed in a user catalogue (``HUB_CATALOG``).
+
+A run directory is marked by ``.mmhub-run`` from the moment ``hub finetune`` starts: the running
+process holds an exclusive lock on it and it records the process id, start time, model and data
+(JSON). A directory with that marker (or with checkpoints) but without ``mmhub.yaml`` is a run
+that has not finished; it is refused as a model with the command that finishes it.
 """
 from __future__ import annotations
 
-import os
-import tempfile
+import json
 from pathlib import Path
 
+from hub.io import atomic_write_text
+
 CARD_NAME = "mmhub.yaml"
+RUN_MARKER = ".mmhub-run"
 
 
 def spec_from_directory(path):
-    """The ModelSpec described by ``path/mmhub.yaml``, or None when there is none."""
-    from hub.registry import ModelSpec, _yaml_load
+    """The ModelSpec described by ``path/mmhub.yaml``, or None when there is none.
+
+    Raises IncompleteModelError for a ``hub finetune`` run directory that has no mmhub.yaml yet.
+    """
     from hub.errors import CatalogError
+    from hub.registry import ModelSpec, _yaml_load
 
     card = Path(path) / CARD_NAME
     if not card.is_file():
+        check_finished(path)
         return None
     try:
         data = _yaml_load(card.read_text(encoding="utf-8")) or {}
@@ -42,16 +53,61 @@ def write_card(path, fields: dict) -> Path:
     return target
 
 
-def atomic_write_text(target: Path, text: str) -> None:
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+# -- run directories ------------------------------------------------------------------------------
+def is_run_directory(path) -> bool:
+    """Whether ``path`` was made by ``hub finetune``: it has the run marker or a checkpoint pointer."""
+    path = Path(path)
+    return (path / RUN_MARKER).is_file() or (path / "checkpoints" / "last").is_file()
+
+
+def read_run_marker(path) -> dict:
+    """What the run marker of directory ``path`` records (empty when absent or unreadable)."""
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        data = json.loads((Path(path) / RUN_MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def run_in_progress(path) -> bool:
+    """Whether a process holds the lock of the run in directory ``path`` right now."""
+    import fcntl
+
+    try:
+        fd = open(Path(path) / RUN_MARKER, "rb")  # noqa: SIM115  (read-only: only to test the lock)
+    except OSError:
+        return False
+    with fd:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    return False
+
+
+def check_finished(path) -> None:
+    """Raise IncompleteModelError when ``path`` is a run directory without its mmhub.yaml."""
+    from hub.errors import IncompleteModelError
+
+    path = Path(path)
+    if (path / CARD_NAME).is_file() or not is_run_directory(path):
+        return
+    info = read_run_marker(path)
+    if run_in_progress(path):
+        raise IncompleteModelError(
+            f"the run in '{path}' is still training (pid {info.get('pid', '?')}, started "
+            f"{info.get('started', '?')}); its model is written when it finishes. Wait for it to end")
+    raise IncompleteModelError(f"the run in '{path}' did not finish: it has no {CARD_NAME}. Finish it with "
+                               f"{resume_command(path, info)} (the same options as before)")
+
+
+def resume_command(path, info: dict) -> str:
+    """The ``hub finetune ... --resume`` command that continues the run in ``path``."""
+    from hub.errors import shell_command
+
+    argv = ["hub", "finetune", info.get("model") or "MODEL", "--data", info.get("data") or "DATA"]
+    for option in ("val", "task"):
+        if info.get(option):
+            argv += [f"--{option}", info[option]]
+    return shell_command(*argv, "--out", str(path), "--resume")

@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 from hub.errors import HubError
-from hub.local import atomic_write_text
+from hub.io import atomic_write_text
 from hub.registry import COMMIT, read_catalog_file
 from hub.weights import HF_PREFIX
 
