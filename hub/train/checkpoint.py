@@ -8,22 +8,23 @@ Layout under ``OUT/checkpoints``::
     last                              text file naming the newest complete checkpoint
     best                              text file naming the checkpoint with the best metric
 
-A checkpoint is written into a hidden temporary folder, flushed, and renamed into place with
-``os.replace``; the ``last``/``best`` pointers are replaced the same way. A crash at any moment
-leaves either the old checkpoint or the new one, never a half-written one, and leftovers of an
-interrupted save are ignored and cleaned up by the next save. ``state.pt`` holds only tensors,
-numbers, strings, lists and dicts, so it loads with ``torch.load(weights_only=True)``.
+A checkpoint is written into a hidden temporary folder, fsynced, and renamed into place
+(:func:`hub.io.atomic_directory`); the ``last``/``best`` pointers are replaced the same way. A crash
+or a full disk at any moment leaves either the old checkpoint or the new one, never a half-written
+one, and leftovers of an interrupted save are ignored and cleaned up by the next save. A checkpoint
+that cannot be read all the same (a damaged disk, a copy gone wrong) is moved aside as
+``step-N.corrupt`` and the run resumes from the newest one that reads (:func:`latest_loadable`).
+``state.pt`` holds only tensors, numbers, strings, lists and dicts, so it loads with
+``torch.load(weights_only=True)``.
 """
 from __future__ import annotations
 
-import os
 import random
 import shutil
-import tempfile
 from pathlib import Path
 
 from hub.errors import HubError
-from hub.local import atomic_write_text
+from hub.io import atomic_directory, atomic_write_text
 
 WEIGHTS = "model.safetensors"
 STATE = "state.pt"
@@ -40,24 +41,12 @@ def save_checkpoint(root, module, state: dict, best: bool = False, keep: int = 2
     from safetensors.torch import save_model
 
     root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
     name = step_name(int(state["step"]))
     final = root / name
-    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{name}.", suffix=".tmp"))
-    try:
+    with atomic_directory(final) as tmp:  # the same step saved again (epoch end == eval step) is replaced
         save_model(_unwrap(module), str(tmp / WEIGHTS))
         with open(tmp / STATE, "wb") as fh:
             torch.save(state, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        _fsync_dir(tmp)
-        if final.exists():  # the same step saved again (e.g. epoch end == eval step)
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-        _fsync_dir(root)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     atomic_write_text(root / "last", name + "\n")
     if best:
         atomic_write_text(root / "best", name + "\n")
@@ -67,19 +56,6 @@ def save_checkpoint(root, module, state: dict, best: bool = False, keep: int = 2
 
 def _unwrap(module):
     return getattr(module, "module", module) if type(module).__name__ == "DistributedDataParallel" else module
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def complete(path: Path) -> bool:
@@ -118,8 +94,44 @@ def prune(root, keep: int) -> None:
     for path in found[:max(0, len(found) - keep)]:
         if path not in protect:
             shutil.rmtree(path, ignore_errors=True)
-    for path in root.glob(f".{PREFIX}*.tmp"):
-        shutil.rmtree(path, ignore_errors=True)
+    for path in root.glob(f".{PREFIX}*"):
+        if path.name.endswith((".tmp", ".old")):  # what a killed save leaves (hub.io temporary names)
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def latest_loadable(root, move_aside: bool = True) -> tuple[Path | None, dict | None, list[str]]:
+    """The newest checkpoint under ``root`` that reads, its state, and what was wrong with newer ones.
+
+    Unreadable checkpoints met on the way are renamed ``<name>.corrupt`` (with ``move_aside``; one
+    process of a distributed run does it) so they are not tried again.
+    """
+    root = Path(root)
+    candidates = [p for p in [pointer(root, "last")] + checkpoints(root)[::-1] if p is not None]
+    problems: list[str] = []
+    for path in dict.fromkeys(candidates):
+        try:
+            check_weights(path)
+            return path, load_state(path), problems
+        except HubError as exc:
+            if not move_aside:
+                problems.append(str(exc))
+                continue
+            aside = path.with_name(path.name + ".corrupt")
+            shutil.rmtree(aside, ignore_errors=True)
+            path.rename(aside)
+            problems.append(f"{exc} (moved to {aside.name})")
+    return None, None, problems
+
+
+def check_weights(path) -> None:
+    """Raise HubError when checkpoint ``path``'s weights file is not a whole safetensors file."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(Path(path) / WEIGHTS), framework="pt") as fh:
+            fh.keys()
+    except Exception as exc:
+        raise HubError(f"cannot read the checkpoint weights '{Path(path) / WEIGHTS}': {exc}") from None
 
 
 def load_state(path) -> dict:

@@ -148,11 +148,13 @@ class Trainer:
                              self.ctx.rank, self.ctx.world_size)
 
     def _restore(self) -> None:
-        found = ckpt.pointer(self.ckpt_dir, "last")
+        found, state, problems = ckpt.latest_loadable(self.ckpt_dir, move_aside=self.ctx.is_main)
+        for problem in problems:
+            if self.ctx.is_main:
+                warnings.warn(f"skipped an unreadable checkpoint: {problem}", stacklevel=3)
         if found is None:
             self._say(f"no checkpoint in {self.ckpt_dir}; starting from the beginning")
             return
-        state = ckpt.load_state(found)
         diffs = ckpt.argument_differences(state.get("args", {}), self.run_args)
         if diffs:
             message = (f"resuming from {found} with different arguments: {'; '.join(diffs)} (the checkpoint's "

@@ -5,12 +5,21 @@
 training steps: loading, forward, backward and optimiser, not evaluations or checkpoints) and ``{"split": "val", "step",
 "epoch", <metric>: value, ...}`` per evaluation. The plot is drawn from that file at the end,
 so a resumed run plots its whole history. Only rank 0 reports.
+
+Each record is appended and fsynced on its own (:func:`hub.io.append_line`), so a crash loses at
+most the line being written. A resumed run reads the file back: when a line is damaged (half
+written, edited, not JSON) the file is moved aside as ``metrics.jsonl.corrupt-<time>`` with a
+warning and its readable lines are kept; a damaged log never stops a run.
 """
 from __future__ import annotations
 
 import json
 import math
+import time
+import warnings
 from pathlib import Path
+
+from hub.io import append_line, atomic_path, atomic_write_text
 
 METRICS_FILE = "metrics.jsonl"
 PLOT_FILE = "training_curves.png"
@@ -35,14 +44,17 @@ class Reporter:
                             dynamic_ncols=True, leave=True)
 
     def truncate_after(self, step: int) -> None:
-        """Drop lines logged after ``step`` (a resumed run repeats them)."""
+        """Drop lines logged after ``step`` (a resumed run repeats them); a damaged log is set aside."""
         if not self.enabled or not self.path.is_file():
             return
-        kept = [line for line in self.path.read_text(encoding="utf-8").splitlines()
-                if line.strip() and json.loads(line).get("step", 0) <= step]
-        from hub.local import atomic_write_text
-
-        atomic_write_text(self.path, "".join(line + "\n" for line in kept))
+        rows, bad = parse_history(self.path)
+        if bad:
+            aside = self.path.with_name(f"{self.path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+            self.path.rename(aside)
+            warnings.warn(f"{self.path} had {len(bad)} unreadable line(s) (first: line {bad[0]}); moved it to "
+                          f"{aside.name} and kept its {len(rows)} readable records", stacklevel=2)
+        kept = [row for row in rows if _number(row.get("step")) <= step]
+        atomic_write_text(self.path, "".join(json.dumps(row) + "\n" for row in kept))
 
     def step(self, step: int, epoch: float, loss: float, lr: float, samples: int, seconds: float) -> None:
         """Record one optimiser step: ``samples`` examples (all ranks) in ``seconds``."""
@@ -84,8 +96,7 @@ class Reporter:
 
     def log(self, row: dict) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(row) + "\n")
+        append_line(self.path, json.dumps(row))
 
     def throughput(self) -> float:
         """Training examples per second of training-step time."""
@@ -98,10 +109,33 @@ class Reporter:
 
 
 def read_history(path) -> list[dict]:
+    """The readable records of a metrics.jsonl file (damaged lines are left out)."""
+    return parse_history(path)[0]
+
+
+def parse_history(path) -> tuple[list[dict], list[int]]:
+    """(records, numbers of the lines that are not JSON objects) of a metrics.jsonl file."""
     path = Path(path)
     if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        return [], []
+    rows, bad = [], []
+    text = path.read_bytes().decode("utf-8", errors="replace")
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError:
+            row = None
+        if isinstance(row, dict) and isinstance(row.get("step", 0), (int, float)):
+            rows.append(row)
+        else:
+            bad.append(number)
+    return rows, bad
+
+
+def _number(value) -> float:
+    return value if isinstance(value, (int, float)) else 0
 
 
 def plot_curves(metrics_path, out_png) -> Path | None:
@@ -112,7 +146,8 @@ def plot_curves(metrics_path, out_png) -> Path | None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    train = [r for r in rows if r.get("split") == "train"]
+    rows = [r for r in rows if _finite(r.get("step"))]
+    train = [r for r in rows if r.get("split") == "train" and _finite(r.get("loss"))]
     val = [r for r in rows if r.get("split") == "val"]
     skip = {"split", "step", "epoch", "loss", "count", "lr", "samples_per_s"}
     names = sorted({k for r in val for k, v in r.items() if k not in skip and _finite(v)})
@@ -120,9 +155,9 @@ def plot_curves(metrics_path, out_png) -> Path | None:
     FigureCanvasAgg(fig)
     ax_loss = fig.add_subplot(1, 2, 1)
     ax_loss.plot([r["step"] for r in train], [r["loss"] for r in train], label="train loss")
-    if any("loss" in r for r in val):
-        ax_loss.plot([r["step"] for r in val if "loss" in r], [r["loss"] for r in val if "loss" in r],
-                     marker="o", label="val loss")
+    if any(_finite(r.get("loss")) for r in val):
+        points = [(r["step"], r["loss"]) for r in val if _finite(r.get("loss"))]
+        ax_loss.plot([p[0] for p in points], [p[1] for p in points], marker="o", label="val loss")
     ax_loss.set_xlabel("step")
     ax_loss.set_ylabel("loss")
     ax_loss.legend()
@@ -135,7 +170,8 @@ def plot_curves(metrics_path, out_png) -> Path | None:
     if names:
         ax_metric.legend(fontsize="small")
     fig.tight_layout()
-    fig.savefig(str(out_png), dpi=100)
+    with atomic_path(out_png) as tmp:
+        fig.savefig(str(tmp), dpi=100, format="png")
     return Path(out_png)
 
 
