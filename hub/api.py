@@ -146,11 +146,7 @@ def get_spec(model_id: str, task: str | None = None) -> ModelSpec:
     from hub.plugins import require_plugin
 
     require_plugin(spec.plugin, spec.id)
-    if task:
-        wanted = _resolved(task)
-        if wanted != spec.task:
-            spec = _with_task(spec, wanted)
-    return spec
+    return spec.with_task(task) if task else spec  # a task of another modality is refused by name
 
 
 def _with_task(spec: ModelSpec, task: str) -> ModelSpec:
