@@ -6,11 +6,20 @@ preprocess one image / text / audio clip), a list of examples into a CPU batch (
 and a device batch into a loss (``loss``) or predictions (``predict``). ``save`` writes the
 trained module in the library's own format plus ``mmhub.yaml`` (``spec_fields``) so that the
 output directory is itself a model: ``hub run OUTDIR``.
+
+Labels and heads (the ``trainable`` hook's ``labels``): given labels, the adapter builds the
+model with a head for exactly those classes, keeping the checkpoint's own head when it was
+trained for the same labels in the same order, and sets ``new_head`` when it initialised one.
+``labels=None`` for a classification task asks for the model as it was saved, head included,
+with ``adapter.labels`` read from the checkpoint; a checkpoint without a trained head for the
+task raises :class:`NoHeadError`. ``hub eval`` relies on both to measure the saved model.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Callable
+
+from hub.errors import HubError
 
 KINDS = ("classification", "contrastive", "ctc")
 
@@ -23,6 +32,11 @@ class Record:
     label: str | None = None  # class name (classification), None for contrastive
     text: str | None = None  # caption (contrastive) or transcript (ctc)
     where: str = ""
+    length: int | None = None  # the example's length, once measured (tokens, samples)
+
+
+class NoHeadError(HubError):
+    """``trainable(labels=None)``: the checkpoint has no trained head for the task to keep."""
 
 
 @dataclass
@@ -41,3 +55,4 @@ class TrainAdapter:
     blocks: Callable[[Any], list] | None = None  # backbone blocks in order, for "unfreeze last N"
     length: Callable[[Any], int] | None = None  # example -> length, for length-grouped batching
     labels: list[str] | None = None  # class names, index = class id
+    new_head: bool = False  # the task head was initialised here, not loaded for these labels

@@ -13,19 +13,26 @@ Formats (``kind`` / ``inputs``):
 
 Bad rows (missing file, empty text, unparsable line, missing label) become problems such as
 ``data.csv:17: empty text``; they are skipped (``on_bad="skip"``) or rejected together
-(``on_bad="error"``). Files are only checked to exist here, never decoded, so a run does not
-stop halfway through an epoch on a file that was never there.
+(``on_bad="error"``). Files are only checked to exist here; the loop decodes every example once
+before it starts (:func:`hub.train.evaluation.screen_records`), so a corrupt file is reported
+like a bad row instead of stopping a run halfway through an epoch.
+
+Labels in tables are normalised, and columns that look swapped are refused
+(:mod:`hub.train.labels`): ``1``, ``1.0`` and ``"1"`` are one class ``"1"`` (with a warning
+naming what was merged), ``true`` mixed with numbers is an error.
 """
 from __future__ import annotations
 
 import csv
 import json
 import random
+import warnings
 from pathlib import Path
 
 from hub.errors import HubError
 from hub.inputs import AUDIO_SUFFIXES, IMAGE_SUFFIXES
 from hub.train.adapter import KINDS, Record
+from hub.train.labels import LabelSpellings, check_media_not_swapped, check_not_swapped
 
 INPUTS = ("text", "image", "audio")
 ON_BAD = ("skip", "error")
@@ -35,8 +42,12 @@ MAX_LISTED = 10
 
 
 def read_records(path, kind: str, inputs: str, text_column: str = "text", label_column: str = "label",
-                 on_bad: str = "skip") -> tuple[list[Record], list[str]]:
-    """Rows of the data set at ``path`` and the problems found (``file:line: what``)."""
+                 on_bad: str = "skip", purpose: str = "training") -> tuple[list[Record], list[str]]:
+    """Rows of the data set at ``path`` and the problems found (``file:line: what``).
+
+    ``purpose`` (training, validation, evaluation) names the data in messages; only training
+    data is refused for having a different label on every row.
+    """
     _check_choice("kind", kind, KINDS)
     _check_choice("inputs", inputs, INPUTS)
     _check_choice("on_bad", on_bad, ON_BAD)
@@ -45,9 +56,9 @@ def read_records(path, kind: str, inputs: str, text_column: str = "text", label_
         raise HubError(f"training data '{path}' does not exist; give a folder of class subfolders, "
                        "or a CSV/JSONL file")
     if root.is_dir():
-        records, problems = _read_folder(root, kind, inputs, text_column, label_column)
+        records, problems = _read_folder(root, kind, inputs, text_column, label_column, purpose)
     else:
-        records, problems = _read_table(root, kind, inputs, text_column, label_column)
+        records, problems = _read_table(root, kind, inputs, text_column, label_column, purpose)
     if problems and on_bad == "error":
         raise HubError(_problem_message(f"training data '{path}'", problems, "rows"))
     if not records:
@@ -69,11 +80,11 @@ def _problem_message(what: str, problems: list[str], rows: str) -> str:
 
 
 # -- folders ---------------------------------------------------------------------------------
-def _read_folder(root: Path, kind: str, inputs: str, text_column: str, label_column: str):
+def _read_folder(root: Path, kind: str, inputs: str, text_column: str, label_column: str, purpose: str):
     if kind != "classification" or inputs == "text":
         for name in ("metadata.jsonl", "data.jsonl", "captions.jsonl"):
             if (root / name).is_file():
-                return _read_table(root / name, kind, inputs, text_column, label_column)
+                return _read_table(root / name, kind, inputs, text_column, label_column, purpose)
         want = "a JSONL file" if kind != "classification" else "a CSV or JSONL file"
         raise HubError(f"training data '{root}' is a folder; {kind} training on {inputs} needs {want} "
                        "(or a folder holding metadata.jsonl)")
@@ -96,20 +107,29 @@ def _read_folder(root: Path, kind: str, inputs: str, text_column: str, label_col
 
 
 # -- tables ----------------------------------------------------------------------------------
-def _read_table(file: Path, kind: str, inputs: str, text_column: str, label_column: str):
+def _read_table(file: Path, kind: str, inputs: str, text_column: str, label_column: str, purpose: str):
     suffix = file.suffix.lower()
     if suffix not in TABLE_SUFFIXES:
         raise HubError(f"training data file '{file}' has the unsupported type '{suffix or '(none)'}'; "
                        "use CSV, TSV or JSONL (or a folder of class subfolders for images/audio)")
     rows, problems = (_csv_rows(file) if suffix in (".csv", ".tsv") else _json_rows(file))
     columns = _columns(file, rows, kind, inputs, text_column, label_column)
-    records = []
+    what = f"{purpose} data '{file}'"
+    if kind == "classification" and inputs != "text":
+        check_media_not_swapped(what, rows, columns["input"], columns["label"],
+                                IMAGE_SUFFIXES if inputs == "image" else AUDIO_SUFFIXES)
+    spellings, records = LabelSpellings(), []
     for where, row in rows:
-        record, problem = _row_record(file, where, row, kind, inputs, columns)
+        record, problem = _row_record(file, where, row, kind, inputs, columns, spellings)
         if problem:
             problems.append(f"{where}: {problem}")
         else:
             records.append(record)
+    merged = spellings.check(what, columns.get("label", label_column))
+    if merged:
+        warnings.warn(merged, stacklevel=4)
+    if kind == "classification" and inputs == "text":
+        check_not_swapped(what, records, columns["input"], columns["label"], training=purpose == "training")
     problems.sort(key=_line_key)
     return records, problems
 
@@ -223,27 +243,27 @@ def _first(present: set[str], names) -> str:
     return names[0]
 
 
-def _row_record(file: Path, where: str, row: dict, kind: str, inputs: str, columns: dict):
-    """A Record for one row, or (None, problem)."""
+def _row_record(file: Path, where: str, row: dict, kind: str, inputs: str, columns: dict, spellings):
+    """A Record for one row, or (None, problem); labels go through ``spellings`` (one name per class)."""
     value = row.get(columns["input"])
     if isinstance(value, list):
-        return _token_record(where, value, row.get(columns.get("label", "")))
+        return _token_record(where, value, row.get(columns.get("label", "")), spellings)
     if inputs == "text":
         text = _clean(value)
         if not text:
             return None, "empty text"
-        label = _clean(row.get(columns["label"]))
+        label = spellings.add(row.get(columns["label"]), where)
         return (Record(input=text, label=label, where=where), None) if label else (None, "missing label")
     found, problem = _media_path(file, value, "image" if kind == "contrastive" else inputs)
     if problem:
         return None, problem
     if kind == "classification":
-        label = _clean(row.get(columns["label"]))
+        label = spellings.add(row.get(columns["label"]), where)
         return (Record(input=found, label=label, where=where), None) if label else (None, "missing label")
     text = _clean(row.get(columns["text"]))
     if not text:
         return None, "empty caption" if kind == "contrastive" else "empty transcript"
-    label = _clean(row.get(columns["label"])) if "label" in columns else ""
+    label = spellings.add(row.get(columns["label"]), where) if "label" in columns else ""
     return Record(input=found, text=text, label=label or None, where=where), None
 
 
@@ -253,16 +273,17 @@ def _clean(value) -> str:
     return str(value).strip()
 
 
-def _token_record(where: str, tokens: list, tags):
+def _token_record(where: str, tokens: list, tags, spellings):
     if not tokens or not all(isinstance(t, str) and t.strip() for t in tokens):
         return None, "empty text (tokens must be a non-empty list of non-empty strings)"
     if not isinstance(tags, list) or not tags:
         return None, "missing label (tags must be a list with one tag per token)"
     if len(tags) != len(tokens):
         return None, f"{len(tokens)} tokens but {len(tags)} tags"
-    if not all(_clean(t) for t in tags):
+    names = [spellings.add(t, where) for t in tags]
+    if not all(names):
         return None, "missing label (an empty tag)"
-    return Record(input=[str(t) for t in tokens], label=[_clean(t) for t in tags], where=where), None
+    return Record(input=[str(t) for t in tokens], label=names, where=where), None
 
 
 def _media_path(file: Path, value, inputs: str):
@@ -314,6 +335,20 @@ def stratified_split(records: list[Record], val_fraction: float = 0.2, seed: int
     train = [r for i, r in enumerate(records) if i not in val_idx]
     val = [r for i, r in enumerate(records) if i in val_idx]
     return train, val
+
+
+def check_model_labels(records: list[Record], labels: list[str], data, model: str) -> None:
+    """Refuse evaluation data with labels the model cannot predict, naming them and the model's labels."""
+    known = set(labels or [])
+    rows = [r for r in records if set(_labels_of(r)) - known]
+    if not rows:
+        return
+    unknown = sorted({label for r in rows for label in _labels_of(r)} - known)
+    names = ", ".join(repr(u) for u in unknown[:10]) + (f" and {len(unknown) - 10} more" if len(unknown) > 10 else "")
+    have = ", ".join(labels[:20]) + (f", ... ({len(labels)} in all)" if len(labels) > 20 else "")
+    raise HubError(f"evaluation data '{data}' has labels that model '{model}' does not have: {names} "
+                   f"({len(rows)} rows, e.g. {rows[0].where}); the model's labels are: {have}. Evaluate on data "
+                   "labelled with those, or fine-tune the model on these labels first (hub finetune)")
 
 
 def check_val_labels(val: list[Record], labels: list[str], on_bad: str = "skip"):

@@ -59,8 +59,46 @@ def example_lengths(adapter, records) -> list[int] | None:
     """Each record's length (tokens, samples) when the adapter can tell, else None."""
     if adapter.length is None:
         return None
+    if all(r.length is not None for r in records):  # measured by screen_records
+        return [int(r.length) for r in records]
     examples = ExampleSet(adapter, records, False)
     return [int(adapter.length(examples[i])) for i in range(len(records))]
+
+
+def screen_records(adapter, records, on_bad: str = "skip", what: str = "training"):
+    """(kept, problems): every record loaded once, before any training or evaluation starts.
+
+    A record the adapter cannot load (a corrupt image or audio file, a transcript the vocabulary
+    cannot spell, ...) becomes a problem ``where: why`` as a bad row does, so that no run stops
+    halfway through an epoch. Lengths are kept on the records for length-grouped batching.
+    ``on_bad="error"`` refuses the data when any record fails.
+    """
+    kept, problems = [], []
+    for record in records:
+        try:
+            example = adapter.load_example(record, False)
+            if adapter.length is not None:
+                record.length = int(adapter.length(example))
+        except Exception as exc:  # noqa: BLE001 - any failure of one item is that row's problem
+            problems.append(_item_problem(record, exc))
+        else:
+            kept.append(record)
+    if records and not kept:
+        raise HubError(f"none of the {len(records)} {what} rows can be loaded, e.g. {problems[0]}")
+    if problems and on_bad == "error":
+        shown = "\n  ".join(problems[:10]) + (f"\n  ... and {len(problems) - 10} more" if len(problems) > 10 else "")
+        raise HubError(f"the {what} data has {len(problems)} rows that cannot be loaded:\n  {shown}\n"
+                       "Fix or remove them, or pass on_bad='skip' (--on-bad-rows skip) to go on without them.")
+    return kept, problems
+
+
+def _item_problem(record, exc: Exception) -> str:
+    """``where: message`` for a record that failed to load, without repeating its location."""
+    where = record.where or str(record.input)
+    message = str(exc) if isinstance(exc, HubError) else f"cannot be loaded ({type(exc).__name__}: {exc})"
+    if message.startswith(where + ": "):
+        message = message[len(where) + 2:]
+    return f"{where}: {message}"
 
 
 def evaluate_module(adapter, module, records, device_manager, batch_size: int = 32,

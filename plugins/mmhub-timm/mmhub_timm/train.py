@@ -2,8 +2,11 @@
 
 The starting point is a directory in timm's own format (``config.json`` + ``model.safetensors``,
 resolved through :func:`hub.weights.resolve`, so a local dir, a package dir or a hub id). The
-model is rebuilt with ``num_classes`` set to the new labels; every backbone tensor must load,
-the old head's tensors are dropped. Preprocessing comes from the weights' pretrained config:
+model is rebuilt with ``num_classes`` set to the new labels; every backbone tensor must load.
+The checkpoint's head is kept when it was trained for the same labels (``label_names`` in
+``config.json``, in the same order), else it is dropped and a new one initialised. With
+``labels=None`` the model is taken as saved, head included, its labels read as the pipelines
+read them (``hub eval`` measures that model). Preprocessing comes from the weights' pretrained config:
 timm's eval transform for validation, its train transform with light augmentation for training
 (random resized crop, scale 0.8-1, horizontal flip 0.5, no colour jitter). Change the
 augmentation with ``options: {augment: {hflip: 0.0, scale: [0.9, 1.0], color_jitter: 0.1}}`` in
@@ -29,11 +32,16 @@ def trainable(spec, task, num_labels, labels, device_manager):
         return None
     from hub.train.adapter import TrainAdapter
 
-    if not num_labels or num_labels < 2:
-        raise HubError(f"image classification needs at least 2 classes to fine-tune '{spec.id}', got {num_labels}")
-    labels = list(labels) if labels else [f"class_{i}" for i in range(num_labels)]
     directory = loading.weights_dir(spec)
-    model, config = build_model(spec, directory, num_labels)
+    if labels is None and num_labels is None:  # the model as saved, head included
+        model, config, labels = saved_model(spec, directory)
+        num_labels, new_head = len(labels), False
+    else:
+        if not num_labels or num_labels < 2:
+            raise HubError(f"image classification needs at least 2 classes to fine-tune '{spec.id}', "
+                           f"got {num_labels}")
+        labels = list(labels) if labels else [f"class_{i}" for i in range(num_labels)]
+        model, config, new_head = build_model(spec, directory, labels)
     train_tf, eval_tf = transforms(model, spec)
     arch = str(config["architecture"])
     return TrainAdapter(
@@ -50,20 +58,52 @@ def trainable(spec, task, num_labels, labels, device_manager):
         blocks=blocks,
         length=None,
         labels=labels,
+        new_head=new_head,
     )
 
 
-def build_model(spec, directory: Path, num_labels: int):
-    """The architecture of ``directory`` with a new ``num_labels`` head and its backbone weights."""
-    import timm
+def saved_head_labels(config: dict) -> list[str] | None:
+    """The class names the checkpoint's head was trained for, when ``config.json`` names them."""
+    names = config.get("label_names")
+    if isinstance(names, list) and len(names) == int(config.get("num_classes") or 0):
+        return [str(n) for n in names]
+    return None
+
+
+def saved_model(spec, directory: Path):
+    """(model, config, labels): the checkpoint as saved, its head and its class names."""
+    from hub.train.adapter import NoHeadError
 
     config = loading.read_config(directory)
+    num_classes = int(config.get("num_classes") or 0)
+    if num_classes < 2:
+        raise NoHeadError(f"'{spec.id}' has no trained image-classification head "
+                          f"(its config.json says num_classes={num_classes})")
+    model, _ = _load_weights(spec, directory, config, num_classes, keep_head=True)
+    return model, config, loading.label_names(model, config, spec)
+
+
+def build_model(spec, directory: Path, labels: list[str]):
+    """(model, config, new_head): the architecture of ``directory`` with a head for ``labels``.
+
+    The saved head is kept when the checkpoint names the same labels in the same order.
+    """
+    config = loading.read_config(directory)
+    keep = saved_head_labels(config) == list(labels)
+    model, _ = _load_weights(spec, directory, config, len(labels), keep_head=keep)
+    return model, config, not keep
+
+
+def _load_weights(spec, directory: Path, config: dict, num_classes: int, keep_head: bool):
+    """The model with ``num_classes`` outputs; every saved tensor loads, the head's only when kept."""
+    import timm
+
     path = loading.weights_file(directory)
     if path is None:
         raise HubError(f"cannot fine-tune '{spec.id}': '{directory}' has no {loading.SAFE_WEIGHTS}; "
                        "the starting weights are needed (save them with timm.models.save_for_hf)")
-    model = timm.create_model(f"local-dir:{directory}", pretrained=False, num_classes=num_labels)
-    heads = head_prefixes(model)
+    model = timm.create_model(f"local-dir:{directory}", pretrained=False, num_classes=num_classes)
+    heads = () if keep_head else head_prefixes(model)
     state = {k: v for k, v in loading.load_state_dict(path).items() if not _under(k, heads)}
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
@@ -75,7 +115,7 @@ def build_model(spec, directory: Path, num_labels: int):
     if problem:
         raise HubError(f"the weights in '{path}' do not fit timm architecture '{config['architecture']}': "
                        f"{problem}. Check config.json")
-    return model.float().train(), config
+    return model.float().train(), path
 
 
 def _under(name: str, prefixes) -> bool:

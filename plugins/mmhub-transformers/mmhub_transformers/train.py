@@ -3,7 +3,9 @@
 The body comes from the spec's weights directory (any ``save_pretrained`` directory, a
 sentence-transformers directory such as the shipped MiniLM, or a hub id); the task head is
 built for the new labels (``num_labels``, ``id2label``, ``label2id``) and is new whenever the
-checkpoint has none or one of another size. Batches are padded to their longest example.
+checkpoint has none or one of another size (``new_head`` also says so when the checkpoint's head
+names other labels). With ``labels=None`` the model is taken as saved, head and ``id2label``
+included, which is what ``hub eval`` measures. Batches are padded to their longest example.
 
 Token classification: each example is a list of words with one tag per word; a word's tag goes
 to its first sub-token, the other sub-tokens and special tokens get -100 (ignored by the loss).
@@ -40,22 +42,63 @@ def trainable(spec, task, num_labels, labels, device_manager):
         return train_ctc.trainable(spec, weights_dir(spec), bool((spec.options or {}).get("trust_remote_code")))
     if task not in AUTO:
         return None
+    directory = weights_dir(spec)
+    if labels is None and num_labels is None:  # the model as saved, head included
+        labels = saved_labels(directory, task, spec.id)
+        num_labels = len(labels)
     if not num_labels or num_labels < 2:
         raise HubError(f"{task} needs at least 2 classes to fine-tune '{spec.id}', got {num_labels}")
     labels = list(labels) if labels else [f"LABEL_{i}" for i in range(num_labels)]
     trust = bool((spec.options or {}).get("trust_remote_code"))
-    directory = weights_dir(spec)
-    model, heads = load_model(AUTO[task], directory, labels, trust)
+    model, heads, new_head = load_model(AUTO[task], directory, labels, trust)
     if task == "audio-classification":
-        return _audio_adapter(spec, task, directory, model, heads, labels, trust)
-    return _text_adapter(spec, task, directory, model, heads, labels, trust)
+        adapter = _audio_adapter(spec, task, directory, model, heads, labels, trust)
+    else:
+        adapter = _text_adapter(spec, task, directory, model, heads, labels, trust)
+    adapter.new_head = new_head
+    return adapter
+
+
+# the architecture-name endings of checkpoints that carry a head for each task
+HEAD_ARCHITECTURES = {
+    "text-classification": ("ForSequenceClassification",),
+    "token-classification": ("ForTokenClassification",),
+    "audio-classification": ("ForAudioClassification", "ForSequenceClassification"),
+}
+
+
+def saved_labels(directory: Path, task: str, name: str) -> list[str]:
+    """The class names of the checkpoint's own head (``id2label``); NoHeadError when it has none."""
+    from hub.train.adapter import NoHeadError
+
+    config = read_json(directory / "config.json")
+    architectures = config.get("architectures") or []
+    if architectures and not any(str(a).endswith(HEAD_ARCHITECTURES[task]) for a in architectures):
+        raise NoHeadError(f"'{name}' has no trained {task} head (its architecture is {', '.join(architectures)})")
+    id2label = config.get("id2label") or {}
+    try:
+        return [str(id2label[str(i)]) for i in range(len(id2label))]
+    except KeyError:
+        raise HubError(f"the config.json of '{name}' has an id2label without consecutive ids 0..N-1; "
+                       "fix its id2label") from None
+
+
+def _generic(names) -> bool:
+    return all(str(n) == f"LABEL_{i}" for i, n in enumerate(names))
 
 
 def load_model(auto_name: str, directory: Path, labels: list[str], trust: bool):
-    """The model with a head for ``labels`` and the prefixes of its newly initialised head."""
+    """(model, head prefixes, new_head): the model with a head for ``labels``.
+
+    ``new_head`` is True when any head weight was initialised here, or when the checkpoint's head
+    names other labels than ``labels`` (kept only as a starting point).
+    """
     from transformers import AutoConfig
     from transformers.utils import logging
 
+    saved = read_json(directory / "config.json").get("id2label") or {}
+    saved_names = [saved.get(str(i)) for i in range(len(saved))]
+    relabelled = bool(saved_names) and not _generic(saved_names) and saved_names != list(labels)
     config = AutoConfig.from_pretrained(str(directory), trust_remote_code=trust, num_labels=len(labels),
                                         id2label=dict(enumerate(labels)),
                                         label2id={name: i for i, name in enumerate(labels)})
@@ -69,7 +112,7 @@ def load_model(auto_name: str, directory: Path, labels: list[str], trust: bool):
         logging.set_verbosity(verbosity)
     fresh = list(info.get("missing_keys") or []) + [m[0] if isinstance(m, (list, tuple)) else m
                                                     for m in info.get("mismatched_keys") or []]
-    return model.float().train(), head_prefixes(model, fresh)
+    return model.float().train(), head_prefixes(model, fresh), bool(fresh) or relabelled
 
 
 def head_prefixes(model, fresh: list[str]) -> tuple[str, ...]:

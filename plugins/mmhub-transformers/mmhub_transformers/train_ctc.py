@@ -45,7 +45,7 @@ def trainable(spec, directory: Path, trust: bool):
                        "trains CTC models (wav2vec2, HuBERT, WavLM ...). Start from one of those")
     tokenizer = load_tokenizer(directory, trust)
     extractor = AutoFeatureExtractor.from_pretrained(str(directory), trust_remote_code=trust)
-    model = load_model(directory, tokenizer, trust, spec.id)
+    model, new_head = load_model(directory, tokenizer, trust, spec.id)
     options = spec.options or {}
     if options.get("freeze_feature_encoder", True) and hasattr(model, "freeze_feature_encoder"):
         model.freeze_feature_encoder()
@@ -68,11 +68,14 @@ def trainable(spec, directory: Path, trust: bool):
         predict=lambda module, batch: predict(module, batch, tokenizer), save=save,
         spec_fields={"task": TASK, "plugin": "transformers",
                      "description": f"{spec.id} fine-tuned for {TASK}"},
-        head_prefixes=("lm_head",), blocks=blocks, length=lambda ex: len(ex[0]))
+        head_prefixes=("lm_head",), blocks=blocks, length=lambda ex: len(ex[0]), new_head=new_head)
 
 
 def load_model(directory: Path, tokenizer, trust: bool, name: str):
-    """AutoModelForCTC with the head sized to ``tokenizer`` and the CTC settings of this module."""
+    """(model, new_head): AutoModelForCTC with the head sized to ``tokenizer`` and this module's CTC settings.
+
+    ``new_head`` is True when the checkpoint's ``lm_head`` was missing or too small and was initialised here.
+    """
     from transformers import AutoConfig
     from transformers.utils import logging
 
@@ -86,10 +89,12 @@ def load_model(directory: Path, tokenizer, trust: bool, name: str):
     verbosity = logging.get_verbosity()
     logging.set_verbosity_error()  # a new lm_head is expected when the vocabulary is new
     try:
-        model = load_auto("AutoModelForCTC", directory, trust, config=config, ignore_mismatched_sizes=True)
+        model, info = load_auto("AutoModelForCTC", directory, trust, config=config, ignore_mismatched_sizes=True,
+                                output_loading_info=True)
     finally:
         logging.set_verbosity(verbosity)
-    return model.float().train()
+    fresh = list(info.get("missing_keys") or []) + list(info.get("mismatched_keys") or [])
+    return model.float().train(), bool(fresh)
 
 
 def transcript_encoder(tokenizer, name: str):
