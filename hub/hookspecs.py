@@ -73,6 +73,21 @@ def trainable(spec, task, num_labels, labels, device_manager):
     """
 
 
+@hookspec(firstresult=True)
+def model_options(spec):
+    """The call options of the pipeline that would serve ``spec``, without loading it.
+
+    When called: by ``hub info`` (and :func:`hub.options.model_options`), routed only to the
+    plugin named in ``spec.plugin``. Must stay cheap: no torch, no backbone import, no weights
+    (read the pipeline class's ``call_options``; ``hub.plugin_kit.pipeline_options`` does it).
+
+    Arguments: ``spec`` (:class:`hub.registry.ModelSpec`).
+
+    Returns: a list of :class:`hub.options.Option`, or None when this plugin does not serve
+    ``spec``. firstresult: the first non-None result wins.
+    """
+
+
 @hookspec
 def register_commands(cli):
     """Add click commands to the ``hub`` command line.

@@ -17,6 +17,13 @@ def build_pipeline(ref: str, spec, device_manager, options: dict | None):
     return resolve_ref(ref).from_spec(spec, device_manager, **(options or {}))
 
 
+def pipeline_options(pipelines: dict[str, str], spec) -> list | None:
+    """The ``call_options`` of the pipeline class that ``pipelines`` (task -> "module:Class") names for
+    ``spec.task``; imports the class (which must not import torch at module level), loads nothing."""
+    ref = pipelines.get(spec.task)
+    return None if ref is None else list(resolve_ref(ref).call_options)
+
+
 def read_json_file(path):
     """The parsed content of a small JSON file (a config), or None when it is missing or unreadable."""
     try:

@@ -2,7 +2,8 @@
 
 The base does the common work once: single-vs-list inputs, empty input lists, length-sorted
 batching with results returned in input order, moving batches to the device, and running
-``forward`` under ``torch.inference_mode`` and the device manager's autocast.
+``forward`` under ``torch.inference_mode`` and the device manager's autocast. It also checks the
+call options against the pipeline's ``call_options`` (see :mod:`hub.options`) before any input is read.
 """
 from __future__ import annotations
 
@@ -10,16 +11,23 @@ import sys
 from abc import ABC, abstractmethod
 from typing import Any, Iterable
 
+from hub.options import Option, validate_options
 from hub.tasks.results import Result
 
 DEFAULT_BATCH_SIZE = 32
 
 
 class Pipeline(ABC):
-    """A loaded model for one task. Call it on one input or a list of inputs."""
+    """A loaded model for one task. Call it on one input or a list of inputs.
+
+    ``call_options`` declares the keywords a call takes; each reaches ``preprocess``, ``forward`` and
+    ``postprocess`` checked and converted, with its default when the caller left it out. The default can
+    be set per model by a load option (``hub.load(model, top_k=3)``) or the catalogue's ``preprocess``.
+    """
 
     task: str = ""
     default_batch_size: int = DEFAULT_BATCH_SIZE
+    call_options: tuple[Option, ...] = ()
 
     def __init__(self, spec, model, device_manager, **options):
         self.spec = spec
@@ -29,6 +37,10 @@ class Pipeline(ABC):
         self.warnings: list[str] = []
 
     # -- what subclasses write ---------------------------------------------------------------
+    def check_options(self, options: dict) -> dict:
+        """Checks of the call options that need the model (e.g. a language it knows); runs before any input."""
+        return options
+
     def prepare(self, item: Any) -> Any:
         """Validate and load one raw input (e.g. read an image file). Errors name the input."""
         return item
@@ -51,12 +63,26 @@ class Pipeline(ABC):
 
     # -- what the base does -------------------------------------------------------------------
     def __call__(self, inputs, batch_size: int | None = None, progress: bool = False, **kwargs):
+        options = self.resolve_options(kwargs)
         single = not isinstance(inputs, (list, tuple))
         items = [inputs] if single else list(inputs)
         if not items:
             return []
-        results = self.run_batches([self.prepare(x) for x in items], batch_size, progress, **kwargs)
+        options = self.check_options(options)
+        results = self.run_batches([self.prepare(x) for x in items], batch_size, progress, **options)
         return results[0] if single else results
+
+    def resolve_options(self, given: dict) -> dict:
+        """Every declared option's value: the call's, else the load option's, else the catalogue's, else the default."""
+        preset = {}
+        for source in (self.spec.preprocess or {}, self.options):
+            preset.update({o.name: source[o.name] for o in self.call_options if source.get(o.name) is not None})
+        given = {**preset, **{k: v for k, v in given.items() if v is not None or k not in preset}}
+        return validate_options(self.call_options, given, self.options_owner())
+
+    def options_owner(self) -> str:
+        """How option errors name this pipeline: the model id and its task."""
+        return f"{self.spec.id} ({self.task})"
 
     def run_batches(self, prepared: list, batch_size: int | None, progress: bool, **kwargs) -> list[Result]:
         size = max(1, int(batch_size or self.default_batch_size))

@@ -5,7 +5,7 @@ Only ``hub`` is imported here; open_clip and torch are imported when a model loa
 from __future__ import annotations
 
 from hub import hookimpl
-from hub.plugin_kit import build_pipeline, resolve_ref
+from hub.plugin_kit import build_pipeline, pipeline_options, resolve_ref
 
 PLUGIN = "openclip"
 PIPELINES: dict[str, str] = {
@@ -19,6 +19,13 @@ def load_model(spec, device_manager, options):
     if spec.plugin != PLUGIN or spec.task not in PIPELINES:
         return None
     return build_pipeline(PIPELINES[spec.task], spec, device_manager, options)
+
+
+@hookimpl
+def model_options(spec):
+    if spec.plugin != PLUGIN:
+        return None
+    return pipeline_options(PIPELINES, spec)
 
 
 @hookimpl

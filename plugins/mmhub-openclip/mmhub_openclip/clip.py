@@ -44,15 +44,6 @@ class ClipPipeline(Pipeline):
         return cls(spec, model, device_manager, transform=transform, tokenizer=tokenizer, directory=directory,
                    channels_last=channels_last, **options)
 
-    def __call__(self, inputs, batch_size: int | None = None, progress: bool = False, **kwargs):
-        if isinstance(inputs, (list, tuple)) and not inputs:
-            return []
-        return super().__call__(inputs, batch_size, progress, **self.check_kwargs(**kwargs))
-
-    def check_kwargs(self, **kwargs) -> dict:
-        """Validate and normalise the task's keyword arguments before any input is read."""
-        return kwargs
-
     # -- images -----------------------------------------------------------------------------
     def prepare(self, item):
         """An RGB PIL image; a missing or unreadable file raises InputError naming it."""
@@ -166,12 +157,3 @@ def check_texts(texts, name: str, allow_empty: bool = True) -> list[str]:
     if not texts and not allow_empty:
         raise InputError(f"'{name}' is empty; pass at least one string")
     return list(texts)
-
-
-def check_top_k(top_k, available: int) -> int:
-    """``top_k`` as an int in 1..available (None means all)."""
-    if top_k is None:
-        return available
-    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-        raise InputError(f"top_k must be a positive integer, got {top_k!r}")
-    return min(top_k, available)

@@ -15,8 +15,9 @@ batch is ``[r.matrix[0] for r in results]``.
 from __future__ import annotations
 
 from hub.errors import InputError
+from hub.options import LABELS, TEXTS, TOP_K, Option
 from hub.tasks.results import Classification, LabelScore, Similarity
-from mmhub_openclip.clip import ClipPipeline, check_texts, check_top_k
+from mmhub_openclip.clip import ClipPipeline, check_texts
 
 # A small CLIP-style prompt ensemble: cheap to encode, and better than the bare label.
 DEFAULT_TEMPLATES = (
@@ -28,10 +29,16 @@ DEFAULT_TEMPLATES = (
     "a bright photo of a {}.",
 )
 NAMED_TEMPLATES = ("default", "openai", "simple", "none")
+TEMPLATES = Option("templates", list, None, "prompt templates with {} where the label goes, ensembled; or a named "
+                   "set: default (6 photo prompts), openai (80 ImageNet prompts), simple, none (the bare label)",
+                   callables=True)
+EMBEDDINGS = Option("embeddings", bool, True, "include the image and text embeddings in the results")
 
 
 def resolve_templates(templates) -> tuple:
     """Templates as a tuple of format strings or callables; a name picks a known set."""
+    if isinstance(templates, (list, tuple)) and len(templates) == 1 and templates[0] in NAMED_TEMPLATES:
+        templates = templates[0]  # a name given as a list of one (-o templates=openai)
     if templates is None or templates == "default":
         return DEFAULT_TEMPLATES
     if templates == "none":
@@ -81,12 +88,11 @@ class ZeroShotImageClassificationPipeline(ClipPipeline):
     """Score images against free-text labels: ``pipe(images, labels=[...], templates=..., top_k=...)``."""
 
     task = "zero-shot-image-classification"
+    call_options = (LABELS, TEMPLATES, TOP_K)
 
-    def check_kwargs(self, labels=None, templates=None, top_k=None, **unknown) -> dict:
-        reject_unknown(unknown, "labels, templates, top_k")
-        labels = check_labels(labels)
-        check_top_k(top_k, len(labels))
-        return {"labels": labels, "templates": resolve_templates(templates), "top_k": top_k}
+    def check_options(self, options: dict) -> dict:
+        return {**options, "labels": check_labels(options["labels"]),
+                "templates": resolve_templates(options["templates"])}
 
     def classifier(self, labels: list[str], templates: tuple):
         """The (D, labels) zero-shot weights: template-ensembled, normalised text embeddings."""
@@ -107,8 +113,8 @@ class ZeroShotImageClassificationPipeline(ClipPipeline):
             logits = scale * features @ weights
             return torch.sigmoid(logits + bias) if bias is not None else logits.softmax(dim=-1)
 
-    def postprocess(self, outputs, items, labels=(), top_k=None, **kwargs):
-        k = check_top_k(top_k, len(labels))
+    def postprocess(self, outputs, items, labels=(), top_k=TOP_K.default, **kwargs):
+        k = min(top_k, len(labels))
         results = []
         for row in outputs.cpu().tolist():
             order = sorted(range(len(row)), key=lambda i: -row[i])[:k]
@@ -120,15 +126,14 @@ class ImageTextSimilarityPipeline(ClipPipeline):
     """Compare images with texts: ``pipe(images, texts=[...], top_k=..., embeddings=True)``."""
 
     task = "image-text-similarity"
+    call_options = (TEXTS, TOP_K.but(help="how many of the best-matching texts to list per image, best first "
+                                          "(all of them when there are fewer)"), EMBEDDINGS)
 
-    def check_kwargs(self, texts=None, top_k=None, embeddings=True, **unknown) -> dict:
-        reject_unknown(unknown, "texts, top_k, embeddings")
-        if texts is None:
+    def check_options(self, options: dict) -> dict:
+        if options["texts"] is None:
             raise InputError("image-text-similarity needs texts to compare the images with: pass "
                              "texts=['a dog', 'a cat'] (command line: --text 'a dog' --text 'a cat')")
-        texts = check_texts(texts, "texts", allow_empty=False)
-        check_top_k(top_k, len(texts))
-        return {"texts": texts, "top_k": top_k, "embeddings": bool(embeddings)}
+        return {**options, "texts": check_texts(options["texts"], "texts", allow_empty=False)}
 
     def forward(self, pixels, texts=(), **kwargs):
         import torch
@@ -138,9 +143,9 @@ class ImageTextSimilarityPipeline(ClipPipeline):
         with torch.autocast(features.device.type, enabled=False):
             return features, text, features @ text.T
 
-    def postprocess(self, outputs, items, texts=(), top_k=None, embeddings=True, **kwargs):
+    def postprocess(self, outputs, items, texts=(), top_k=TOP_K.default, embeddings=True, **kwargs):
         features, text, matrix = (t.cpu() for t in outputs)
-        k = check_top_k(top_k, len(texts))
+        k = min(top_k, len(texts))
         text_rows = text.tolist() if embeddings else []
         results = []
         for feature, row in zip(features.tolist(), matrix.tolist()):
@@ -149,7 +154,3 @@ class ImageTextSimilarityPipeline(ClipPipeline):
                                       matrix=[row], top_k=[[LabelScore(texts[i], row[i], i) for i in order]]))
         return results
 
-
-def reject_unknown(unknown: dict, valid: str) -> None:
-    if unknown:
-        raise InputError(f"unknown option(s) {', '.join(sorted(unknown))}; this task takes {valid}")

@@ -12,11 +12,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from hub.errors import InputError
+from hub.options import TOP_K
 from hub.tasks.base import Pipeline
 from hub.tasks.results import Classification, Embedding, LabelScore
 from mmhub_timm import loading
-
-DEFAULT_TOP_K = 5
 
 
 class TimmPipeline(Pipeline):
@@ -80,6 +79,7 @@ class ImageClassificationPipeline(TimmPipeline):
     """Top-k classes with softmax scores; names from the weights' config, ImageNet, or class_N."""
 
     task = "image-classification"
+    call_options = (TOP_K,)
 
     def __init__(self, spec, model, device_manager, **options):
         super().__init__(spec, model, device_manager, **options)
@@ -88,11 +88,8 @@ class ImageClassificationPipeline(TimmPipeline):
     def forward(self, batch, **kwargs):
         return self.model(self.model_input(batch)).float().softmax(dim=-1)
 
-    def postprocess(self, outputs, items, top_k: int | None = None, **kwargs):
-        k = min(int(top_k or DEFAULT_TOP_K), outputs.shape[-1])
-        if k < 1:
-            raise InputError(f"top_k must be at least 1, got {top_k}")
-        scores, indices = outputs.cpu().topk(k, dim=-1)
+    def postprocess(self, outputs, items, top_k: int = TOP_K.default, **kwargs):
+        scores, indices = outputs.cpu().topk(min(top_k, outputs.shape[-1]), dim=-1)
         return [Classification([LabelScore(self.labels[i], s, i) for s, i in zip(row_s, row_i)])
                 for row_s, row_i in zip(scores.tolist(), indices.tolist())]
 
@@ -111,14 +108,10 @@ class ImageEmbeddingPipeline(TimmPipeline):
 
 
 def _checked_path(path: Path) -> Path:
-    """The path if it exists and its header is an image format PIL knows; else an InputError naming it."""
-    from PIL import Image, UnidentifiedImageError
+    """The path if it exists and its header is an image of a sane declared size; else an InputError naming it."""
+    from hub.inputs import open_image
 
     if not path.is_file():
         raise InputError(f"image file '{path}' does not exist")
-    try:
-        with Image.open(path):
-            pass
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise InputError(f"image file '{path}' is not a readable image ({exc})") from None
+    open_image(path, f"image file '{path}'").close()
     return path

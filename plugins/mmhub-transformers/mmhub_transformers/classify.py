@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from hub.errors import HubError, InputError
+from hub.options import TOP_K, Option
 from hub.tasks.results import Classification, Entity, FillMask, LabelScore, MaskCandidate, TokenClassification
 from mmhub_transformers.loading import TransformersPipeline, load_auto, load_tokenizer, weights_dir
 
@@ -18,8 +19,6 @@ def new_weights(model, info: dict) -> tuple[list[str], list[str]]:
 
 class HeadPipeline(TransformersPipeline):
     """A model with a task head; says so loudly when the head was not in the checkpoint."""
-
-    call_options: tuple[str, ...] = ()
 
     def __init__(self, spec, model, device_manager, **kwargs):
         super().__init__(spec, model, device_manager, **kwargs)
@@ -49,22 +48,6 @@ class HeadPipeline(TransformersPipeline):
             f"Use a checkpoint trained for {self.task}, or fine-tune this one first.")
         self.warn(self.head_warning)
 
-    def __call__(self, inputs, batch_size=None, progress=False, **kwargs):
-        unknown = sorted(set(kwargs) - set(self.call_options))
-        if unknown:
-            valid = ", ".join(self.call_options) or "none"
-            raise InputError(f"{self.spec.id} ({self.task}) does not take the option(s) {', '.join(unknown)}; "
-                             f"valid options: {valid}")
-        return super().__call__(inputs, batch_size=batch_size, progress=progress, **kwargs)
-
-
-def positive_int(name: str, value, default: int | None) -> int | None:
-    """A positive integer option, or ``default`` when not given; a clear error otherwise."""
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InputError(f"option {name} must be a positive integer; got {value!r}")
-    return value
 
 
 # -- text classification ----------------------------------------------------------------------------------------
@@ -73,7 +56,7 @@ class TextClassificationPipeline(HeadPipeline):
 
     task = "text-classification"
     auto_class = "AutoModelForSequenceClassification"
-    call_options = ("top_k",)
+    call_options = (TOP_K,)
 
     def preprocess(self, items, **kwargs):
         return dict(self.tokenize(items))
@@ -88,9 +71,9 @@ class TextClassificationPipeline(HeadPipeline):
             return logits.sigmoid()
         return logits.softmax(dim=-1)
 
-    def postprocess(self, outputs, items, top_k=None, **kwargs):
+    def postprocess(self, outputs, items, top_k=TOP_K.default, **kwargs):
         probs = self.scores(outputs).cpu()
-        k = min(positive_int("top_k", top_k, probs.shape[-1]), probs.shape[-1])
+        k = min(top_k, probs.shape[-1])
         id2label = self.model.config.id2label or {}
         results = []
         for row in probs:
@@ -107,8 +90,7 @@ class FillMaskPipeline(HeadPipeline):
 
     task = "fill-mask"
     auto_class = "AutoModelForMaskedLM"
-    call_options = ("top_k",)
-    default_top_k = 5
+    call_options = (TOP_K.but(help="how many of the most likely tokens for the mask to return, best first"),)
 
     def __init__(self, spec, model, device_manager, **kwargs):
         super().__init__(spec, model, device_manager, **kwargs)
@@ -140,9 +122,9 @@ class FillMaskPipeline(HeadPipeline):
         logits = self.model(**batch).logits[rows, cols].float()
         return {"probs": logits.softmax(dim=-1), "input_ids": ids, "mask": batch["attention_mask"], "cols": cols}
 
-    def postprocess(self, outputs, items, top_k=None, **kwargs):
+    def postprocess(self, outputs, items, top_k=TOP_K.default, **kwargs):
         probs = outputs["probs"].cpu()
-        k = min(positive_int("top_k", top_k, self.default_top_k), probs.shape[-1])
+        k = min(top_k, probs.shape[-1])
         results = []
         for row, ids, mask, col in zip(probs, outputs["input_ids"].cpu(), outputs["mask"].cpu(),
                                        outputs["cols"].tolist()):
@@ -161,6 +143,8 @@ class FillMaskPipeline(HeadPipeline):
 
 # -- token classification ---------------------------------------------------------------------------------------
 AGGREGATIONS = ("first", "average", "max", "simple")
+AGGREGATION = Option("aggregation", str, "first", "how a word's sub-tokens give its label: first, average, max, "
+                     "or simple (no word grouping)", choices=AGGREGATIONS)
 
 
 class TokenClassificationPipeline(HeadPipeline):
@@ -174,7 +158,7 @@ class TokenClassificationPipeline(HeadPipeline):
 
     task = "token-classification"
     auto_class = "AutoModelForTokenClassification"
-    call_options = ("aggregation",)
+    call_options = (AGGREGATION,)
 
     def __init__(self, spec, model, device_manager, **kwargs):
         super().__init__(spec, model, device_manager, **kwargs)
@@ -193,9 +177,7 @@ class TokenClassificationPipeline(HeadPipeline):
         logits = self.model(**batch["inputs"]).logits.float()
         return {"probs": logits.softmax(dim=-1), "offsets": batch["offsets"], "words": batch["words"]}
 
-    def postprocess(self, outputs, items, aggregation="first", **kwargs):
-        if aggregation not in AGGREGATIONS:
-            raise InputError(f"unknown aggregation {aggregation!r}; use one of {', '.join(AGGREGATIONS)}")
+    def postprocess(self, outputs, items, aggregation=AGGREGATION.default, **kwargs):
         probs, offsets = outputs["probs"].cpu(), outputs["offsets"].cpu().tolist()
         return [TokenClassification(self.entities(text, p, o, w, aggregation))
                 for text, p, o, w in zip(items, probs, offsets, outputs["words"])]

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 from hub.errors import HubError, InputError
+from hub.options import DO_SAMPLE, MAX_NEW_TOKENS, SAMPLE_TOP_K, SEED, TEMPERATURE, TOP_P
 from hub.tasks.results import Generation
-from mmhub_transformers.classify import HeadPipeline, positive_int
+from mmhub_transformers.classify import HeadPipeline
 
-DEFAULT_MAX_NEW_TOKENS = 20
+SAMPLING_ONLY = ("temperature", "top_k", "top_p")
 
 
 class TextGenerationPipeline(HeadPipeline):
@@ -20,7 +21,7 @@ class TextGenerationPipeline(HeadPipeline):
 
     task = "text-generation"
     auto_class = "AutoModelForCausalLM"
-    call_options = ("max_new_tokens", "do_sample", "temperature", "top_k", "top_p", "seed")
+    call_options = (MAX_NEW_TOKENS, DO_SAMPLE, TEMPERATURE, SAMPLE_TOP_K, TOP_P, SEED)
 
     def __init__(self, spec, model, device_manager, **kwargs):
         super().__init__(spec, model, device_manager, **kwargs)
@@ -33,31 +34,30 @@ class TextGenerationPipeline(HeadPipeline):
         tok.padding_side = "left"
         tok.truncation_side = "left"
 
-    def preprocess(self, items, max_new_tokens=None, **kwargs):
-        new = positive_int("max_new_tokens", max_new_tokens, DEFAULT_MAX_NEW_TOKENS)
+    def check_options(self, options: dict) -> dict:
+        given = [name for name in SAMPLING_ONLY if options[name] is not None]
+        if given and not options["do_sample"]:
+            raise InputError(f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to sampling only; "
+                             "add do_sample=True (command line: -o do_sample=true)")
+        return options
+
+    def preprocess(self, items, max_new_tokens=MAX_NEW_TOKENS.default, **kwargs):
+        new = max_new_tokens
         room = self.max_length() - new
         if room < 1:
             raise InputError(f"max_new_tokens={new} leaves no room for the prompt in {self.spec.id}'s context "
                              f"of {self.max_length()} tokens; ask for fewer new tokens")
         return dict(self.tokenize(items, max_length=room))
 
-    def generation_kwargs(self, max_new_tokens=None, do_sample=False, temperature=None, top_k=None, top_p=None,
-                          **_) -> dict:
+    def generation_kwargs(self, max_new_tokens=MAX_NEW_TOKENS.default, do_sample=False, temperature=None,
+                          top_k=None, top_p=None, **_) -> dict:
         """Arguments for ``model.generate``; sampling settings only when sampling."""
-        out = {"max_new_tokens": positive_int("max_new_tokens", max_new_tokens, DEFAULT_MAX_NEW_TOKENS),
-               "do_sample": bool(do_sample), "pad_token_id": self.tokenizer.pad_token_id}
+        out = {"max_new_tokens": max_new_tokens, "do_sample": do_sample, "pad_token_id": self.tokenizer.pad_token_id}
         if not do_sample:
-            if any(v is not None for v in (temperature, top_k, top_p)):
-                raise InputError("temperature, top_k and top_p apply to sampling only; add -o do_sample=true")
             # greedy: neutralise sampling defaults a checkpoint's generation_config may carry
             return {**out, "temperature": None, "top_k": None, "top_p": None}
-        if temperature is not None and (not isinstance(temperature, (int, float)) or temperature <= 0):
-            raise InputError(f"temperature must be a number > 0; got {temperature!r}")
-        if top_p is not None and not (isinstance(top_p, (int, float)) and 0 < top_p <= 1):
-            raise InputError(f"top_p must be in (0, 1]; got {top_p!r}")
-        if top_k is not None:
-            out["top_k"] = positive_int("top_k", top_k, None)
-        return {**out, **{k: v for k, v in (("temperature", temperature), ("top_p", top_p)) if v is not None}}
+        chosen = (("temperature", temperature), ("top_k", top_k), ("top_p", top_p))
+        return {**out, **{k: v for k, v in chosen if v is not None}}
 
     def forward(self, batch, seed=None, **kwargs):
         import torch
@@ -65,8 +65,6 @@ class TextGenerationPipeline(HeadPipeline):
         options = self.generation_kwargs(**kwargs)
         if seed is None or not options["do_sample"]:
             return self.model.generate(**batch, **options)[:, batch["input_ids"].shape[1]:]
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise InputError(f"seed must be an integer; got {seed!r}")
         devices = [torch.device(self.device_manager.device)] if self.device_manager.device != "cpu" else []
         with torch.random.fork_rng(devices=devices, device_type=devices[0].type if devices else "cuda"):
             torch.manual_seed(seed)

@@ -13,17 +13,32 @@ Every input is read by :func:`hub.inputs.load_audio` and resampled to the featur
 from __future__ import annotations
 
 from hub.errors import InputError
+from hub.options import MAX_NEW_TOKENS, TOP_K, Option
 from hub.tasks.results import Classification, LabelScore, Transcription, TranscriptionChunk
 from mmhub_transformers.detect import SPEECH_SEQ2SEQ_TYPES
-from mmhub_transformers.loading import TransformersPipeline, load_auto, load_tokenizer, read_json, weights_dir
+from mmhub_transformers.loading import (TransformersPipeline, load_auto, load_tokenizer, read_json,
+                                        translated_errors, weights_dir)
 
 WINDOW_BATCH = 16  # windows per model call, so that hours of audio do not go through at once
+MIN_FRAME_S = 0.025  # the analysis frame of spectrogram front ends (Whisper, AST): shorter audio is no input
+
+CHUNK_S = Option("chunk_s", float, 20.0, "window length in seconds for long audio", minimum=0, exclusive_minimum=True)
+STRIDE_S = Option("stride_s", float, None, "seconds of overlap dropped on each side of a window (default: "
+                  "chunk_s / 6)", minimum=0)
+LANGUAGE = Option("language", str, None, "the spoken language, e.g. en, de or german (default: detected)")
+SPEECH_TASK = Option("task", str, None, "transcribe, or translate into English (multilingual models)",
+                     choices=("transcribe", "translate"))
+SPEECH_MAX_NEW_TOKENS = MAX_NEW_TOKENS.but(default=None, help="the most new tokens to generate per window "
+                                           "(default: the model's generation config)")
+SEQ2SEQ_CHUNK_S = CHUNK_S.but(default=30.0, help="window length in seconds, for models without a fixed window "
+                              "(Whisper's is 30 s)")
 
 
 def load_feature_extractor(directory, trust_remote_code: bool = False):
     from transformers import AutoFeatureExtractor
 
-    return AutoFeatureExtractor.from_pretrained(str(directory), trust_remote_code=trust_remote_code)
+    with translated_errors(directory, "feature extractor"):
+        return AutoFeatureExtractor.from_pretrained(str(directory), trust_remote_code=trust_remote_code)
 
 
 def is_seq2seq(config: dict) -> bool:
@@ -66,13 +81,6 @@ class AudioPipeline(TransformersPipeline):
         return cls(spec, model, device_manager, feature_extractor=fe, tokenizer=tokenizer,
                    directory=directory, **options)
 
-    def setting(self, name: str, kwargs: dict, default=None):
-        """A per-call keyword, else a load option, else the catalogue's preprocess entry, else ``default``."""
-        for source in (kwargs, self.options, self.spec.preprocess):
-            if source.get(name) is not None:
-                return source[name]
-        return default
-
     def __call__(self, inputs, batch_size=None, progress=False, **kwargs):
         if is_audio_pair(inputs):  # one (array, rate) tuple is one input, not a list of two
             return super().__call__([inputs], batch_size, progress, **kwargs)[0]
@@ -85,21 +93,24 @@ class AudioPipeline(TransformersPipeline):
         shortest = self.min_samples()
         if wave.size < shortest:
             name = f"'{item}'" if isinstance(item, str) else "given"
-            what = "is empty" if wave.size == 0 else f"is {1000 * wave.size / self.sampling_rate:.1f} ms long"
-            raise InputError(f"the audio {name} {what}; {self.spec.id} needs at least "
-                             f"{1000 * shortest / self.sampling_rate:.1f} ms ({shortest} samples)")
+            raise InputError(f"the audio {name} is {1000 * wave.size / self.sampling_rate:.1f} ms long ({wave.size} "
+                             f"samples at {self.sampling_rate} Hz); {self.spec.id} needs at least "
+                             f"{1000 * shortest / self.sampling_rate:.1f} ms ({shortest} samples): pass a longer "
+                             "recording")
         return wave
 
     def min_samples(self) -> int:
-        """The fewest samples the model takes: the receptive field of a conv front end (wav2vec2: 400)."""
+        """The fewest samples the model takes: one analysis frame (25 ms, or the extractor's n_fft), and the
+        receptive field of a conv front end (wav2vec2: 400)."""
+        frame = max(round(MIN_FRAME_S * self.sampling_rate), int(getattr(self.feature_extractor, "n_fft", 0) or 0))
         config = self.model.config
         kernels, strides = getattr(config, "conv_kernel", None), getattr(config, "conv_stride", None)
         if not kernels or not strides:
-            return 1
+            return frame
         n = 1
         for kernel, stride in reversed(list(zip(kernels, strides))):
             n = (n - 1) * stride + kernel
-        return n
+        return max(frame, n)
 
     def length(self, item) -> int:
         return int(item.shape[0])
@@ -117,6 +128,7 @@ class AudioClassificationPipeline(AudioPipeline):
     task = "audio-classification"
     auto_class = "AutoModelForAudioClassification"
     needs_tokenizer = False
+    call_options = (TOP_K,)
 
     def preprocess(self, items, **kwargs):
         fe = self.feature_extractor
@@ -134,12 +146,11 @@ class AudioClassificationPipeline(AudioPipeline):
             return logits.sigmoid()
         return logits.softmax(dim=-1)
 
-    def postprocess(self, outputs, items, **kwargs):
-        k = int(self.setting("top_k", kwargs, 5))
+    def postprocess(self, outputs, items, top_k=TOP_K.default, **kwargs):
         names = self.model.config.id2label or {}
         results = []
         for row in outputs.cpu():
-            scores, indices = row.topk(min(max(k, 1), row.shape[-1]))
+            scores, indices = row.topk(min(top_k, row.shape[-1]))
             results.append(Classification([LabelScore(str(names.get(i, names.get(str(i), f"LABEL_{i}"))), s, i)
                                            for s, i in zip(scores.tolist(), indices.tolist())]))
         return results
@@ -149,6 +160,12 @@ class SpeechRecognitionPipeline(AudioPipeline):
     """Speech to text. ``from_spec`` returns the seq2seq or CTC variant that the model's config calls for."""
 
     task = "speech-recognition"
+    # the options of both variants, for 'hub info' (which reads no config); each variant declares its own
+    call_options = (SPEECH_MAX_NEW_TOKENS.but(help=SPEECH_MAX_NEW_TOKENS.help + "; Whisper-style models only"),
+                    LANGUAGE.but(help=LANGUAGE.help + "; Whisper-style models only"),
+                    SPEECH_TASK.but(help=SPEECH_TASK.help + "; Whisper-style models only"),
+                    CHUNK_S.but(help=CHUNK_S.help + " (CTC models; Whisper-style models use their own window)"),
+                    STRIDE_S.but(help=STRIDE_S.help + "; CTC models only"))
 
     @classmethod
     def from_spec(cls, spec, device_manager, trust_remote_code: bool = False, **options):
@@ -177,10 +194,20 @@ class Seq2SeqRecognitionPipeline(SpeechRecognitionPipeline):
     """Whisper-style models: greedy ``generate`` per window; ``language``/``task`` where the model has them."""
 
     auto_class = "AutoModelForSpeechSeq2Seq"
+    call_options = (SPEECH_MAX_NEW_TOKENS, LANGUAGE, SPEECH_TASK, SEQ2SEQ_CHUNK_S)
 
-    def windows(self, n, **kwargs):
-        size = int(getattr(self.feature_extractor, "n_samples", 0)) or int(
-            float(self.setting("chunk_s", kwargs, 30)) * self.sampling_rate)
+    def check_options(self, options: dict) -> dict:
+        config = self.model.generation_config
+        if options["language"] is not None:
+            options = {**options, "language": self._check_language(options["language"], config)}
+        known = getattr(config, "task_to_id", None) or {}
+        if options["task"] is not None and options["task"] not in known:
+            raise InputError(f"{self.spec.id} does not take task='{options['task']}'"
+                             + (f"; use one of {', '.join(sorted(known))}" if known else " (no task tokens)"))
+        return options
+
+    def windows(self, n, chunk_s=SEQ2SEQ_CHUNK_S.default, **kwargs):
+        size = int(getattr(self.feature_extractor, "n_samples", 0)) or int(chunk_s * self.sampling_rate)
         return [(s, min(s + size, n), s, min(s + size, n)) for s in range(0, n, size)]
 
     def preprocess(self, items, **kwargs):
@@ -191,21 +218,11 @@ class Seq2SeqRecognitionPipeline(SpeechRecognitionPipeline):
                             for i in range(0, len(waves), WINDOW_BATCH)]}
 
     def generate_kwargs(self, kwargs: dict) -> dict:
-        """Greedy decoding settings plus a checked ``language`` and ``task``."""
+        """Greedy decoding settings plus ``language`` and ``task`` (checked by ``check_options``)."""
         out = {"do_sample": False, "num_beams": 1}
-        limit = self.setting("max_new_tokens", kwargs)
-        if limit is not None:
-            out["max_new_tokens"] = int(limit)
-        language, task = self.setting("language", kwargs), self.setting("task", kwargs)
-        config = self.model.generation_config
-        if language is not None:
-            out["language"] = self._check_language(str(language), config)
-        if task is not None:
-            known = getattr(config, "task_to_id", None) or {}
-            if str(task) not in known:
-                raise InputError(f"{self.spec.id} does not take task='{task}'"
-                                 + (f"; use one of {', '.join(sorted(known))}" if known else " (no task tokens)"))
-            out["task"] = str(task)
+        for name in ("max_new_tokens", "language", "task"):
+            if kwargs.get(name) is not None:
+                out[name] = kwargs[name]
         return out
 
     def _check_language(self, language: str, config) -> str:
@@ -239,14 +256,25 @@ class CTCRecognitionPipeline(SpeechRecognitionPipeline):
     """CTC models: overlapping windows, overlap logits dropped, one argmax decode of the rest."""
 
     auto_class = "AutoModelForCTC"
+    call_options = (CHUNK_S, STRIDE_S)
 
-    def windows(self, n, **kwargs):
-        chunk_s = float(self.setting("chunk_s", kwargs, 20.0))
-        size = int(chunk_s * self.sampling_rate)
-        stride = int(float(self.setting("stride_s", kwargs, chunk_s / 6)) * self.sampling_rate)
+    def options_owner(self) -> str:
+        return f"{self.spec.id} (a CTC {self.task} model)"
+
+    def check_options(self, options: dict) -> dict:
+        size, stride = self.window_samples(options["chunk_s"], options["stride_s"])
         if size <= 0 or not 0 <= 2 * stride < size:
-            raise InputError(f"chunk_s={chunk_s} with stride_s={stride / self.sampling_rate} leaves no audio per "
-                             "window; use chunk_s > 2 * stride_s")
+            raise InputError(f"chunk_s={options['chunk_s']} with stride_s={stride / self.sampling_rate} leaves no "
+                             "audio per window; use chunk_s > 2 * stride_s")
+        return options
+
+    def window_samples(self, chunk_s: float, stride_s: float | None) -> tuple[int, int]:
+        """(window, stride) in samples; the stride defaults to a sixth of the window."""
+        stride_s = chunk_s / 6 if stride_s is None else stride_s
+        return int(chunk_s * self.sampling_rate), int(stride_s * self.sampling_rate)
+
+    def windows(self, n, chunk_s=CHUNK_S.default, stride_s=None, **kwargs):
+        size, stride = self.window_samples(chunk_s, stride_s)
         if n <= size:
             return [(0, n, 0, n)]
         step, out, start = size - 2 * stride, [], 0
@@ -258,9 +286,6 @@ class CTCRecognitionPipeline(SpeechRecognitionPipeline):
             start += step
 
     def preprocess(self, items, **kwargs):
-        for name in ("language", "task"):
-            if self.setting(name, kwargs) is not None:
-                raise InputError(f"{self.spec.id} is a CTC model and takes no '{name}'; leave it out")
         waves, _ = self.split(items, **kwargs)
         return {"windows": [self.features(waves[i:i + WINDOW_BATCH]) for i in range(0, len(waves), WINDOW_BATCH)]}
 

@@ -1,0 +1,277 @@
+"""Call options: what a pipeline takes per call, declared once, checked and converted before inference.
+
+A pipeline lists its options in ``call_options`` (a tuple of :class:`Option`). Before any input is read,
+the base :class:`hub.tasks.base.Pipeline` passes the caller's keywords through :func:`validate_options`:
+an unknown name is refused with the valid ones listed, a value of the wrong type or out of range is
+refused naming the option and what it takes, and strings (``-o top_k=3`` on the command line) are
+converted to the declared type. A bool is never taken for a number, nor a number for a bool.
+
+Options that several pipelines take are defined here once, so that a name means one thing
+everywhere. In particular ``top_k`` is always "how many of the best to keep", an integer >= 1:
+for classifiers the number of labels returned (default 5; asking for more than the model has returns
+them all), for text generation the number of most likely tokens that sampling picks from.
+"""
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from dataclasses import dataclass, replace
+from typing import Any
+
+from hub.errors import OptionError
+
+TYPE_NAMES = {bool: "boolean", int: "integer", float: "number", str: "string", list: "list of strings"}
+TRUE_WORDS = ("true", "yes", "on", "1")
+FALSE_WORDS = ("false", "no", "off", "0")
+
+
+@dataclass(frozen=True)
+class Option:
+    """One call option: its name, type, default, one-line help and the values it allows.
+
+    ``type`` is one of ``bool``, ``int``, ``float``, ``str`` or ``list`` (a list of strings).
+    ``minimum``/``maximum`` bound numbers (``exclusive_minimum`` makes the lower bound strict);
+    ``choices`` lists the allowed strings; ``separator`` splits a string given for a list option
+    (``labels=cat,dog``); ``callables`` also lets Python callers put functions in a list option.
+    A default of None means "not set": the pipeline decides, as its help says.
+    """
+
+    name: str
+    type: type
+    default: Any = None
+    help: str = ""
+    choices: tuple[str, ...] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    exclusive_minimum: bool = False
+    separator: str | None = None
+    callables: bool = False
+
+    def __post_init__(self):
+        if self.type not in TYPE_NAMES:
+            raise TypeError(f"option {self.name!r}: type must be one of bool, int, float, str, list")
+        if not self.name.isidentifier():
+            raise ValueError(f"option name {self.name!r} must be a Python identifier")
+
+    def but(self, **changes) -> Option:
+        """A copy with some fields changed (e.g. another default or help for one pipeline)."""
+        return replace(self, **changes)
+
+    @property
+    def type_name(self) -> str:
+        return TYPE_NAMES[self.type]
+
+    def allowed(self) -> str:
+        """The allowed values in words: '>= 1', '> 0 and <= 1', 'one of a, b', or ''."""
+        if self.choices:
+            return "one of " + ", ".join(self.choices)
+        parts = []
+        if self.minimum is not None:
+            parts.append(f"{'>' if self.exclusive_minimum else '>='} {_number(self.minimum)}")
+        if self.maximum is not None:
+            parts.append(f"<= {_number(self.maximum)}")
+        return " and ".join(parts)
+
+    def describe(self) -> str:
+        """Type and allowed values, e.g. 'integer >= 1' or 'one of first, max'."""
+        return self.allowed() if self.choices else f"{self.type_name} {self.allowed()}".strip()
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "type": self.type_name, "default": self.default, "help": self.help,
+                "choices": list(self.choices) if self.choices else None, "minimum": self.minimum,
+                "maximum": self.maximum, "exclusive_minimum": self.exclusive_minimum}
+
+    def convert(self, value, model_id: str = "") -> Any:
+        """``value`` checked and converted to this option's type; OptionError naming the option otherwise."""
+        converted = _CONVERTERS[self.type](self, value)
+        if converted is _BAD:
+            raise self.error(value, model_id, f"must be {_article(self.type_name)}"
+                             + (f" ({self.allowed()})" if self.allowed() else ""))
+        self.check_range(converted, value, model_id)
+        return converted
+
+    def check_range(self, converted, given, model_id: str) -> None:
+        if self.choices and converted not in self.choices:
+            raise self.error(given, model_id, f"must be one of {', '.join(self.choices)}")
+        if self.type in (int, float):
+            low, high = self.minimum, self.maximum
+            too_low = low is not None and (converted <= low if self.exclusive_minimum else converted < low)
+            if too_low or (high is not None and converted > high):
+                raise self.error(given, model_id, f"must be {self.allowed()}")
+
+    def error(self, value, model_id: str, problem: str) -> OptionError:
+        whose = f" of {model_id}" if model_id else ""
+        return OptionError(f"option '{self.name}'{whose} {problem}; got {value!r}")
+
+
+def _number(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+def _article(words: str) -> str:
+    return ("an " if words[0] in "aeiou" else "a ") + words
+
+
+_BAD = object()
+
+
+def _to_bool(option: Option, value):
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in TRUE_WORDS:
+            return True
+        if word in FALSE_WORDS:
+            return False
+    return _BAD
+
+
+def _to_int(option: Option, value):
+    if isinstance(value, bool):
+        return _BAD
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        if re.fullmatch(r"[+-]?[0-9]+", text):
+            return int(text)
+    return _BAD
+
+
+def _to_float(option: Option, value):
+    if isinstance(value, bool):
+        return _BAD
+    if isinstance(value, (int, float)):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            return _BAD
+    else:
+        return _BAD
+    return number if math.isfinite(number) else _BAD
+
+
+def _to_str(option: Option, value):
+    return value if isinstance(value, str) else _BAD
+
+
+def _to_list(option: Option, value):
+    if isinstance(value, str):
+        value = _split(option, value)
+        if value is _BAD:
+            return _BAD
+    if not isinstance(value, (list, tuple)):
+        return _BAD
+    if not all(isinstance(x, str) or (option.callables and callable(x)) for x in value):
+        return _BAD
+    return list(value)
+
+
+def _split(option: Option, text: str):
+    """A string given for a list option: '[a, b]' (YAML flow list), else split on the separator, else one item."""
+    stripped = text.strip()
+    if stripped.startswith("["):
+        import yaml
+
+        try:
+            parsed = yaml.safe_load(stripped)
+        except yaml.YAMLError:
+            return _BAD
+        return [str(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else x for x in parsed]
+    if option.separator:
+        return [part.strip() for part in text.split(option.separator) if part.strip()]
+    return [text]
+
+
+_CONVERTERS = {bool: _to_bool, int: _to_int, float: _to_float, str: _to_str, list: _to_list}
+
+
+def validate_options(declared, given: dict, model_id: str = "") -> dict:
+    """Every declared option's value: ``given`` checked and converted, the default where not given (or None).
+
+    Raises :class:`hub.errors.OptionError` for an unknown name (listing the valid ones, with the
+    closest as "did you mean"), a value of the wrong type, or one out of range.
+    """
+    by_name = {option.name: option for option in declared}
+    unknown = sorted(set(given) - set(by_name))
+    if unknown:
+        raise unknown_option_error(unknown, list(by_name), model_id)
+    return {name: option.default if given.get(name) is None else option.convert(given[name], model_id)
+            for name, option in by_name.items()}
+
+
+def unknown_option_error(unknown: list[str], valid: list[str], model_id: str = "") -> OptionError:
+    """The error for options a pipeline does not take: the valid ones, and the closest as 'did you mean'."""
+    names = ", ".join(f"'{u}'" for u in unknown)
+    whose = f"{model_id} does not take" if model_id else "unknown"
+    close = [c for u in unknown for c in difflib.get_close_matches(u, valid, n=1, cutoff=0.6)]
+    hint = f" Did you mean: {', '.join(dict.fromkeys(close))}?" if close else ""
+    takes = f"Valid options: {', '.join(valid)}." if valid else "It takes no options."
+    return OptionError(f"{whose} the option{'s' if len(unknown) > 1 else ''} {names}.{hint} {takes}")
+
+
+def model_options(spec) -> list[Option] | None:
+    """The call options of the pipeline that serves ``spec``, asked of its plugin only, without loading it.
+
+    None when the plugin does not say (it lacks the ``model_options`` hook, or does not serve the task).
+    """
+    from hub.plugins import call_plugin
+
+    found = call_plugin(spec.plugin, "model_options", spec=spec)
+    if found is None:
+        return None
+    if not all(isinstance(option, Option) for option in found):
+        from hub.errors import PluginError
+
+        raise PluginError(spec.plugin, f"plugin '{spec.plugin}' returned something other than a list of "
+                                       f"hub.options.Option from model_options for model '{spec.id}'")
+    return list(found)
+
+
+def check_model_options(spec, given: dict) -> None:
+    """Check ``given`` against the options ``spec``'s plugin declares, before loading the model (if it says)."""
+    declared = model_options(spec)
+    if declared is not None:
+        validate_options(declared, given, f"{spec.id} ({spec.task})")
+
+
+def option_lines(options) -> list[str]:
+    """An aligned table of options (name, type and allowed values, default, help), one line each."""
+    if not options:
+        return []
+    rows = [("NAME", "TYPE", "DEFAULT", "HELP")]
+    rows += [(o.name, o.describe(), _shown(o.default), o.help) for o in options]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[3] for row in rows]
+
+
+def _shown(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value))
+    return str(value)
+
+
+# -- options several pipelines share: one name, one meaning ----------------------------------------------------
+TOP_K = Option("top_k", int, 5, "how many of the best labels to return, best first (all of them when the "
+               "model has fewer)", minimum=1)
+LABELS = Option("labels", list, None, "candidate labels to score (on the command line: --label, or a "
+                "comma-separated list)", separator=",")
+TEXTS = Option("texts", list, None, "texts to compare each input with (on the command line: --text)")
+MAX_NEW_TOKENS = Option("max_new_tokens", int, 20, "the most new tokens to generate per input", minimum=1)
+DO_SAMPLE = Option("do_sample", bool, False, "sample the next token instead of taking the most likely one")
+TEMPERATURE = Option("temperature", float, None, "sampling temperature (needs do_sample): lower is more "
+                     "conservative", minimum=0, exclusive_minimum=True)
+TOP_P = Option("top_p", float, None, "sample only from the most likely tokens whose probabilities add up to "
+               "top_p (needs do_sample)", minimum=0, exclusive_minimum=True, maximum=1)
+SAMPLE_TOP_K = Option("top_k", int, None, "sample only from the top_k most likely tokens (needs do_sample)",
+                      minimum=1)
+SEED = Option("seed", int, None, "random seed for sampling: the same seed, inputs and batch size give the "
+              "same output", minimum=0, maximum=2**32 - 1)
