@@ -110,8 +110,10 @@ def _argv(ctx, skip=()) -> list[str]:
 @click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True)
 @click.option("--text-column", default="text", show_default=True)
 @click.option("--label-column", default="label", show_default=True)
+@click.option("--on-bad-rows", type=click.Choice(["skip", "error"]), default="skip", show_default=True,
+              help="Skip unreadable rows and files (listed) or stop on them.")
 @click.option("--json", "as_json", is_flag=True, help="Print all metrics (per class, confusion) as JSON.")
-def eval_cmd(model, data, task, batch_size, precision, text_column, label_column, as_json):
+def eval_cmd(model, data, task, batch_size, precision, text_column, label_column, on_bad_rows, as_json):
     """Evaluate MODEL (a catalogue id or a hub finetune directory) on labelled data."""
     import warnings
 
@@ -121,7 +123,7 @@ def eval_cmd(model, data, task, batch_size, precision, text_column, label_column
         warnings.simplefilter("always")
         warnings.showwarning = _show_warning
         metrics = evaluate(model, data, task=task, batch_size=batch_size, precision=precision,
-                           text_column=text_column, label_column=label_column)
+                           text_column=text_column, label_column=label_column, on_bad_rows=on_bad_rows)
     if as_json:
         click.echo(json.dumps(metrics, indent=2))
         return
