@@ -73,10 +73,11 @@ def _check_choice(name: str, value, valid) -> None:
 
 
 def _problem_message(what: str, problems: list[str], rows: str) -> str:
-    shown = "\n  ".join(problems[:MAX_LISTED])
-    more = f"\n  ... and {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else ""
-    return (f"{what} has {len(problems)} bad {rows}:\n  {shown}{more}\n"
-            "Fix them, or pass on_bad='skip' (--on-bad-rows skip) to train without them.")
+    """One line: the count, the first problems, and the fix."""
+    shown = "; ".join(problems[:MAX_LISTED])
+    more = f"; ... and {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else ""
+    return (f"{what} has {len(problems)} bad {rows}: {shown}{more}. "
+            "Fix them, or pass on_bad='skip' (--on-bad-rows skip) to go on without them.")
 
 
 # -- folders ---------------------------------------------------------------------------------

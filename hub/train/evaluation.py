@@ -86,9 +86,9 @@ def screen_records(adapter, records, on_bad: str = "skip", what: str = "training
     if records and not kept:
         raise HubError(f"none of the {len(records)} {what} rows can be loaded, e.g. {problems[0]}")
     if problems and on_bad == "error":
-        shown = "\n  ".join(problems[:10]) + (f"\n  ... and {len(problems) - 10} more" if len(problems) > 10 else "")
-        raise HubError(f"the {what} data has {len(problems)} rows that cannot be loaded:\n  {shown}\n"
-                       "Fix or remove them, or pass on_bad='skip' (--on-bad-rows skip) to go on without them.")
+        shown = "; ".join(problems[:10]) + (f"; ... and {len(problems) - 10} more" if len(problems) > 10 else "")
+        raise HubError(f"the {what} data has {len(problems)} rows that cannot be loaded: {shown}. Fix or remove "
+                       "them, or pass on_bad='skip' (--on-bad-rows skip) to go on without them.")
     return kept, problems
 
 
@@ -98,7 +98,7 @@ def _item_problem(record, exc: Exception) -> str:
     message = str(exc) if isinstance(exc, HubError) else f"cannot be loaded ({type(exc).__name__}: {exc})"
     if message.startswith(where + ": "):
         message = message[len(where) + 2:]
-    return f"{where}: {message}"
+    return f"{where}: {' '.join(message.split())}"
 
 
 def evaluate_module(adapter, module, records, device_manager, batch_size: int = 32,
