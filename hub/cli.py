@@ -80,11 +80,13 @@ def list_cmd(pattern, task, modality, plugin, show_all, as_json):
 def info_cmd(model_id, as_json):
     """Show everything the catalogue knows about MODEL_ID (an id, alias or model directory)."""
     from hub.api import get_spec
+    from hub.options import model_options, option_lines
 
     spec = get_spec(model_id)
     data = spec.to_dict()
+    options = model_options(spec)
     if as_json:
-        _echo_json(data)
+        _echo_json({**data, "options": None if options is None else [o.to_dict() for o in options]})
         return
     for key, value in data.items():
         if value in (None, "", [], {}):
@@ -92,6 +94,10 @@ def info_cmd(model_id, as_json):
         if key == "params":
             value = f"{value:,} ({human_count(value)})"
         click.echo(f"{key + ':':<13}{value}")
+    if options is not None:
+        click.echo("options:     " + ("(none)" if not options else "run with -o NAME=VALUE"))
+        for line in option_lines(options):
+            click.echo("  " + line)
 
 
 @cli.command("tasks")
@@ -147,6 +153,7 @@ def run_cmd(model_id, inputs, task, device, dtype, batch_size, labels, texts, to
     """Run MODEL_ID on INPUTS: strings, file paths (image/audio/.txt), or - for one input per stdin line."""
     from hub import api
     from hub.inputs import cli_input
+    from hub.options import check_model_options
     from hub.tasks import TASKS
 
     spec = api.get_spec(model_id, task)
@@ -160,6 +167,7 @@ def run_cmd(model_id, inputs, task, device, dtype, batch_size, labels, texts, to
         kwargs["texts"] = list(texts)
     if top_k:
         kwargs["top_k"] = top_k
+    check_model_options(spec, kwargs)  # unknown or mistyped options fail before the weights load
     load_options = {"trust_remote_code": True} if trust_remote_code else {}
     pipeline = api.load(model_id, device=device, dtype=dtype, task=task, **load_options)
     results = pipeline(items, batch_size=batch_size, progress=len(items) > 64, **kwargs)
