@@ -9,17 +9,24 @@ Forms of ``spec.source`` and ``spec.local``:
 - anything else - a local directory (``~`` expanded, relative to the working directory).
 
 ``spec.local``, when given and present, is used before ``spec.source``.
+
+Weights files are checked before a library reads them: a safetensors file by its header (a truncated
+or corrupt file is refused with its path and the fix), a pickle only as plain tensors
+(``torch.load(weights_only=True)``), so that no code inside it runs.
 """
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
-from hub.errors import ModelUnavailableError
+from hub.errors import ModelUnavailableError, WeightsError, shell_command
 
 HF_PREFIX = "hf-hub:"
 PACKAGE_PREFIX = "package:"
+MAX_SAFETENSORS_HEADER = 100_000_000  # the safetensors format's own limit on its JSON header
 
 
 def is_hub_id(source: str) -> bool:
@@ -74,7 +81,8 @@ def hub_snapshot(model_id: str, repo: str, revision: str | None, allow_patterns=
         from huggingface_hub import snapshot_download
     except ImportError:
         raise ModelUnavailableError(
-            f"model '{model_id}' comes from the hub ('{repo}') and needs huggingface_hub: pip install huggingface_hub"
+            f"model '{model_id}' comes from the hub ('{repo}') and needs huggingface_hub: "
+            f"{shell_command('pip', 'install', 'huggingface_hub')}"
         ) from None
     try:
         return Path(snapshot_download(repo, revision=revision, allow_patterns=allow_patterns,
@@ -88,11 +96,126 @@ def hub_snapshot(model_id: str, repo: str, revision: str | None, allow_patterns=
         raise ModelUnavailableError(_how_to_get(model_id, repo, revision, f"download failed: {type(exc).__name__}")) from None
 
 
+def download_command(repo: str, revision: str | None, force: bool = False) -> str:
+    """The ``hf download`` command (shell-quoted, in backticks) that fetches ``repo`` at ``revision``."""
+    argv = ["hf", "download", repo]
+    if revision:
+        argv += ["--revision", revision]
+    if force:
+        argv.append("--force-download")
+    return shell_command(*argv)
+
+
 def _how_to_get(model_id: str, repo: str, revision: str | None, why: str) -> str:
-    rev = f" --revision {revision}" if revision else ""
     return (
         f"weights for model '{model_id}' (hub id '{repo}') are not in the local Hugging Face cache and "
         f"cannot be downloaded now ({why}). On a machine with network access run "
-        f"'huggingface-cli download {repo}{rev}' (or 'hub run {model_id} ...' once online), or point the "
+        f"{download_command(repo, revision)} (or run the model once while online), or point the "
         f"catalogue entry's 'local' field at a directory with the weights."
     )
+
+
+def refetch_hint(spec, local_fix: str) -> str:
+    """How to replace broken weights: download them again for a hub id, else ``local_fix``."""
+    source = getattr(spec, "source", "") or ""
+    if is_hub_id(source):
+        return f"download them again: {download_command(source[len(HF_PREFIX):], spec.revision, force=True)}"
+    return local_fix
+
+
+def check_safetensors(path, fix: str) -> None:
+    """Refuse a truncated or corrupt safetensors file from its header alone (no tensor is read)."""
+    path = Path(path)
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        prefix = fh.read(8)
+        length = int.from_bytes(prefix, "little") if len(prefix) == 8 else -1
+        if length < 2 or length > min(MAX_SAFETENSORS_HEADER, size - 8):
+            raise WeightsError(f"'{path}' is not a complete safetensors file ({size} bytes, no readable header: "
+                               f"truncated or corrupt); {fix}")
+        raw = fh.read(length)
+    ends = _tensor_ends(path, raw, fix)
+    data = size - 8 - length
+    needed = max(ends, default=0)
+    if needed > data:
+        raise WeightsError(f"'{path}' is truncated: its header describes {8 + length + needed} bytes but the file has "
+                           f"{size}; {fix}")
+    if needed < data:
+        raise WeightsError(f"'{path}' is corrupt: {data - needed} bytes follow its last tensor; {fix}")
+
+
+def _tensor_ends(path: Path, raw: bytes, fix: str) -> list[int]:
+    """The end offset of each tensor in a safetensors header; WeightsError when the header is malformed."""
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        header = None
+    if not isinstance(header, dict):
+        raise WeightsError(f"'{path}' is corrupt: its safetensors header is not a JSON object; {fix}")
+    ends = []
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        offsets = info.get("data_offsets") if isinstance(info, dict) else None
+        if (not isinstance(offsets, list) or len(offsets) != 2 or not all(type(x) is int for x in offsets)
+                or not 0 <= offsets[0] <= offsets[1]):
+            raise WeightsError(f"'{path}' is corrupt: tensor '{name}' has no valid data offsets; {fix}")
+        ends.append(offsets[1])
+    return ends
+
+
+def load_safetensors(path, fix: str) -> dict:
+    """The tensors of a checked safetensors file, on the CPU; errors name the file and ``fix``."""
+    check_safetensors(path, fix)
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path), device="cpu")
+    except Exception as exc:
+        raise WeightsError(f"'{path}' cannot be read as safetensors ({_first_line(exc)}); {fix}") from None
+
+
+def load_pickled_tensors(path, fix: str) -> dict:
+    """Plain tensors from a pickle (``torch.load(weights_only=True)``); anything else is refused, never run."""
+    import torch
+
+    try:
+        with quiet_pickle_warnings():
+            return torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise unsafe_pickle_error(path, exc, fix) from None
+
+
+@contextmanager
+def quiet_pickle_warnings():
+    """Silence torch's note on a pickle's protocol version: the pickle is refused or loaded either way."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+        yield
+
+
+def unsafe_pickle_error(path, exc: BaseException, fix: str) -> WeightsError:
+    """The error for a pickle that is not plain tensors (or not a readable pickle at all)."""
+    return WeightsError(
+        f"'{path}' cannot be read as plain tensors ({_pickle_problem(exc)}). The hub loads pickled weights only "
+        f"with torch.load(weights_only=True), so that no code inside them runs; {fix}")
+
+
+def _pickle_problem(exc: BaseException) -> str:
+    """What torch's weights-only unpickler refused, in a few words."""
+    import re
+
+    text = str(exc)
+    found = re.search(r"GLOBAL ([\w.]+)", text)
+    if found:
+        return f"it refers to {found.group(1)}, which is not a tensor"
+    if "Weights only load failed" in text or "Unsupported operand" in text:
+        return "it holds more than tensors"
+    return _first_line(exc)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hub.errors import HubError, ModelUnavailableError
+from hub.errors import HubError, WeightsError
 from hub.plugin_kit import read_json_file
 
 CONFIG_NAME = "open_clip_config.json"
@@ -69,28 +69,58 @@ def checkpoint_in(directory: Path) -> Path | None:
     return found[0] if found else None
 
 
+RESAVE = "save the model again in open_clip's hub layout (open_clip.push_to_hf_hub.save_for_hf)"
+CONVERT = (f"convert it to {SAFE_WEIGHTS[0]} where you trust the file: load it with open_clip and save it with "
+           "open_clip.push_to_hf_hub.save_for_hf(model, tokenizer, model_config, directory, safe_serialization=True)")
+
+
 def create(spec, directory: Path):
     """``(model, preprocess, tokenizer)`` built by open_clip from ``directory`` (fp32, on the CPU)."""
     import open_clip
 
-    checkpoint = checkpoint_in(directory)
-    if checkpoint is None:
-        raise ModelUnavailableError(
-            f"model '{spec.id}': no weights in '{directory}'. Expected {SAFE_WEIGHTS[0]} (or "
-            f"{PICKLE_WEIGHTS[0]}) beside {CONFIG_NAME}, as open_clip's hub layout has them.")
+    checkpoint = checked_checkpoint(spec, directory)
     try:
-        if read_config(directory) is not None:
-            name = f"local-dir:{Path(directory).resolve()}"
-            model, preprocess = open_clip.create_model_from_pretrained(name, device="cpu", weights_only=True)
-            tokenizer = open_clip.get_tokenizer(name)
-        else:
-            model, preprocess, tokenizer = _create_from_arch(spec, checkpoint)
+        from hub.weights import quiet_pickle_warnings
+
+        with quiet_pickle_warnings():
+            if read_config(directory) is not None:
+                name = f"local-dir:{Path(directory).resolve()}"
+                model, preprocess = open_clip.create_model_from_pretrained(name, device="cpu", weights_only=True)
+                tokenizer = open_clip.get_tokenizer(name)
+            else:
+                model, preprocess, tokenizer = _create_from_arch(spec, checkpoint)
     except HubError:
         raise
     except Exception as exc:
-        raise HubError(f"open_clip could not build model '{spec.id}' from '{directory}': "
-                       f"{type(exc).__name__}: {exc}") from exc
+        raise build_error(spec, directory, checkpoint, exc) from exc
     return model, preprocess, tokenizer
+
+
+def checked_checkpoint(spec, directory: Path) -> Path:
+    """The checkpoint open_clip will read, present and (safetensors) with a whole header; else WeightsError."""
+    from hub import weights
+
+    checkpoint = checkpoint_in(directory)
+    if checkpoint is None:
+        raise WeightsError(
+            f"model '{spec.id}': no weights in '{directory}'. Expected {SAFE_WEIGHTS[0]} (or {PICKLE_WEIGHTS[0]}) "
+            f"beside {CONFIG_NAME}, as open_clip's hub layout has them; {weights.refetch_hint(spec, RESAVE)}")
+    if checkpoint.suffix == ".safetensors":
+        weights.check_safetensors(checkpoint, weights.refetch_hint(spec, RESAVE))
+    return checkpoint
+
+
+def build_error(spec, directory: Path, checkpoint: Path, exc: Exception) -> WeightsError:
+    """One line for a model open_clip could not build: an unsafe pickle, or the library's first line."""
+    import pickle
+
+    from hub.weights import unsafe_pickle_error
+
+    if isinstance(exc, pickle.UnpicklingError) or "Weights only load failed" in str(exc):
+        return unsafe_pickle_error(checkpoint, exc, CONVERT)
+    lines = str(exc).strip().splitlines()
+    return WeightsError(f"open_clip could not build model '{spec.id}' from '{directory}': {type(exc).__name__}"
+                        + (f": {lines[0].rstrip('.')}" if lines else "") + f"; {RESAVE}")
 
 
 def _create_from_arch(spec, checkpoint: Path):

@@ -13,7 +13,7 @@ import json
 import re
 from pathlib import Path
 
-from hub.errors import HubError, ModelUnavailableError
+from hub.errors import HubError, ModelUnavailableError, WeightsError
 
 CONFIG_NAME = "config.json"
 SAFE_WEIGHTS = "model.safetensors"
@@ -30,9 +30,9 @@ def read_config(directory: Path) -> dict:
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise HubError(f"'{path}' is not valid JSON ({exc}); re-save the model with timm.models.save_for_hf") from None
+        raise WeightsError(f"'{path}' is not valid JSON ({exc}); re-save the model with timm.models.save_for_hf") from None
     if not isinstance(config, dict) or not config.get("architecture"):
-        raise HubError(f"'{path}' names no timm 'architecture'; re-save the model with timm.models.save_for_hf")
+        raise WeightsError(f"'{path}' names no timm 'architecture'; re-save the model with timm.models.save_for_hf")
     return config
 
 
@@ -59,19 +59,18 @@ def weights_file(directory: Path) -> Path | None:
     return None
 
 
-def load_state_dict(path: Path) -> dict:
-    """Tensors from safetensors, else from a pickle through ``torch.load(weights_only=True)``."""
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+RESAVE = f"save the model again with timm.models.save_for_hf(model, directory, safe_serialization=True)"
+CONVERT = (f"convert it to {SAFE_WEIGHTS} where you trust the file: load it with timm and save it with "
+           f"timm.models.save_for_hf(model, directory, safe_serialization=True)")
 
-        return load_file(str(path), device="cpu")
-    import torch
 
-    try:
-        return torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise HubError(f"'{path}' cannot be read as plain tensors ({type(exc).__name__}: {exc}); "
-                       f"convert it to {SAFE_WEIGHTS}") from None
+def load_state_dict(path: Path, spec=None) -> dict:
+    """Tensors from a checked safetensors file, else from a pickle through ``torch.load(weights_only=True)``."""
+    from hub import weights
+
+    if Path(path).suffix == ".safetensors":
+        return weights.load_safetensors(path, weights.refetch_hint(spec, RESAVE))
+    return weights.load_pickled_tensors(path, CONVERT)
 
 
 def create_model(directory: Path, config: dict):
@@ -106,13 +105,11 @@ def load_model(spec, directory: Path):
     config = read_config(directory)
     path = weights_file(directory)
     if path is None:
-        raise ModelUnavailableError(
-            f"model '{spec.id}': '{directory}' has {CONFIG_NAME} but no {SAFE_WEIGHTS} or {PICKLE_WEIGHTS}. "
-            f"Save the weights with timm.models.save_for_hf(model, dir, safe_serialization=True)"
-            + (f" or fetch them: huggingface-cli download {spec.source[len('hf-hub:'):]}"
-               if spec.source.startswith("hf-hub:") else "")
-        )
-    state = load_state_dict(path)
+        from hub import weights
+
+        raise WeightsError(f"model '{spec.id}': '{directory}' has {CONFIG_NAME} but no {SAFE_WEIGHTS} or "
+                           f"{PICKLE_WEIGHTS}; {weights.refetch_hint(spec, RESAVE)}")
+    state = load_state_dict(path, spec)
     model = _load_without_init(directory, config, state, path)
     if model is None:  # the architecture computes buffers at construction: build it for real
         model = create_model(directory, config)
@@ -147,8 +144,8 @@ def _strict_load(model, state: dict, path: Path, config: dict, assign: bool = Fa
         model.load_state_dict(state, strict=True, assign=assign)
     except RuntimeError as exc:
         first = str(exc).splitlines()[0:3]
-        raise HubError(f"the weights in '{path}' do not fit timm architecture '{config['architecture']}' with "
-                       f"{config.get('num_classes')} classes: {' '.join(first)}. Check config.json") from None
+        raise WeightsError(f"the weights in '{path}' do not fit timm architecture '{config['architecture']}' with "
+                           f"{config.get('num_classes')} classes: {' '.join(first)}. Check config.json") from None
 
 
 def label_names(model, config: dict, spec=None) -> list[str]:

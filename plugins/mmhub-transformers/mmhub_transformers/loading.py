@@ -1,22 +1,47 @@
-"""Loading transformers models for the hub: weights directory, Auto classes, safe defaults."""
+"""Loading transformers models for the hub: weights directory, Auto classes, safe defaults.
+
+Before transformers reads a directory, its weights are checked: present, safetensors headers whole,
+pickles only as plain tensors. A config whose ``auto_map`` asks for code shipped with the weights is
+refused unless trust-remote-code is on. Failures are :class:`hub.errors.WeightsError` naming the path.
+"""
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
+from hub.errors import WeightsError
 from hub.plugin_kit import read_json_file
 from hub.tasks.base import Pipeline
 
 WEIGHT_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "*.py", "*/*.json", "merges.txt", "vocab.*"]
+RESAVE = "save the model again with model.save_pretrained(directory)"
+CONVERT = ("convert it to safetensors where you trust the file: load it with transformers and save it with "
+           "model.save_pretrained(directory), which writes model.safetensors")
+TRUST_FLAG = "--trust-remote-code (in Python: trust_remote_code=True)"
 
 
 def weights_dir(spec) -> Path:
-    """The weights directory; repos with no safetensors fall back to ``*.bin`` (read with weights_only)."""
+    """The checked weights directory; repos with no safetensors fall back to ``*.bin`` (read with weights_only)."""
     from hub import weights
 
     directory = weights.resolve(spec, allow_patterns=WEIGHT_PATTERNS)
     if not any(directory.glob("*.safetensors")) and not any(directory.glob("*.bin")):
         directory = weights.resolve(spec, allow_patterns=[*WEIGHT_PATTERNS, "*.bin"])
+    check_weights(spec, directory)
     return directory
+
+
+def check_weights(spec, directory: Path) -> None:
+    """Weights present and every safetensors header whole; else WeightsError naming the path and the fix."""
+    from hub import weights
+
+    fix = weights.refetch_hint(spec, RESAVE)
+    found = sorted(Path(directory).glob("*.safetensors"))
+    if not found and not any(Path(directory).glob("*.bin")):
+        raise WeightsError(f"model directory '{directory}' has a config.json but no weights (model.safetensors or "
+                           f"pytorch_model.bin); {fix}")
+    for path in found:
+        weights.check_safetensors(path, fix)
 
 
 def read_json(path: Path) -> dict:
@@ -32,14 +57,91 @@ def load_auto(auto_name: str, directory: Path, trust_remote_code: bool = False, 
     transformers.utils.logging.disable_progress_bar()  # the hub shows its own progress
     auto = getattr(transformers, auto_name)
     has_safetensors = any(Path(directory).glob("*.safetensors"))
-    return auto.from_pretrained(str(directory), trust_remote_code=trust_remote_code,
-                                use_safetensors=True if has_safetensors else None, **kwargs)
+    with translated_errors(directory, "model"):
+        model = auto.from_pretrained(str(directory), trust_remote_code=trust_remote_code,
+                                     use_safetensors=True if has_safetensors else None, **kwargs)
+    if not trust_remote_code:
+        _warn_if_shipped_code_skipped(directory, auto_name)
+    return model
 
 
 def load_tokenizer(directory: Path, trust_remote_code: bool = False):
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(str(directory), trust_remote_code=trust_remote_code)
+    with translated_errors(directory, "tokenizer"):
+        return AutoTokenizer.from_pretrained(str(directory), trust_remote_code=trust_remote_code)
+
+
+@contextmanager
+def translated_errors(directory, what: str):
+    """Turn transformers' loading failures (missing files, unsafe pickles, remote code) into WeightsError."""
+    from hub.weights import quiet_pickle_warnings
+
+    try:
+        with quiet_pickle_warnings():
+            yield
+    except WeightsError:
+        raise
+    except Exception as exc:
+        error = loading_error(Path(directory), what, exc)
+        if error is None:
+            raise
+        raise error from exc
+
+
+def loading_error(directory: Path, what: str, exc: Exception) -> WeightsError | None:
+    """The WeightsError for a failed ``from_pretrained``, or None when it is no problem with the files."""
+    import pickle
+    import re
+
+    from hub.weights import unsafe_pickle_error
+
+    text = str(exc)
+    if "trust_remote_code" in text:
+        return WeightsError(f"model directory '{directory}' needs the Python code shipped with it ({shipped_code(directory)}"
+                            f"), which the hub does not run unless asked. If you trust its source, pass {TRUST_FLAG}.")
+    if isinstance(exc, pickle.UnpicklingError) or "weights_only" in text:
+        return unsafe_pickle_error(_pickle_in(directory), exc, CONVERT)
+    missing = re.search(r"does not appear to have a file named ([^\s]+?)\.?\s", text + " ")
+    if missing:
+        return WeightsError(f"model directory '{directory}' has no file '{missing.group(1)}', which its {what} needs; "
+                            f"copy it from where the model came from, or {RESAVE}")
+    if isinstance(exc, (OSError, ValueError)) or type(exc).__name__ == "SafetensorError" or "size mismatch" in text:
+        first = text.strip().splitlines()[0].rstrip(".") if text.strip() else type(exc).__name__
+        return WeightsError(f"transformers cannot load the {what} in '{directory}': {first}; {RESAVE}")
+    return None
+
+
+def shipped_code(directory: Path) -> str:
+    """The code files a directory's config.json / tokenizer_config.json name in ``auto_map``."""
+    refs = []
+    for name in ("config.json", "tokenizer_config.json"):
+        auto_map = read_json(Path(directory) / name).get("auto_map")
+        if isinstance(auto_map, dict):
+            for value in auto_map.values():
+                refs += value if isinstance(value, (list, tuple)) else [value]
+    files = sorted({str(r).split("--")[-1].rpartition(".")[0] + ".py" for r in refs if r})
+    return f"{', '.join(files)}, named by 'auto_map'" if files else "named by 'auto_map'"
+
+
+def _pickle_in(directory: Path) -> Path:
+    found = sorted(Path(directory).glob("*.bin"))
+    return found[0] if found else Path(directory)
+
+
+def _warn_if_shipped_code_skipped(directory: Path, auto_name: str) -> None:
+    """A config that maps ``auto_name`` to its own code, loaded with transformers' class instead: say so."""
+    import warnings
+
+    from hub.tasks.base import HubWarning
+
+    config = read_json(Path(directory) / "config.json")
+    auto_map = config.get("auto_map")
+    if isinstance(auto_map, dict) and auto_name in auto_map:
+        warnings.warn(f"'{directory}' ships its own code for {auto_name} ({auto_map[auto_name]}), which was not "
+                      f"run: transformers' built-in '{config.get('model_type')}' classes were used instead. "
+                      f"To run the shipped code instead, pass {TRUST_FLAG} if you trust its source.",
+                      HubWarning, stacklevel=3)
 
 
 class TransformersPipeline(Pipeline):
@@ -92,10 +194,11 @@ class TransformersPipeline(Pipeline):
 
     def prepare(self, item):
         from hub.errors import InputError
+        from hub.inputs import check_text
 
         if not isinstance(item, str):
             raise InputError(f"{self.spec.id} takes text; got {type(item).__name__}")
-        return item
+        return check_text(item, f"the input to {self.spec.id}")
 
     def length(self, item) -> int:
         return len(item)
