@@ -82,7 +82,7 @@ class LabelSpellings:
             raise HubError(f"{what}: the label column '{column}' mixes true/false with numbers ({booleans[0]} at "
                            f"{b_where}, {numbers[0]} at {n_where}); whether true means 1 is not guessed. Use one "
                            "kind of label: all numbers, or all words")
-        merged = [f"{', '.join(sorted(forms))} -> \"{name}\"" for name, forms in sorted(self.seen.items())
+        merged = [f"{', '.join(forms)} -> \"{name}\"" for name, forms in sorted(self.seen.items())
                   if len(forms) > 1]
         if not merged:
             return None
