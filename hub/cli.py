@@ -1,11 +1,13 @@
 """The ``hub`` command line: thin click commands over the Python API.
 
 User mistakes (``HubError``) print one line naming the problem and the fix, and exit with
-the error's code (2 for bad input) without a traceback.
+the error's code (2 for bad input) without a traceback. Any other exception prints one line
+too and exits 1. ``hub --debug`` or ``HUB_DEBUG=1`` adds the traceback to every error.
 """
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import click
@@ -14,14 +16,46 @@ from hub.errors import HubError
 
 
 class HubGroup(click.Group):
-    """A click group that turns HubError into a clean message and exit code."""
+    """A click group that turns errors into one clean line and an exit code, and warnings into lines."""
 
     def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except HubError as exc:
-            click.echo(f"Error: {exc}", err=True)
-            ctx.exit(exc.exit_code)
+        import warnings
+
+        debug = debug_enabled(ctx)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            try:
+                return super().invoke(ctx)
+            except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+                raise
+            except HubError as exc:
+                _print_traceback(exc, debug)
+                click.echo(f"Error: {exc}", err=True)
+                ctx.exit(exc.exit_code)
+            except Exception as exc:  # a bug, ours or a plugin's: one line unless --debug
+                _print_traceback(exc, debug)
+                message = " ".join(str(exc).split())
+                hint = "" if debug else " (run with --debug for the traceback)"
+                click.echo(f"Error: unexpected {type(exc).__name__}: {message}{hint}", err=True)
+                ctx.exit(1)
+
+
+def debug_enabled(ctx: click.Context | None = None) -> bool:
+    """True when ``hub --debug`` was given or HUB_DEBUG is set to a true value."""
+    if os.environ.get("HUB_DEBUG", "").strip().lower() not in ("", "0", "false", "no", "off"):
+        return True
+    return bool(ctx is not None and ctx.find_root().params.get("debug"))
+
+
+def _print_traceback(exc: BaseException, debug: bool) -> None:
+    if debug:
+        import traceback
+
+        click.echo("".join(traceback.format_exception(exc)).rstrip(), err=True)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    click.echo(f"Warning: {message}", err=True)
 
 
 def _echo_json(data) -> None:
@@ -47,7 +81,8 @@ def human_count(n: int | None) -> str:
 
 @click.group(cls=HubGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="mmhub", prog_name="hub")
-def cli():
+@click.option("--debug", is_flag=True, help="Show the traceback of any error (also: HUB_DEBUG=1).")
+def cli(debug):
     """mmhub: list, inspect, run and fine-tune models from many libraries through one hub."""
 
 
@@ -69,6 +104,10 @@ def list_cmd(pattern, task, modality, plugin, show_all, as_json):
         return
     if not specs:
         click.echo("No models match. Try 'hub list --all' or 'hub install <plugin>'.", err=True)
+        from hub.plugins import get_plugin_manager, plugin_switch_notes
+
+        for note in plugin_switch_notes(get_plugin_manager()):
+            click.echo(f"Note: {note}", err=True)
         return
     _table([[s.id, s.task, s.modality, s.plugin, human_count(s.params), s.license or "-"] for s in specs],
            ["id", "task", "modality", "plugin", "params", "license"])
@@ -116,23 +155,40 @@ def tasks_cmd(as_json):
 
 @cli.command("plugins")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def plugins_cmd(as_json):
-    """List installed plugins: name, version, hooks, and any load error."""
+@click.option("-v", "--verbose", is_flag=True, help="Also show the traceback of each plugin error.")
+def plugins_cmd(as_json, verbose):
+    """List plugins: name, version, import time, hooks, and any error or warning."""
     from hub.api import catalog
-    from hub.plugins import get_plugin_manager
+    from hub.plugins import get_plugin_manager, plugin_switch_notes
 
     pm = get_plugin_manager()
-    catalog()  # registration errors are recorded as failures too
+    catalog()  # registration errors are recorded against their plugins too
     rows = pm.info()
+    notes = plugin_switch_notes(pm)
+    notes += [f"plugin '{r.name}' {w}" for r in rows for w in r.warnings]
     if as_json:
-        _echo_json([r.to_dict() for r in rows])
-        return
-    if not rows:
+        _echo_json([r.to_dict(verbose) for r in rows])
+    elif rows:
+        _table([[r.name, r.version or "-", r.distribution or "-", _ms(r.import_ms), ", ".join(r.hooks) or "-",
+                 _status(r)] for r in rows], ["name", "version", "distribution", "import", "hooks", "status"])
+    else:
         click.echo("No plugins installed. Try 'hub install transformers'.", err=True)
-        return
-    _table([[r.name, r.version or "-", r.distribution or "-", ", ".join(r.hooks) or "-",
-             f"ERROR {r.error}" if r.error else "ok"] for r in rows],
-           ["name", "version", "distribution", "hooks", "status"])
+    for note in notes:
+        click.echo(f"Warning: {note}", err=True)
+    if verbose and not as_json:
+        for r in rows:
+            if r.traceback:
+                click.echo(f"\n{r.name}: {r.error}\n{r.traceback.rstrip()}", err=True)
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f} ms" if value >= 1 else "<1 ms"
+
+
+def _status(row) -> str:
+    if row.status == "disabled":
+        return "disabled by HUB_PLUGINS"
+    return f"{row.status.upper()} {row.error}" if row.error else row.status
 
 
 @cli.command("run")
@@ -243,11 +299,12 @@ def env_cmd(device, dtype, as_json):
 @click.argument("name")
 @click.option("-e", "--editable", is_flag=True, help="Install a local plugin in editable mode.")
 @click.option("--no-deps", is_flag=True, help="Do not install the plugin's dependencies.")
-def install_cmd(name, editable, no_deps):
+@click.option("-y", "--yes", is_flag=True, help="Remove without asking what turns out not to be a plugin.")
+def install_cmd(name, editable, no_deps, yes):
     """Install a plugin: a shipped plugin's short name (transformers, timm, openclip), a path, or a package."""
     from hub.install import install
 
-    install(name, editable=editable, no_deps=no_deps)
+    install(name, editable=editable, no_deps=no_deps, yes=yes)
 
 
 @cli.command("uninstall")
@@ -262,13 +319,33 @@ def uninstall_cmd(name):
 def main():
     _add_plugin_commands()
     cli(prog_name="hub")
-def _add_plugin_commands():
-    try:
-        from hub.plugins import get_plugin_manager
 
-        get_plugin_manager().hook.register_commands(cli=cli)
-    except HubError as exc:
-        click.echo(f"Warning: a plugin's commands could not be added: {exc}", err=True)
+
+def _add_plugin_commands(group: click.Group | None = None) -> None:
+    """Let each plugin add its commands, one at a time; a failing plugin adds none and is reported."""
+    group = group or cli
+    try:
+        from hub.plugins import get_plugin_manager, guarded_call, plugin_impls
+
+        pm = get_plugin_manager()
+        impls = plugin_impls("register_commands", pm)
+    except Exception as exc:  # never let plugin discovery stop the hub from starting
+        click.echo(f"Warning: plugins could not be loaded: {type(exc).__name__}: {exc}", err=True)
+        return
+    for name, impl in impls:
+        before = dict(group.commands)
+        try:
+            guarded_call(name, "register_commands", impl, {"cli": group})
+        except HubError as exc:
+            group.commands.clear(), group.commands.update(before)
+            pm.problem(name, f"register_commands failed, its commands are left out: {exc}",
+                       getattr(exc, "original", None) or exc)
+            continue
+        replaced = sorted(k for k, cmd in before.items() if group.commands.get(k) is not cmd)
+        if replaced:
+            group.commands.clear(), group.commands.update(before)
+            pm.problem(name, f"register_commands tried to replace the command(s) {', '.join(replaced)}; "
+                             "its commands are left out. Give them other names.")
 
 
 from hub.train.commands import eval_cmd, finetune_cmd  # noqa: E402  (click only: stays cheap)

@@ -224,6 +224,24 @@ def installed_plugin_names() -> list[str]:
     return sorted(ep.name for ep in _entry_points())
 
 
+def plugin_switch_notes(pm: HubPluginManager) -> list[str]:
+    """What ``HUB_PLUGINS`` did: names it gave that match no plugin, and plugins it disabled."""
+    raw = os.environ.get("HUB_PLUGINS")
+    if raw is None:
+        return []
+    installed = ", ".join(installed_plugin_names()) or "none"
+    notes = []
+    if pm.unknown_requested:
+        notes.append(f"HUB_PLUGINS names plugin(s) that are not installed: {', '.join(pm.unknown_requested)} "
+                     f"(installed plugins: {installed})")
+    if not raw.replace(",", "").strip() and pm.disabled:
+        notes.append(f"HUB_PLUGINS is set to an empty value, which disables all {len(pm.disabled)} installed "
+                     f"plugins ({installed}); unset it, or list the plugins to load")
+    elif pm.disabled:
+        notes.append(f"HUB_PLUGINS={raw} disables the installed plugin(s) {', '.join(sorted(pm.disabled))}")
+    return notes
+
+
 def allowed_plugins() -> set[str] | None:
     raw = os.environ.get("HUB_PLUGINS")
     if raw is None:
@@ -297,6 +315,10 @@ def require_plugin(plugin_name: str, model_id: str) -> None:
     pm = get_plugin_manager()
     if plugin_name in pm.names():
         return
+    if plugin_name in pm.disabled:
+        raise HubError(f"model '{model_id}' is served by the plugin '{plugin_name}', which is installed but "
+                       f"disabled by HUB_PLUGINS={os.environ.get('HUB_PLUGINS', '')!r}. Add '{plugin_name}' to "
+                       "HUB_PLUGINS, or unset it to load every plugin.")
     failed = pm.failures.get(plugin_name)
     if failed is not None:
         raise PluginError(plugin_name, f"model '{model_id}' is served by the plugin '{plugin_name}', which is "

@@ -82,6 +82,13 @@ def get_adapter(spec, task: str, labels, device_manager):
     if adapter is None:
         raise HubError(f"model '{spec.id}' cannot be fine-tuned for {task}: its plugin '{spec.plugin}' offers no "
                        "training for it. Try another --task or another model (hub list --task ...)")
+    from hub.train.adapter import TrainAdapter
+
+    if not isinstance(adapter, TrainAdapter):
+        from hub.errors import PluginError
+
+        raise PluginError(spec.plugin, f"plugin '{spec.plugin}' returned a {type(adapter).__name__} instead of a "
+                                       f"TrainAdapter for model '{spec.id}'; the plugin is at fault")
     if adapter.labels is None and labels:
         adapter.labels = list(labels)
     return adapter

@@ -1,0 +1,7 @@
+"""Registers an alias another plugin's model uses."""
+from hub import hookimpl
+
+
+@hookimpl
+def register_models(register):
+    register({"id": "alias-collision-own", "task": "text-embedding", "source": "x", "aliases": ["minilm"]})
