@@ -18,6 +18,27 @@ from hub.errors import HubError
 class HubGroup(click.Group):
     """A click group that turns errors into one clean line and an exit code, and warnings into lines."""
 
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        """Click's main, with usage errors and undecodable arguments printed as one line (exit 2)."""
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            check_arguments(sys.argv[1:] if args is None else list(args))
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as exc:
+            exc.show()
+            code = exc.exit_code
+        except (click.UsageError, HubError) as exc:
+            click.echo(usage_error_line(exc), err=True)
+            code = exc.exit_code
+        except click.ClickException as exc:
+            exc.show()
+            code = exc.exit_code
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            code = 1
+        sys.exit(code if isinstance(code, int) else 0)
+
     def invoke(self, ctx):
         import warnings
 
@@ -56,6 +77,31 @@ def _print_traceback(exc: BaseException, debug: bool) -> None:
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
     click.echo(f"Warning: {message}", err=True)
+
+
+def usage_error_line(exc: Exception) -> str:
+    """One line for a usage error: click's message and where to find the command's help."""
+    message = " ".join(str(getattr(exc, "format_message", exc.__str__)()).split())
+    ctx = getattr(exc, "ctx", None)
+    hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+    return f"Error: {message}{hint}"
+
+
+def check_arguments(args: list[str]) -> None:
+    """Refuse an argument that is not valid text (undecodable bytes), unless it names an existing path."""
+    from hub.inputs import printable, undecodable
+
+    for position, arg in enumerate(args, 1):
+        if undecodable(arg) and not _exists(arg):
+            raise HubError(f"argument {position} ('{printable(arg)}') is not valid UTF-8 text; check the "
+                           "terminal's encoding (locale) or convert the text to UTF-8")
+
+
+def _exists(arg: str) -> bool:
+    try:
+        return os.path.exists(arg)
+    except (OSError, ValueError):
+        return False
 
 
 def _echo_json(data) -> None:
@@ -194,7 +240,7 @@ def _status(row) -> str:
 @cli.command("run")
 @click.argument("model_id")
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("--task", help="Run the model for another task it supports.")
+@click.option("--task", help="Run the model for another task of the same modality.")
 @click.option("--device", help="cpu, cuda, cuda:N or mps (default: HUB_DEVICE, else best available).")
 @click.option("--dtype", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), help="Precision policy (default auto).")
 @click.option("--batch-size", type=click.IntRange(1), help="Inputs per forward pass.")
@@ -204,57 +250,36 @@ def _status(row) -> str:
 @click.option("-o", "--option", "extra", multiple=True, metavar="KEY=VALUE",
               help="A task option, e.g. -o max_new_tokens=20 -o do_sample=true.")
 @click.option("--trust-remote-code", is_flag=True, help="Allow code shipped with the weights to run.")
-@click.option("--json", "as_json", is_flag=True, help="Print results as a JSON array.")
+@click.option("--json", "as_json", is_flag=True, help="Print results as a JSON array, written as they come.")
 def run_cmd(model_id, inputs, task, device, dtype, batch_size, labels, texts, top_k, extra, trust_remote_code, as_json):
-    """Run MODEL_ID on INPUTS: strings, file paths (image/audio/.txt), or - for one input per stdin line."""
+    """Run MODEL_ID on INPUTS: strings, file paths (image/audio/.txt), or - for one input per stdin line.
+
+    Inputs are read, run and printed a few hundred at a time, so any number of stdin lines streams.
+    """
+    from itertools import chain
+
     from hub import api
-    from hub.inputs import cli_input
-    from hub.options import check_model_options
+    from hub.device import requested
+    from hub.run_inputs import RUN_CHUNK, call_options, input_chunks, no_input_error
     from hub.tasks import TASKS
+    from hub.views import JsonArrayView, TableView, stop_writing
 
     spec = api.get_spec(model_id, task)
-    kind = TASKS[spec.task].inputs
-    raw = _expand_stdin(inputs)
-    items = [cli_input(x, kind) for x in raw]
-    kwargs = _parse_options(extra)
-    if labels:
-        kwargs["labels"] = [l.strip() for chunk in labels for l in chunk.split(",") if l.strip()]
-    if texts:
-        kwargs["texts"] = list(texts)
-    if top_k:
-        kwargs["top_k"] = top_k
-    check_model_options(spec, kwargs)  # unknown or mistyped options fail before the weights load
+    requested(device, dtype)  # a bad HUB_DEVICE / HUB_DTYPE fails before any input is read
+    kwargs = call_options(extra, labels, texts, top_k)
+    chunks = input_chunks(inputs, TASKS[spec.task].inputs, spec, max(RUN_CHUNK, batch_size or 0))
+    first = next(chunks, None)
+    if first is None:
+        raise no_input_error()
     load_options = {"trust_remote_code": True} if trust_remote_code else {}
     pipeline = api.load(model_id, device=device, dtype=dtype, task=task, **load_options)
-    results = pipeline(items, batch_size=batch_size, progress=len(items) > 64, **kwargs)
-    if as_json:
-        _echo_json([r.to_dict() for r in results])
-        return
-    from hub.views import show_results
-
-    show_results(raw, results)
-
-
-def _expand_stdin(inputs) -> list[str]:
-    out = []
-    for x in inputs:
-        if x == "-":
-            out.extend(line.rstrip("\n") for line in sys.stdin if line.strip())
-        else:
-            out.append(x)
-    return out
-
-
-def _parse_options(pairs) -> dict:
-    import yaml
-
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise HubError(f"option '{pair}' must look like KEY=VALUE, e.g. -o max_new_tokens=20")
-        out[key.strip().replace("-", "_")] = yaml.safe_load(value) if value else ""
-    return out
+    view = JsonArrayView() if as_json else TableView()
+    try:
+        for names, items in chain([first], chunks):
+            view.add(names, pipeline(items, batch_size=batch_size, **kwargs))
+        view.close()
+    except BrokenPipeError:  # the reader went away (e.g. '| head'): stop quietly, like other tools
+        stop_writing()
 
 
 @cli.command("pin")

@@ -261,19 +261,77 @@ def read_text_file(path: Path) -> str:
 
 
 
-def cli_input(arg: str, kind: str):
-    """Interpret one CLI argument for a task whose inputs are ``kind`` (text/image/audio)."""
+_EXTENSION = re.compile(r"[^.]\.(?=[A-Za-z0-9]*[A-Za-z])[A-Za-z0-9]{1,5}$")
+_KIND_WORDS = {"image": "image files", "image+text": "image files", "audio": "audio files", "text": "text"}
+
+
+def undecodable(text: str) -> bool:
+    """True when ``text`` holds lone surrogates: bytes that were not UTF-8 (``surrogateescape``)."""
+    return any("\ud800" <= ch <= "\udfff" for ch in text)
+
+
+def printable(text: str) -> str:
+    """``text`` safe to print: undecodable bytes as \\xNN, other unprintable characters escaped."""
+    try:
+        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+
+
+def check_text(text, what: str) -> str:
+    """``text`` if it is a string of valid text; else an InputError naming ``what``."""
+    if not isinstance(text, str):
+        raise InputError(f"{what} must be text (a str), got {type(text).__name__}")
+    if undecodable(text):
+        raise InputError(f"{what} '{printable(text)}' is not valid UTF-8 text (undecodable bytes shown as "
+                         "\\xNN); convert it to UTF-8")
+    return text
+
+
+def looks_like_path(arg: str) -> bool:
+    """No whitespace, and a path separator or a NAME.EXT ending (1-5 letters/digits, at least one letter)."""
+    if not arg or any(ch.isspace() for ch in arg):
+        return False
+    separators = {"/", os.sep} | ({os.altsep} if os.altsep else set())
+    return any(sep in arg for sep in separators) or bool(_EXTENSION.search(arg))
+
+
+def cli_input(arg: str, kind: str, model: str | None = None, task: str | None = None):
+    """Interpret one command-line argument for a task whose inputs are ``kind`` (text/image/audio).
+
+    For text tasks an argument that looks like a path (see ``looks_like_path``) must be a file, whose
+    UTF-8 text is the input; anything else is the text itself. For media tasks it must be a file.
+    """
     path = Path(arg).expanduser()
+    takes = f"{_model_name(model, task)} takes {_KIND_WORDS.get(kind, kind)}"
+    if path.is_dir() and (kind != "text" or looks_like_path(arg)):
+        raise InputError(f"input '{printable(arg)}' is a directory; {takes}: pass files, not a directory")
     if kind == "text":
-        if path.suffix == ".txt" and path.is_file():
-            return read_text_file(path)
-        return arg
-    if kind in ("image", "image+text"):
-        if not path.is_file():
-            raise InputError(f"input file '{arg}' does not exist (this model takes image files)")
+        if path.is_file() and looks_like_path(arg):
+            return check_text(_text_file(path, _model_name(model, task)), f"text file '{printable(arg)}'")
+        if looks_like_path(arg):
+            raise InputError(f"input file '{printable(arg)}' does not exist. An argument with no spaces that "
+                             "contains '/' or ends in .EXT is read as a file; pass text like this on stdin "
+                             "('-') instead")
+        return check_text(arg, "input")
+    if path.is_file():
         return str(path)
-    if kind == "audio":
-        if not path.is_file():
-            raise InputError(f"input file '{arg}' does not exist (this model takes audio files)")
-        return str(path)
-    return arg
+    if looks_like_path(arg) or undecodable(arg):
+        raise InputError(f"input file '{printable(arg)}' does not exist ({takes})")
+    raise InputError(f"'{printable(arg)}' is not a file, and {takes}, not text. For text, use a text model "
+                     f"(hub list --modality nlp)")
+
+
+def _model_name(model: str | None, task: str | None) -> str:
+    name = f"model '{model}'" if model else "this model"
+    return f"{name} ({task})" if task else name
+
+
+def _text_file(path: Path, model: str) -> str:
+    """The text of a file given to a text model; media files are refused by name."""
+    suffix = path.suffix.lower()
+    if suffix in IMAGE_SUFFIXES | AUDIO_SUFFIXES:
+        what = "an image" if suffix in IMAGE_SUFFIXES else "an audio"
+        raise InputError(f"'{printable(str(path))}' is {what} file, but {model} takes text")
+    return read_text_file(path)

@@ -1,28 +1,90 @@
-"""Human-readable views for the CLI: result listings, a similarity matrix, the environment report."""
+"""Views for the CLI: results as a streamed table or JSON array, similarity views, the environment report."""
 from __future__ import annotations
 
+import heapq
+import json
 import platform
 import sys
+import textwrap
 from importlib import metadata
 
 import click
 
+from hub.inputs import printable
 from hub.tasks.results import Embedding, cosine
 
 LIBRARIES = ("mmhub", "torch", "torchvision", "transformers", "timm", "open_clip_torch",
              "sentence-transformers", "huggingface_hub", "safetensors", "pluggy", "click")
 
 
-def show_results(inputs: list[str], results: list) -> None:
-    width = min(40, max((len(x) for x in inputs), default=0))
-    for text, result in zip(inputs, results):
-        click.echo(f"{_short(text, width):<{width}}  {result.summary()}")
-    if len(results) > 1 and all(isinstance(r, Embedding) for r in results):
-        show_similarity(inputs, [r.embedding for r in results])
+SIMILARITY_MATRIX_MAX = 8  # inputs for which the cosine similarity matrix is shown
+SIMILAR_PAIRS_MAX = 64  # inputs for which the most similar pairs are listed
+PAIRS_SHOWN = 10
+NAME_WIDTH = 40
 
 
-def show_similarity(names: list[str], vectors: list[list[float]]) -> None:
-    """Cosine similarity of every pair, as a matrix, then pairs from most to least similar."""
+class TableView:
+    """One line per input, printed as results arrive; similarity views only for a handful of embeddings."""
+
+    def __init__(self):
+        self.width: int | None = None
+        self.count = 0
+        self.kept: list[tuple[str, list[float]]] = []  # the first embeddings, for the similarity views
+        self.all_embeddings = True
+
+    def add(self, names: list[str], results: list) -> None:
+        if self.width is None:  # fixed by the first batch, so that lines already printed stay aligned
+            self.width = min(NAME_WIDTH, max((len(printable(n)) for n in names), default=0))
+        for name, result in zip(names, results):
+            click.echo(f"{_short(name, self.width):<{self.width}}  {result.summary()}")
+            self.count += 1
+            self.all_embeddings = self.all_embeddings and isinstance(result, Embedding)
+            if self.all_embeddings and len(self.kept) < SIMILAR_PAIRS_MAX:
+                self.kept.append((name, result.embedding))
+
+    def close(self) -> None:
+        if self.count < 2 or not self.all_embeddings:
+            return
+        if self.count > SIMILAR_PAIRS_MAX:
+            click.echo(f"(similarities are shown for up to {SIMILAR_PAIRS_MAX} inputs, {self.count} were given; "
+                       "use --json for the embeddings)", err=True)
+            return
+        names = [n for n, _ in self.kept]
+        vectors = [v for _, v in self.kept]
+        if self.count <= SIMILARITY_MATRIX_MAX:
+            show_matrix(names, vectors)
+        show_pairs(names, vectors)
+
+
+class JsonArrayView:
+    """One JSON array (as ``json.dumps(results, indent=2)`` would write it), written result by result."""
+
+    def __init__(self):
+        self.count = 0
+
+    def add(self, names: list[str], results: list) -> None:
+        for result in results:
+            text = textwrap.indent(json.dumps(result.to_dict(), indent=2, ensure_ascii=False), "  ")
+            click.echo(("[\n" if self.count == 0 else ",\n") + text, nl=False)
+            self.count += 1
+
+    def close(self) -> None:
+        click.echo("\n]" if self.count else "[]")
+
+
+def stop_writing() -> None:
+    """Stdout was closed by its reader: send what is still buffered nowhere and exit 1 without a message."""
+    import os
+
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):  # no file descriptor beneath stdout
+        pass
+    raise click.exceptions.Exit(1)
+
+
+def show_matrix(names: list[str], vectors: list[list[float]]) -> None:
+    """The cosine similarity of every pair, as a matrix (meant for a handful of inputs)."""
     names = [_short(n, 18) for n in names]
     width = max(len(n) for n in names)
     click.echo("\ncosine similarity")
@@ -30,15 +92,20 @@ def show_similarity(names: list[str], vectors: list[list[float]]) -> None:
     for i, name in enumerate(names):
         row = "  ".join(f"{cosine(vectors[i], vectors[j]):8.4f}" for j in range(len(names)))
         click.echo(f"{name:<{width}}  {row}")
-    pairs = sorted(((cosine(vectors[i], vectors[j]), names[i], names[j])
-                    for i in range(len(names)) for j in range(i + 1, len(names))), reverse=True)
+
+
+def show_pairs(names: list[str], vectors: list[list[float]]) -> None:
+    """The most similar pairs, best first (at most PAIRS_SHOWN lines)."""
+    names = [_short(n, 18) for n in names]
+    pairs = heapq.nlargest(PAIRS_SHOWN, ((cosine(vectors[i], vectors[j]), names[i], names[j])
+                                         for i in range(len(names)) for j in range(i + 1, len(names))))
     click.echo("\nmost similar pairs")
-    for score, a, b in pairs[:10]:
+    for score, a, b in pairs:
         click.echo(f"  {score:.4f}  {a} ~ {b}")
 
 
 def _short(text: str, width: int) -> str:
-    text = text.replace("\n", " ")
+    text = printable(text)
     return text if len(text) <= width else text[: width - 1] + "…"
 
 

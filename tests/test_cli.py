@@ -186,3 +186,288 @@ def test_a_model_directory_can_be_a_user_catalogue_entry(cli_runner, tmp_path, m
     out = json.loads(invoke(cli_runner, ["run", "my-finetuned", "a cat", "--json", "--dtype", "fp32"]).stdout)
     assert len(out[0]["embedding"]) == 384
     assert json.loads(invoke(cli_runner, ["info", str(model_dir), "--json"]).stdout)["id"] == "my-finetuned"
+
+
+# -- bad input through 'hub run' and the Python API ------------------------------------------------
+LETTER_PLUGIN = textwrap.dedent('''
+    """A fast text model for the CLI tests: a text embeds as the share of each letter a-z."""
+    from hub import hookimpl
+    from hub.tasks.base import Pipeline
+    from hub.tasks.results import Embedding
+
+    LETTERS = "abcdefghijklmnopqrstuvwxyz"
+
+
+    class LetterShares(Pipeline):
+        task = "text-embedding"
+        calls = []
+
+        def preprocess(self, items, **kwargs):
+            import torch
+
+            self.calls.append(len(items))
+            return torch.tensor([[t.lower().count(c) for c in LETTERS] for t in items], dtype=torch.float32)
+
+        def forward(self, batch, **kwargs):
+            return batch / batch.sum(dim=1, keepdim=True).clamp(min=1)
+
+        def postprocess(self, outputs, items, **kwargs):
+            return [Embedding(row) for row in outputs.tolist()]
+
+
+    @hookimpl
+    def register_models(register):
+        register({"id": "letters", "task": "text-embedding", "source": "builtin", "license": "mit"})
+
+
+    @hookimpl
+    def load_model(spec, device_manager, options):
+        if spec.id == "letters":
+            return LetterShares(spec, model=None, device_manager=device_manager)
+''')
+
+
+@pytest.fixture
+def letters(fresh_hub):
+    """The letter-share model registered in this process as plugin 'lettertest'."""
+    import types
+
+    module = types.ModuleType("lettertest_plugin")
+    exec(compile(LETTER_PLUGIN, "lettertest_plugin.py", "exec"), module.__dict__)
+    get_plugin_manager().register(module, name="lettertest")
+    return module
+
+
+@pytest.fixture(scope="module")
+def letters_path(tmp_path_factory):
+    """A directory that makes 'lettertest' an installed plugin for subprocesses (on PYTHONPATH)."""
+    root = tmp_path_factory.mktemp("letters")
+    (root / "lettertest_plugin.py").write_text(LETTER_PLUGIN)
+    info = root / "mmhub_lettertest-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: mmhub-lettertest\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[mmhub]\nlettertest = lettertest_plugin\n")
+    return root
+
+
+def hub_env(letters_path, **extra):
+    import os
+
+    return {**os.environ, "PYTHONPATH": str(letters_path), "HF_HUB_OFFLINE": "1", "HUB_DEVICE": "cpu",
+            "HUB_DTYPE": "fp32", **extra}
+
+
+def one_error_line(result) -> str:
+    """The single 'Error: ...' line a failed command printed (and assert there is only that)."""
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == 2 and len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    assert "Traceback" not in result.output
+    return lines[0]
+
+
+@pytest.mark.parametrize("data, line", [
+    (b"caf\xe9\n", 1),                                  # latin-1
+    (b"ok\n\x93quoted\x94\n", 2),                       # cp1252 quotes
+    (b"\xff\xfeh\x00i\x00\n", 1),                       # UTF-16 with its BOM
+    (b"ok\nok\ntruncated \xe2\x82\n", 3),               # a cut multi-byte sequence
+    (b"\x80\n", 1),                                     # a lone continuation byte
+    (b"ok\n\xed\xa0\x80 surrogate\n", 2),               # an encoded surrogate (invalid in UTF-8)
+])
+def test_stdin_that_is_not_utf8_is_refused_naming_the_line(cli_runner, letters, data, line):
+    result = cli_runner.invoke(cli, ["run", "letters", "-"], input=data)
+    assert one_error_line(result).startswith(f"Error: stdin line {line} is not UTF-8 text (byte 0x")
+    assert letters.LetterShares.calls == []  # refused before any inference
+
+
+def test_stdin_bom_and_crlf_are_not_part_of_the_text(cli_runner, letters):
+    result = invoke(cli_runner, ["run", "letters", "-", "--json"], input="\ufeffab\r\nb\r\n".encode())
+    data = json.loads(result.stdout)
+    assert data[0]["embedding"][:3] == [0.5, 0.5, 0.0] and data[1]["embedding"][:3] == [0.0, 1.0, 0.0]
+
+
+SURROGATE = "caf\udce9"  # what Python makes of the undecodable argv bytes b"caf\xe9"
+
+
+@pytest.mark.parametrize("args", [
+    ["run", "letters", SURROGATE],
+    ["run", "letters", "ok", "--label", SURROGATE],
+    ["run", "letters", "ok", "--text", SURROGATE],
+    ["run", "letters", "ok", "-o", f"prompt={SURROGATE}"],
+    ["run", "letters", "ok", "-o", f"{SURROGATE}=1"],
+    ["run", SURROGATE, "ok"],
+    ["run", "letters", "ok", "--task", SURROGATE],
+    ["info", SURROGATE],
+    ["list", SURROGATE],
+])
+def test_undecodable_arguments_are_refused(cli_runner, letters, args):
+    line = one_error_line(cli_runner.invoke(cli, args))
+    assert "caf\\xe9" in line and "is not valid UTF-8 text" in line
+
+
+def test_undecodable_text_through_the_python_api_is_an_input_error():
+    from hub.errors import InputError
+
+    with pytest.raises(InputError, match=r"all-minilm-l6-v2 'bad\\xff' is not valid UTF-8 text"):
+        hub.run("all-minilm-l6-v2", ["fine", "bad\udcff"], dtype="fp32")
+    with pytest.raises(InputError, match="takes text; got bytes"):
+        hub.run("all-minilm-l6-v2", [b"caf\xe9"], dtype="fp32")
+
+
+def test_an_existing_file_with_an_undecodable_name_is_an_input(tmp_path):
+    from hub.cli import check_arguments
+    from hub.errors import HubError
+
+    weird = tmp_path / "caf\udce9.jpg"
+    weird.write_bytes(b"")
+    check_arguments(["run", "img-model", str(weird)])  # a real file: accepted
+    with pytest.raises(HubError, match="argument 3"):
+        check_arguments(["run", "img-model", str(tmp_path / "gone\udce9.jpg")])
+
+
+@pytest.mark.parametrize("arg, problem", [
+    ("notes/missing.txt", "input file 'notes/missing.txt' does not exist"),
+    ("missing.txt", "input file 'missing.txt' does not exist"),
+    ("a/b", "input file 'a/b' does not exist"),
+    ("data.csv", "input file 'data.csv' does not exist"),
+    ("~/no-such-dir-hub/x", "input file '~/no-such-dir-hub/x' does not exist"),
+    ("{dir}", "input '{dir}' is a directory"),
+    ("{dir}/", "input '{dir}/' is a directory"),
+    ("{image}", "is an image file, but model 'letters' (text-embedding) takes text"),
+])
+def test_text_arguments_that_look_like_paths_must_be_files(cli_runner, letters, tmp_path, arg, problem):
+    (tmp_path / "photo.png").write_bytes(b"\x89PNG")
+    arg, problem = (x.format(dir=tmp_path, image=tmp_path / "photo.png") for x in (arg, problem))
+    line = one_error_line(cli_runner.invoke(cli, ["run", "letters", "fine", arg]))
+    assert problem in line
+    assert letters.LetterShares.calls == []
+
+
+@pytest.mark.parametrize("arg", ["a cat.", "Hello.", "3.14", "v1.0", "e.g.", "well...", "a/b c", "tests"])
+def test_text_that_is_not_path_like_is_text(cli_runner, letters, arg):
+    out = json.loads(invoke(cli_runner, ["run", "letters", arg, "--json"]).stdout)
+    letters_in = [c for c in arg.lower() if c.isalpha()]
+    assert sum(out[0]["embedding"]) == pytest.approx(1.0 if letters_in else 0.0)
+
+
+def test_a_text_file_argument_is_read(cli_runner, letters, tmp_path):
+    (tmp_path / "note.txt").write_text("aaa\n")
+    (tmp_path / "latin.txt").write_bytes(b"caf\xe9")
+    out = json.loads(invoke(cli_runner, ["run", "letters", str(tmp_path / "note.txt"), "--json"]).stdout)
+    assert out[0]["embedding"][0] == 1.0
+    line = one_error_line(cli_runner.invoke(cli, ["run", "letters", str(tmp_path / "latin.txt")]))
+    assert "latin.txt" in line and "UTF-8" in line
+
+
+def test_stdin_lines_of_a_text_task_are_text_even_when_path_like(cli_runner, letters):
+    out = json.loads(invoke(cli_runner, ["run", "letters", "-", "--json"], input="no/such.txt\n").stdout)
+    assert len(out) == 1
+
+
+def test_cli_input_rule_directly(tmp_path):
+    from hub.errors import InputError
+    from hub.inputs import cli_input, looks_like_path
+
+    assert [looks_like_path(x) for x in ("a.txt", "x/y", "a cat.", "3.14", "word", "example.com")] == \
+        [True, True, False, False, False, True]
+    (tmp_path / "d").mkdir()
+    with pytest.raises(InputError, match="is a directory"):
+        cli_input(str(tmp_path / "d"), "image", model="m", task="image-classification")
+    with pytest.raises(InputError, match="does not exist"):
+        cli_input(str(tmp_path / "nope.wav"), "audio", model="m", task="speech-recognition")
+
+
+@pytest.mark.parametrize("args, words", [
+    (["run", "all-minilm-l6-v2", "x", "--task", "image-classification"],
+     ["cannot serve the task 'image-classification'", "text-embedding model", "text-classification"]),
+    (["run", "all-minilm-l6-v2", "x", "--task", "asr"], ["cannot serve the task 'speech-recognition'"]),
+    (["run", "img-model", "a cat"], ["'a cat' is not a file", "model 'img-model' (image-classification) takes image "
+                                     "files, not text"]),
+    (["run", "img-model", "hello"], ["'hello' is not a file"]),
+])
+def test_a_task_the_model_cannot_serve_is_named(cli_runner, fresh_hub, args, words):
+    get_plugin_manager().register(ImagePlugin(), name="imgtest")
+    line = one_error_line(cli_runner.invoke(cli, args))
+    assert all(w in line for w in words), line
+
+
+def test_task_mismatch_through_the_python_api():
+    from hub.errors import TaskMismatchError
+
+    with pytest.raises(TaskMismatchError, match="Tasks it can run: text-embedding, text-classification"):
+        hub.load("all-minilm-l6-v2", task="zero-shot")
+    with pytest.raises(TaskMismatchError):
+        hub.get_spec("all-minilm-l6-v2", task="image-embedding")
+
+
+@pytest.mark.parametrize("stdin", ["", "\n", "  \n\n\t\n"])
+def test_empty_stdin_says_there_was_no_input(cli_runner, letters, stdin):
+    line = one_error_line(cli_runner.invoke(cli, ["run", "letters", "-"], input=stdin))
+    assert "no input: stdin ('-') was empty" in line
+
+
+@pytest.mark.parametrize("options", [["-o", "novalue"], ["-o", "=3"], ["-o", "two words=1"], ["-o", "1x=2"],
+                                     ["-o", "top_k=1", "--top-k", "2"], ["-o", "a=1", "-o", "a=2"],
+                                     ["-o", "labels=a", "--label", "b"]])
+def test_bad_option_pairs_are_one_line(cli_runner, letters, options):
+    line = one_error_line(cli_runner.invoke(cli, ["run", "letters", "hi", *options]))
+    assert "KEY=VALUE" in line or "given twice" in line
+
+
+def test_option_values_reach_the_pipeline_as_given(cli_runner):
+    from hub.run_inputs import parse_options
+
+    assert parse_options(["max-new-tokens=20", "templates=a photo of {}: x", "empty=", "x=a=b"]) == \
+        {"max_new_tokens": "20", "templates": "a photo of {}: x", "empty": "", "x": "a=b"}
+
+
+def test_many_arguments_give_a_bounded_table(cli_runner, letters):
+    args = [f"text {chr(97 + i % 26)}{i}" for i in range(100)]
+    result = invoke(cli_runner, ["run", "letters", *args])
+    assert len(result.stdout.splitlines()) == 100 and "most similar pairs" not in result.stdout
+    nine = invoke(cli_runner, ["run", "letters", *args[:9]]).stdout
+    assert "cosine similarity" not in nine and "most similar pairs" in nine
+
+
+def test_stdin_is_read_and_printed_chunk_by_chunk(letters_path):
+    """Results of the first chunk arrive while stdin is still open: nothing waits for the end of input."""
+    import os
+    import selectors
+
+    from hub.run_inputs import RUN_CHUNK
+    from conftest import hub_exe
+
+    proc = subprocess.Popen([hub_exe(), "run", "letters", "-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=hub_env(letters_path))
+    try:
+        proc.stdin.write("".join(f"line {i}\n" for i in range(RUN_CHUNK + 10)).encode())
+        proc.stdin.flush()
+        selector = selectors.DefaultSelector()
+        selector.register(proc.stdout, selectors.EVENT_READ)
+        assert selector.select(timeout=60), "no output while stdin was open: input is not streamed"
+        first = os.read(proc.stdout.fileno(), 65536).decode()
+        assert first.startswith("line 0")
+        proc.stdin.close()
+        rest = proc.stdout.read().decode()
+        assert proc.wait(timeout=60) == 0
+        assert len((first + rest).splitlines()) == RUN_CHUNK + 10
+    finally:
+        proc.kill()
+
+
+def test_ten_thousand_stdin_lines_stream_in_about_the_time_of_json(letters_path):
+    import time
+
+    from conftest import hub_exe
+
+    lines = "".join(f"sentence number {i} about {chr(97 + i % 26)}\n" for i in range(10_000)).encode()
+    timings, outputs = {}, {}
+    for name, extra in (("json", ["--json"]), ("table", [])):
+        start = time.perf_counter()
+        done = subprocess.run([hub_exe(), "run", "letters", "-", *extra], input=lines, capture_output=True,
+                              env=hub_env(letters_path), timeout=300)
+        timings[name] = time.perf_counter() - start
+        assert done.returncode == 0, done.stderr.decode()
+        outputs[name] = done.stdout.decode()
+    assert len(json.loads(outputs["json"])) == 10_000
+    assert len(outputs["table"].splitlines()) == 10_000
+    assert timings["table"] < 1.5 * timings["json"] + 2, timings
