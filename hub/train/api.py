@@ -222,6 +222,9 @@ def evaluate(model_or_dir: str, data, task: str | None = None, batch_size: int =
     spec = get_spec(str(model_or_dir), task)
     kind, inputs = task_kind(spec.task)
     records, _ = _read(data, kind, inputs, text_column, label_column, on_bad_rows, "evaluation")
+    saved = (spec.options or {}).get("labels")
+    if kind == "classification" and saved:  # a hub finetune output: refuse before loading anything
+        check_model_labels(records, list(saved), data, spec.id)
     dm = DeviceManager(device, precision)
     adapter = eval_adapter(spec, kind, records, dm)
     if kind == "classification":
