@@ -4,6 +4,20 @@ A plugin is a module (or object) registered under the entry-point group ``mmhub`
 Hooks *register*; they do not work: registration returns cheap data, and the heavy
 work (importing torch or a backbone library, reading weights) happens only inside
 ``load_model`` and ``trainable``.
+
+How the hub calls hooks (see :mod:`hub.plugins`):
+
+- *Routed* hooks, about one model (``load_model``, ``trainable``, ``model_options``), go only to
+  the plugin named in ``spec.plugin``, through :func:`hub.plugins.call_plugin`; no other plugin
+  sees them, so an implementation that forgets to check ``spec.plugin`` cannot take over
+  another plugin's models.
+- *Broadcast* hooks (``register_models``, ``register_commands``, ``spec_for_path``) are called
+  plugin by plugin, each call isolated: a plugin that raises loses that contribution only.
+- An exception other than :class:`hub.errors.HubError` raised by an implementation becomes a
+  :class:`hub.errors.PluginError` naming the plugin and what failed (``hub --debug`` shows the
+  original traceback). A ``HubError`` passes through to the user unchanged.
+- Implementations are validated when the plugin loads: a misspelled hook name or argument
+  disables that plugin (shown by ``hub plugins``), never the hub.
 """
 from __future__ import annotations
 
@@ -23,6 +37,11 @@ def register_models(register):
     with the catalogue fields (``id``, ``task``, ``source``, ...). ``plugin`` defaults to this
     plugin's name. Entries in ``registry.yaml`` naming this plugin need not be registered again.
 
+    Every entry is validated (a ModelSpec object too). All or nothing per plugin: if the hook
+    raises, or any entry is invalid (unknown task or field, registered twice, or an id or alias
+    that another plugin serves), none of this plugin's entries are kept and ``hub plugins``
+    shows why. A plugin may replace its own ``registry.yaml`` entries (with a warning).
+
     Returns: nothing (the return value is ignored). Every plugin's implementation is called.
     """
 
@@ -32,15 +51,16 @@ def load_model(spec, device_manager, options):
     """Load the model for ``spec`` and return a ready :class:`hub.tasks.base.Pipeline`.
 
     When called: by ``hub.load``/``hub.run``/``hub run`` when the model is not in the
-    device manager's cache, in plugin registration order (last registered first).
+    device manager's cache; only the plugin named in ``spec.plugin`` is called.
 
     Arguments: ``spec`` (:class:`hub.registry.ModelSpec`), ``device_manager``
     (:class:`hub.device.DeviceManager`: place the module with ``device_manager.place``),
     ``options`` (dict of load options from the user, e.g. ``trust_remote_code``).
 
-    Returns: a pipeline, or ``None`` when this plugin does not serve ``spec`` (wrong plugin
-    name or unsupported task). firstresult: the first non-None result wins; if every plugin
-    returns None the hub raises :class:`hub.errors.NoLoaderError`.
+    Returns: a pipeline whose ``task`` is ``spec.task`` (anything else is a
+    :class:`hub.errors.PluginError`), or ``None`` when this plugin cannot serve ``spec`` (e.g. an
+    unsupported task), which the hub reports as :class:`hub.errors.NoLoaderError`. firstresult:
+    declared so for direct pluggy callers; the hub itself calls only the named plugin.
     """
 
 
@@ -53,9 +73,11 @@ def spec_for_path(path, task):
     Arguments: ``path`` (str, an existing directory), ``task`` (canonical task name or None
     when the user gave none).
 
-    Returns: a :class:`hub.registry.ModelSpec` with ``source`` set to ``path``, or None when the
-    directory is not in this plugin's format. Read only small files (configs), never weights.
-    firstresult: the first non-None result wins.
+    Returns: a :class:`hub.registry.ModelSpec` with ``source`` set to ``path`` and ``plugin`` set
+    to this plugin's name, or None when the directory is not in this plugin's format. Read only
+    small files (configs), never weights. firstresult: plugins are asked one at a time (last
+    registered first); the first valid spec wins, and a plugin that raises or returns an invalid
+    spec is skipped and named in a warning (or in the error, when no plugin recognises it).
     """
 
 
@@ -63,13 +85,18 @@ def spec_for_path(path, task):
 def trainable(spec, task, num_labels, labels, device_manager):
     """Return the trainable parts of ``spec`` for fine-tuning on ``task``.
 
-    When called: by ``hub finetune`` / :func:`hub.train.finetune` before training starts.
+    When called: by ``hub finetune`` / :func:`hub.train.finetune` before training starts, and
+    by ``hub eval`` / :func:`hub.train.evaluate`; only the plugin named in ``spec.plugin`` is called.
 
     Arguments: ``spec`` (ModelSpec), ``task`` (canonical task name), ``num_labels`` and
-    ``labels`` (class names, or None for contrastive tasks), ``device_manager``.
+    ``labels`` (class names, or None for contrastive tasks), ``device_manager``. Keep the
+    checkpoint's head when it was trained for exactly ``labels`` (set ``new_head`` on the
+    adapter when one is initialised); ``labels=None`` for a classification task asks for the
+    model as saved, its head and labels included, or :class:`hub.train.adapter.NoHeadError`.
 
     Returns: a :class:`hub.train.adapter.TrainAdapter` (module, loss, collate, save), or
-    None when this plugin does not train ``spec``. firstresult: the first non-None wins.
+    None when this plugin does not train ``spec`` for ``task``. firstresult: declared so for
+    direct pluggy callers; the hub itself calls only the named plugin.
     """
 
 
@@ -96,6 +123,7 @@ def register_commands(cli):
 
     Arguments: ``cli``, the root :class:`click.Group`; call ``cli.add_command(cmd)``.
 
-    Returns: nothing. Every plugin's implementation is called. Keep imports inside the
-    command's function so that ``hub list`` stays fast.
+    Returns: nothing. Every plugin's implementation is called, one at a time: if it raises, or
+    replaces a command that already exists, none of its commands are added and ``hub plugins``
+    shows why. Keep imports inside the command's function so that ``hub list`` stays fast.
     """

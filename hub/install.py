@@ -128,7 +128,8 @@ def _check_plugin(dist: str | None, before: set[str], yes: bool) -> list[str]:
 def _confirm(question: str) -> bool:
     try:
         return click.confirm(question, default=True, err=True)
-    except click.Abort:  # no terminal to answer on
+    except click.Abort:  # no answer (end of input): end the prompt's line and keep the package
+        click.echo(err=True)
         return False
 
 

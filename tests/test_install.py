@@ -72,3 +72,104 @@ def test_readme_minimal_plugin_works(tmp_path):
     out = json.loads(sh([*hub_cmd, "run", "letter-counts", "hello", "--json"], env=env).stdout)
     vec = out[0]["embedding"]
     assert vec[ord("l") - ord("a")] == pytest.approx(0.4) and sum(vec) == pytest.approx(1.0)
+
+
+# -- install and uninstall touch only plugins (pip replaced by a fake that writes dist-info) ----
+class FakePip:
+    """Stands in for ``hub.install._pip``: installs a package as a dist-info in ``site``, removes it again."""
+
+    def __init__(self, site: Path, entry_points: dict[str, str], keep_on_uninstall: bool = False):
+        self.site, self.entry_points, self.keep = site, entry_points, keep_on_uninstall
+        self.calls: list[list[str]] = []
+
+    def info_dir(self, dist: str) -> Path:
+        return self.site / f"{dist.replace('-', '_')}-1.0.dist-info"
+
+    def __call__(self, args):
+        self.calls.append(list(args))
+        verb, name = args[0], [a for a in args[1:] if not a.startswith("-")][0]
+        if verb == "install":
+            info = self.info_dir(name)
+            info.mkdir(exist_ok=True)
+            (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
+            if name in self.entry_points:
+                (info / "entry_points.txt").write_text(f"[mmhub]\n{self.entry_points[name]} = os\n")
+        elif verb == "uninstall" and not self.keep:
+            import shutil
+
+            shutil.rmtree(self.info_dir(name))
+
+
+@pytest.fixture
+def fake_pip(tmp_path, monkeypatch):
+    import hub.install
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    pip = FakePip(tmp_path, {"mmhub-fakeplug": "fakeplug"})
+    monkeypatch.setattr(hub.install, "_pip", pip)
+    return pip
+
+
+def hub_cli(cli_runner, args, input=None):
+    from hub.cli import cli
+
+    return cli_runner.invoke(cli, args, input=input)
+
+
+def one_error_line(result, *words):
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 2 and len(lines[-1:]) == 1 and lines[-1].startswith("Error: "), result.output
+    assert "Traceback" not in result.output
+    for word in words:
+        assert word in lines[-1], lines[-1]
+
+
+def test_install_of_a_plugin_package_succeeds(fake_pip, cli_runner):
+    result = hub_cli(cli_runner, ["install", "mmhub-fakeplug"])
+    assert result.exit_code == 0 and "plugin fakeplug" in result.output, result.output
+    assert fake_pip.calls == [["install", "mmhub-fakeplug"]]
+
+
+@pytest.mark.parametrize("how, input, removed", [
+    (["--yes"], None, True), ([], "y\n", True), ([], "n\n", False), ([], None, False)])
+def test_install_of_a_package_that_is_not_a_plugin_offers_to_remove_it(fake_pip, cli_runner, how, input, removed):
+    result = hub_cli(cli_runner, ["install", "leftpad-utils", *how], input=input)
+    one_error_line(result, "'leftpad-utils' is not an mmhub plugin",
+                   "removed again" if removed else "left installed")
+    assert fake_pip.info_dir("leftpad-utils").exists() == (not removed)
+    assert (["uninstall", "-y", "leftpad-utils"] in fake_pip.calls) == removed
+
+
+@pytest.mark.parametrize("name", ["click", "pluggy", "PyYAML", "torch"])
+def test_install_of_an_installed_non_plugin_is_refused_before_pip(fake_pip, cli_runner, name):
+    one_error_line(hub_cli(cli_runner, ["install", name]), "already installed and is not an mmhub plugin")
+    assert fake_pip.calls == []
+
+
+@pytest.mark.parametrize("name, meant", [("transfomers", "transformers"), ("tim", "timm"), ("openclp", "openclip"),
+                                         ("mmhub-transformer", "transformers"), ("Timn", "timm")])
+def test_near_miss_plugin_names_get_did_you_mean_instead_of_pip(fake_pip, cli_runner, name, meant):
+    one_error_line(hub_cli(cli_runner, ["install", name]), f"Did you mean: hub install {meant}?")
+    assert fake_pip.calls == []
+
+
+@pytest.mark.parametrize("name, words", [
+    ("torch", "is installed but is not an mmhub plugin"), ("click", "is installed but is not an mmhub plugin"),
+    ("pluggy", "is installed but is not an mmhub plugin"), ("mmhub", "is the hub itself"),
+    ("never-installed-pkg", "is not installed; nothing to uninstall"),
+    ("transformer", "Did you mean: transformers?")])
+def test_uninstall_refuses_anything_but_an_installed_plugin(fake_pip, cli_runner, name, words):
+    one_error_line(hub_cli(cli_runner, ["uninstall", name]), words)
+    assert fake_pip.calls == []
+
+
+def test_uninstall_removes_an_installed_plugin_and_checks_it_is_gone(fake_pip, cli_runner):
+    fake_pip(["install", "mmhub-fakeplug"])
+    for name in ("fakeplug", "mmhub-fakeplug", "mmhub_fakeplug"):
+        fake_pip.keep = True
+        one_error_line(hub_cli(cli_runner, ["uninstall", name]), "still installed")
+    fake_pip.keep = False
+    result = hub_cli(cli_runner, ["uninstall", "fakeplug"])
+    assert result.exit_code == 0 and "Uninstalled mmhub-fakeplug" in result.output
+    assert not fake_pip.info_dir("mmhub-fakeplug").exists()
+    one_error_line(hub_cli(cli_runner, ["uninstall", "fakeplug"]), "not installed")

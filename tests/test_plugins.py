@@ -102,3 +102,70 @@ def test_plugin_failing_in_register_models_is_reported(fresh_hub, cli_runner):
     assert listed.exit_code == 0 and "all-minilm-l6-v2" in listed.output
     plugins = json.loads(cli_runner.invoke(cli, ["plugins", "--json"]).stdout)
     assert any(p["name"] == "exploding" and "registration exploded" in (p["error"] or "") for p in plugins)
+
+
+def test_hub_plugins_reports_unknown_names_and_an_empty_switch(third_party):
+    named = run_hub(["plugins"], third_party, {"HUB_PLUGINS": "toy,transformerz"})
+    assert named.returncode == 0
+    assert "HUB_PLUGINS names plugin(s) that are not installed: transformerz" in named.stderr
+    assert "disables the installed plugin(s) broken, openclip, timm, transformers" in named.stderr
+    empty = run_hub(["plugins"], third_party, {"HUB_PLUGINS": ""})
+    assert "HUB_PLUGINS is set to an empty value, which disables all 5 installed plugins" in empty.stderr
+    listed = run_hub(["list"], third_party, {"HUB_PLUGINS": ""})
+    assert listed.returncode == 0 and "HUB_PLUGINS is set to an empty value" in listed.stderr
+
+
+def test_a_model_of_a_plugin_disabled_by_the_switch_says_so(third_party):
+    done = run_hub(["info", "all-minilm-l6-v2"], third_party, {"HUB_PLUGINS": "toy"})
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "'transformers', which is installed but disabled by HUB_PLUGINS='toy'" in done.stderr
+
+
+def test_a_model_of_a_plugin_that_failed_to_load_names_the_failure(fresh_hub, tmp_path):
+    from hub.errors import PluginError
+
+    pm = get_plugin_manager()
+    pm.fail("ghost", "import failed: ImportError: no ghostlib")
+    spec = hub.registry.ModelSpec(id="ghost-model", task="text-embedding", plugin="ghost", source="x")
+    from hub.api import _load_uncached
+
+    with pytest.raises(PluginError, match="'ghost', which is disabled because it failed: import failed"):
+        _load_uncached(spec, None, {})
+
+
+USER_ENTRY = "  {id}:\n    task: text-embedding\n    plugin: transformers\n    source: hf-hub:x/y\n{extra}"
+
+
+@pytest.mark.parametrize("model_id, extra, words", [
+    ("all-minilm-l6-v2", "", ["'all-minilm-l6-v2' from {file} replaces the entry from", "registry.yaml"]),
+    ("minilm", "", ["'minilm' from {file} replaces the alias 'minilm' of 'all-minilm-l6-v2' from"]),
+    ("my-model", "    aliases: [bge-small-en-v1.5]\n",
+     ["alias 'bge-small-en-v1.5' of 'my-model' from {file} is shadowed by the id 'bge-small-en-v1.5'"]),
+    ("my-model", "    aliases: [minilm]\n",
+     ["alias 'minilm' now means 'my-model' from {file} instead of 'all-minilm-l6-v2'"]),
+])
+def test_user_catalogue_overrides_warn_naming_both_sides(tmp_path, model_id, extra, words):
+    user = tmp_path / "mine.yaml"
+    user.write_text("models:\n" + USER_ENTRY.format(id=model_id, extra=extra))
+    done = run_hub(["list", "--json"], tmp_path, {"HUB_CATALOG": str(user)})
+    assert done.returncode == 0, done.stderr
+    warnings = [line for line in done.stderr.splitlines() if line.startswith("Warning: ")]
+    assert len(warnings) == 1, done.stderr
+    for word in words:
+        assert word.format(file=user) in warnings[0]
+
+
+class OwnOverride:
+    @hub.hookimpl
+    def register_models(self, register):
+        register({"id": "own-model", "task": "text-embedding", "source": "x"})
+
+
+def test_a_plugin_may_replace_its_own_shipped_entry_with_a_warning(fresh_hub, tmp_path, monkeypatch):
+    """Precedence: registry.yaml < plugin registrations (own ids only) < user catalogue files."""
+    shipped = tmp_path / "registry.yaml"
+    shipped.write_text("models:\n  own-model:\n    task: text-embedding\n    plugin: own\n    source: old\n")
+    monkeypatch.setattr(hub.api, "shipped_catalog_path", lambda: shipped)
+    get_plugin_manager().register(OwnOverride(), name="own")
+    with pytest.warns(UserWarning, match=f"'own-model' from plugin 'own' replaces the entry from {shipped}"):
+        assert hub.get_spec("own-model").source == "x"
