@@ -60,9 +60,12 @@ def set_revision(text: str, model_id: str, commit: str) -> str:
 def pin(path: Path, ids: list[str] | None = None, dry_run: bool = False) -> list[tuple[str, str, str]]:
     """Pin the unpinned entries of ``path``; returns (id, old revision, commit) for each."""
     path = Path(path)
+    if not path.is_file():
+        raise HubError(f"catalogue file '{path}' does not exist or is not a file; pass an existing file with --file")
+    specs = unpinned(path, ids)  # also checks that the file is a valid catalogue
     changes = []
     text = path.read_text(encoding="utf-8")
-    for spec in unpinned(path, ids):
+    for spec in specs:
         commit = commit_of(spec.source[len(HF_PREFIX):], spec.revision)
         text = set_revision(text, spec.id, commit)
         changes.append((spec.id, spec.revision or "-", commit))

@@ -112,3 +112,21 @@ def test_every_unpinned_shipped_entry_can_be_pinned(tmp_path, fake_hub):
     for model_id, spec in after.items():
         expected = SHA if model_id in changed else before[model_id].revision
         assert spec.revision == expected and spec.source == before[model_id].source
+
+
+@pytest.mark.parametrize("make", [lambda d: d / "missing.yaml", lambda d: d])
+def test_a_missing_file_or_a_directory_is_a_clear_error(tmp_path, make):
+    with pytest.raises(HubError, match="does not exist or is not a file; pass an existing file with --file"):
+        pin(make(tmp_path))
+
+
+@pytest.mark.parametrize("text, problem", [
+    (CATALOG + "  floating:\n    task: text-embedding\n    plugin: p\n    source: x\n", "is defined twice"),
+    (CATALOG.replace("revision: main  # TODO pin", "revision: main branch"), "is not a commit hash"),
+])
+def test_a_malformed_file_is_refused_before_asking_the_hub(tmp_path, fake_hub, text, problem):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(HubError, match=problem):
+        pin(path)
+    assert path.read_text() == text
