@@ -273,3 +273,34 @@ def test_debug_shows_the_plugins_traceback(all_faults, env, code):
     assert plain.stderr.strip().splitlines()[-1].startswith("Error: plugin 'raising_load' failed while loading")
     flagged = run_hub(["--debug", "run", "raising-load-model", "x"], all_faults)
     assert "Traceback" in flagged.stderr and "weights exploded while loading" in flagged.stderr
+
+
+class RaisingCommand:
+    @hub.hookimpl
+    def register_commands(self, cli):
+        import click
+
+        @click.command("explode")
+        def explode():
+            raise ZeroDivisionError("division by zero\nsecond line")
+
+        cli.add_command(explode)
+
+
+@pytest.mark.parametrize("args, env, traceback", [
+    (["explode"], {}, False), (["--debug", "explode"], {}, True), (["explode"], {"HUB_DEBUG": "1"}, True),
+    (["explode"], {"HUB_DEBUG": "0"}, False)])
+def test_an_unexpected_error_is_one_line_exit_1_and_debug_adds_the_traceback(with_faults, cli_runner, monkeypatch,
+                                                                             args, env, traceback):
+    with_faults()
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    hub.get_plugin_manager().add_plugin(RaisingCommand(), "exploding_command")
+    result = invoke(cli_runner, args)
+    assert result.exit_code == 1
+    assert ("Traceback" in result.output) == traceback
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith("Error: unexpected ZeroDivisionError: division by zero second line")
+    assert ("run with --debug" in last) != traceback
+    if not traceback:
+        assert len(result.output.strip().splitlines()) == 1
