@@ -242,9 +242,9 @@ class ModelCache:
         if key in self._entries:
             self._entries.move_to_end(key)
             return self._entries[key][0]
+        budget = self.budget_for(device)  # a bad HUB_CACHE_BUDGET fails before the weights load
         obj = loader()
         size = module_bytes(obj)
-        budget = self.budget_for(device)
         while self.bytes_on(device) + size > budget and self.keys(device):
             self.evict(self.keys(device)[0])
         self._entries[key] = (obj, size, device)

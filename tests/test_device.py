@@ -147,3 +147,23 @@ def test_missing_cuda_index_is_named(monkeypatch):
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     with pytest.raises(HubError, match=r"device 'cuda:5' does not exist: this machine has 2 CUDA device"):
         DeviceManager(device="cuda:5").plan
+
+
+def test_a_bad_budget_fails_before_the_model_loads(monkeypatch):
+    monkeypatch.setenv("HUB_CACHE_BUDGET", "garbage")
+    loaded = []
+    with pytest.raises(HubError, match="HUB_CACHE_BUDGET='garbage'"):
+        ModelCache().get_or_load(("m",), "cpu", lambda: loaded.append(1))
+    assert loaded == []
+
+
+@pytest.mark.parametrize("env", [{"HUB_CACHE_BUDGET": "nan"}, {"HUB_DEVICE": "cuda:x"}, {"HUB_DTYPE": "float8"}])
+def test_bad_settings_through_the_python_api_name_the_variable(monkeypatch, env):
+    import hub
+
+    device_mod.MODEL_CACHE._budgets.clear()
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(HubError, match=f"^{next(iter(env))}="):
+        hub.load("all-minilm-l6-v2", cache=True)
+    device_mod.MODEL_CACHE._budgets.clear()
