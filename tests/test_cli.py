@@ -471,3 +471,22 @@ def test_ten_thousand_stdin_lines_stream_in_about_the_time_of_json(letters_path)
     assert len(json.loads(outputs["json"])) == 10_000
     assert len(outputs["table"].splitlines()) == 10_000
     assert timings["table"] < 1.5 * timings["json"] + 2, timings
+
+
+@pytest.mark.parametrize("body, words", [
+    ("  a: {task: text-embedding, plugin: transformers, source: x}\n"
+     "  a: {task: fill-mask, plugin: transformers, source: y}\n", ["'a' is defined twice, on lines 2 and 3"]),
+    ("  a: {task: text-embedding, plugin: transformers, source: x}\n"
+     "  b: {task: text-embedding, plugin: transformers, source: x, aliases: [a]}\n",
+     ["entry 'b'", "the alias 'a' is the id of entry 'a'"]),
+    ("  a: {task: text-embedding, plugin: transformers, source: x, revision: 'my branch'}\n",
+     ["entry 'a'", "field 'revision'", "is not a commit hash"]),
+])
+def test_a_bad_user_catalogue_stops_every_command_with_one_line(cli_runner, tmp_path, monkeypatch, fresh_hub,
+                                                                 body, words):
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("models:\n" + body)
+    monkeypatch.setenv("HUB_CATALOG", str(mine))
+    for args in (["list"], ["info", "all-minilm-l6-v2"], ["run", "all-minilm-l6-v2", "x"]):
+        line = one_error_line(cli_runner.invoke(cli, args))
+        assert str(mine) in line and all(w in line for w in words), line
