@@ -14,6 +14,7 @@ them all), for text generation the number of most likely tokens that sampling pi
 from __future__ import annotations
 
 import difflib
+import json
 import math
 import re
 from dataclasses import dataclass, replace
@@ -85,20 +86,20 @@ class Option:
     def convert(self, value, model_id: str = "") -> Any:
         """``value`` checked and converted to this option's type; OptionError naming the option otherwise."""
         converted = _CONVERTERS[self.type](self, value)
-        if converted is _BAD:
-            raise self.error(value, model_id, f"must be {_article(self.type_name)}"
-                             + (f" ({self.allowed()})" if self.allowed() else ""))
-        self.check_range(converted, value, model_id)
+        if converted is _BAD or not self.in_range(converted):
+            expected = self.allowed() if self.choices else _article(self.describe())
+            raise self.error(value, model_id, f"must be {expected}")
         return converted
 
-    def check_range(self, converted, given, model_id: str) -> None:
-        if self.choices and converted not in self.choices:
-            raise self.error(given, model_id, f"must be one of {', '.join(self.choices)}")
-        if self.type in (int, float):
-            low, high = self.minimum, self.maximum
-            too_low = low is not None and (converted <= low if self.exclusive_minimum else converted < low)
-            if too_low or (high is not None and converted > high):
-                raise self.error(given, model_id, f"must be {self.allowed()}")
+    def in_range(self, value) -> bool:
+        """Whether a value of the right type is among the choices and within the bounds."""
+        if self.choices:
+            return value in self.choices
+        if self.type not in (int, float):
+            return True
+        low, high = self.minimum, self.maximum
+        too_low = low is not None and (value <= low if self.exclusive_minimum else value < low)
+        return not too_low and (high is None or value <= high)
 
     def error(self, value, model_id: str, problem: str) -> OptionError:
         whose = f" of {model_id}" if model_id else ""
@@ -172,15 +173,15 @@ def _to_list(option: Option, value):
 
 
 def _split(option: Option, text: str):
-    """A string given for a list option: '[a, b]' (YAML flow list), else split on the separator, else one item."""
+    """A string given for a list option: '["a", "b"]' (JSON) or '[a, b]', else split on the separator, else one item."""
     stripped = text.strip()
     if stripped.startswith("["):
-        import yaml
-
-        try:
-            parsed = yaml.safe_load(stripped)
-        except yaml.YAMLError:
+        if not stripped.endswith("]"):
             return _BAD
+        try:
+            parsed = json.loads(stripped)
+        except ValueError:
+            return [part.strip() for part in stripped[1:-1].split(",") if part.strip()]
         return [str(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else x for x in parsed]
     if option.separator:
         return [part.strip() for part in text.split(option.separator) if part.strip()]

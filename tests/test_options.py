@@ -30,7 +30,7 @@ SHIPPED = ("mmhub_transformers", "mmhub_timm", "mmhub_openclip")
     *[(DO_SAMPLE, word, True) for word in ("true", "True", "YES", "on", "1", True)],
     *[(DO_SAMPLE, word, False) for word in ("false", "False", "no", "off", "0", False)],
     (MODE, "max", "max"),
-    (LABELS, "cat, dog,,bird", ["cat", "dog", "bird"]), (LABELS, "[cat, a red car]", ["cat", "a red car"]),
+    (LABELS, "cat, dog,,bird", ["cat", "dog", "bird"]), (LABELS, "[cat, a red car]", ["cat", "a red car"]), (LABELS, '["a, b", "c"]', ["a, b", "c"]),
     (LABELS, ("cat",), ["cat"]), (TEXTS, "a dog, on grass", ["a dog, on grass"]), (TEXTS, "[1, 2]", ["1", "2"]),
 ])
 def test_values_are_converted_to_the_declared_type(option, text, expected):
@@ -49,7 +49,7 @@ BAD_VALUES = [
     (DO_SAMPLE, "", "a boolean"), (DO_SAMPLE, 1.0, "a boolean"),
     (MODE, 5, "one of sum, max"), (MODE, ["sum"], "one of sum, max"), (MODE, True, "one of sum, max"),
     (LABELS, 5, "a list of strings"), (LABELS, [1, 2], "a list of strings"), (LABELS, {"a": 1}, "a list of strings"),
-    (LABELS, "[unclosed, list", "a list of strings"), (LABELS, [lambda c: c], "a list of strings"),
+    (LABELS, "[unclosed, list", "a list of strings"), (LABELS, '[1, {"a": 2}]', "a list of strings"), (LABELS, [lambda c: c], "a list of strings"),
 ]
 
 

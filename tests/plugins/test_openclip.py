@@ -315,3 +315,68 @@ def test_catalogue_sources_match_open_clip_pretrained_tags():
         assert cfg, f"{spec.id}: open_clip has no pretrained tag {spec.arch}/{spec.pretrained}"
         assert spec.source == "hf-hub:" + cfg["hf_hub"].rstrip("/"), spec.id
         assert spec.revision and spec.params and spec.license
+
+
+# -- call options -----------------------------------------------------------------------------------------
+def test_zero_shot_top_k_contract(images, zero_shot):
+    from option_contract import check_top_k
+
+    labels = ["zero", "one", "two", "three", "four", "five", "six"]
+    check_top_k(zero_shot, images[:3], n_labels=7, labels=labels)
+    check_top_k(zero_shot, images[:2], n_labels=7, labels=",".join(labels))  # as -o labels=... gives it
+
+
+def test_similarity_top_k_contract(images, similarity):
+    from option_contract import check_top_k
+
+    texts = TEXTS + ["a cat", "a car", "the digit one"]
+    check_top_k(similarity, images[:3], n_labels=7, texts=texts)
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    ({"labels": 5}, ["'labels'", "list of strings"]), ({"labels": ["cat", 3]}, ["'labels'", "list of strings"]),
+    ({"labels": ["cat"], "templates": 7}, ["'templates'", "list of strings"]),
+    ({"labels": ["cat"], "templates": "a photo"}, ["a photo", "{}"]),
+    ({"labels": ["cat"], "embeddings": False}, ["'embeddings'", "Valid options: labels, templates, top_k"]),
+    ({"label": ["cat"]}, ["Did you mean: labels?"]),
+])
+def test_zero_shot_option_errors(images, zero_shot, kwargs, words):
+    from option_contract import check_bad_options
+
+    check_bad_options(zero_shot, images[:2], [(kwargs, words)])
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    ({"texts": ["a"], "embeddings": "maybe"}, ["'embeddings'", "boolean"]),
+    ({"texts": ["a"], "embeddings": 0}, ["'embeddings'", "boolean"]),
+    ({"texts": ["a"], "labels": ["a"]}, ["'labels'", "Valid options: texts, top_k, embeddings"]),
+    ({"texts": {"a": 1}}, ["'texts'", "list of strings"]), ({}, ["--text"]),
+])
+def test_similarity_option_errors(images, similarity, kwargs, words):
+    from option_contract import check_bad_options
+
+    check_bad_options(similarity, images[:2], [(kwargs, words)])
+
+
+def test_option_strings_are_converted(images, zero_shot, similarity):
+    assert similarity(images[0], texts="a digit", embeddings="false").image_embeddings == []
+    named = zero_shot(images[:2], labels="zero,one", templates="openai")
+    assert [r.to_dict() for r in named] == [r.to_dict() for r in zero_shot(images[:2], labels=["zero", "one"],
+                                                                             templates=["openai"])]
+    listed = zero_shot(images[:1], labels="[zero, one]", templates='["a photo of a {}.", "a drawing, of the {}."]')
+    assert len(listed[0].labels) == 2
+
+
+@pytest.mark.parametrize("task, args, words", [
+    (ZS, ["--label", "a,b", "-o", "top_k=two"], ["'top_k'", "integer >= 1"]),
+    (ZS, ["--label", "a,b", "-o", "templates=a photo"], ["a photo", "{}"]),
+    (ZS, ["-o", "labels=a,a"], ["distinct"]),
+    (ZS, ["--label", "a", "-o", "embeddings=true"], ["'embeddings'", "Valid options: labels, templates, top_k"]),
+    (SIM, ["--text", "a dog", "-o", "embeddings=maybe"], ["'embeddings'", "boolean"]),
+    (SIM, ["--text", "a dog", "-o", "top_k=0"], ["'top_k'"]),
+    (SIM, ["--label", "a dog"], ["'labels'", "Valid options: texts, top_k, embeddings"]),
+])
+def test_cli_refuses_bad_options(tiny, images, task, args, words):
+    from option_contract import check_cli_refuses
+
+    check_cli_refuses(str(tiny[0]), task, str(images[0]), args, words)

@@ -369,3 +369,75 @@ def test_text_seq2seq_and_text_classifiers_are_not_taken_for_speech(tmp_path):
     assert guess_task(tmp_path, t5) != "speech-recognition"
     assert guess_task(tmp_path, bert) == "text-classification"
     assert guess_task(tmp_path, hubert) == "audio-classification"
+
+
+# -- call options -----------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def sine_wav(tmp_path_factory):
+    """1 s of a 440 Hz sine at 8 kHz as a wav file (no espeak-ng needed)."""
+    import soundfile as sf
+
+    path = tmp_path_factory.mktemp("audio") / "sine.wav"
+    sf.write(str(path), sine_8k(1.0), 8000)
+    return path
+
+
+@pytest.mark.parametrize("which, n_labels", [("w2v", 3), ("ast", 7)])
+def test_audio_classification_top_k_contract(which, n_labels, w2v_cls_dir, ast_dir):
+    from option_contract import check_top_k
+
+    pipe = _load({"w2v": w2v_cls_dir, "ast": ast_dir}[which], "audio-classification")
+    check_top_k(pipe, [(sine_8k(1.0), 8000), (sine_8k(0.5), 8000)], n_labels)
+
+
+def test_audio_classification_top_k_from_load_options_and_catalogue(w2v_cls_dir):
+    import dataclasses
+
+    clip = (sine_8k(1.0), 8000)
+    assert len(_load(w2v_cls_dir, "audio-classification", top_k=2, cache=False)(clip).labels) == 2
+    pipe = _load(w2v_cls_dir, "audio-classification", cache=False)
+    pipe.spec = dataclasses.replace(pipe.spec, preprocess={"top_k": 1})
+    assert len(pipe(clip).labels) == 1 and len(pipe(clip, top_k=3).labels) == 3
+
+
+CTC_BAD = [
+    ({"chunk_s": "abc"}, ["'chunk_s'", "a number > 0"]), ({"chunk_s": 0}, ["'chunk_s'", "> 0"]),
+    ({"chunk_s": True}, ["'chunk_s'", "number"]), ({"stride_s": -1}, ["'stride_s'", ">= 0"]),
+    ({"language": "en"}, ["CTC", "'language'", "Valid options: chunk_s, stride_s"]),
+    ({"max_new_tokens": 5}, ["'max_new_tokens'"]), ({"chunk": 5}, ["Did you mean: chunk_s?"]),
+    ({"chunk_s": 1, "stride_s": 0.5}, ["chunk_s > 2 * stride_s"]),
+]
+WHISPER_BAD = [
+    ({"task": "summarise"}, ["'task'", "one of transcribe, translate"]), ({"language": 5}, ["'language'", "string"]),
+    ({"language": "klingon"}, ["language 'klingon'", "de, en"]), ({"max_new_tokens": 0}, ["'max_new_tokens'"]),
+    ({"chunk_s": "long"}, ["'chunk_s'"]), ({"stride_s": 1}, ["'stride_s'", "Valid options"]),
+    ({"languages": "en"}, ["Did you mean: language?"]),
+]
+
+
+def test_speech_recognition_options_contract(ctc_dir, whisper_dir):
+    from option_contract import check_bad_options
+
+    clips = [(sine_8k(1.0), 8000), (sine_8k(0.5), 8000)]
+    check_bad_options(_load(ctc_dir, "speech-recognition"), clips, CTC_BAD)
+    check_bad_options(_load(whisper_dir, "speech-recognition"), clips, WHISPER_BAD)
+    ctc = _load(ctc_dir, "speech-recognition")
+    assert ctc(clips[0], chunk_s="0.5", stride_s="0.1").text == ctc(clips[0], chunk_s=0.5, stride_s=0.1).text
+
+
+@pytest.mark.parametrize("which, task, args, words", [
+    ("ctc", "speech-recognition", ["-o", "chunk_s=abc"], ["'chunk_s'", "number"]),
+    ("ctc", "speech-recognition", ["-o", "stride_s=-1"], ["'stride_s'", ">= 0"]),
+    ("ctc", "speech-recognition", ["-o", "language=en"], ["CTC", "'language'"]),
+    ("ctc", "speech-recognition", ["-o", "chunk_s=1", "-o", "stride_s=0.5"], ["chunk_s > 2 * stride_s"]),
+    ("whisper", "speech-recognition", ["-o", "task=summarise"], ["'task'", "transcribe, translate"]),
+    ("whisper", "speech-recognition", ["-o", "language=klingon"], ["klingon"]),
+    ("whisper", "speech-recognition", ["-o", "max_new_tokens=lots"], ["'max_new_tokens'", "integer"]),
+    ("w2v", "audio-classification", ["-o", "top_k=0"], ["'top_k'", "integer >= 1"]),
+    ("w2v", "audio-classification", ["-o", "chunk_s=3"], ["'chunk_s'", "Valid options: top_k"]),
+])
+def test_cli_refuses_bad_options(which, task, args, words, ctc_dir, whisper_dir, w2v_cls_dir, sine_wav):
+    from option_contract import check_cli_refuses
+
+    model = {"ctc": ctc_dir, "whisper": whisper_dir, "w2v": w2v_cls_dir}[which]
+    check_cli_refuses(str(model), task, str(sine_wav), args, words)

@@ -250,3 +250,80 @@ def test_spec_for_path_guesses_the_task(dirs):
         spec = spec_for_path(dirs[kind])
         assert (spec.plugin, spec.task) == ("transformers", task)
     assert spec_for_path(dirs["mlm"], "text-embedding").task == "text-embedding"
+
+
+# -- call options -----------------------------------------------------------------------------------------------
+def test_classification_top_k_contract(dirs):
+    from option_contract import check_top_k
+
+    pipe = hub.load(str(dirs["cls"]), task="text-classification", dtype="fp32")
+    check_top_k(pipe, TEXTS, n_labels=3)
+
+
+def test_fill_mask_top_k_contract(dirs):
+    from option_contract import check_bad_options
+
+    pipe = hub.load(str(dirs["mlm"]), task="fill-mask", dtype="fp32")
+    texts = ["paris is the [MASK] of france.", "hello [MASK]"]
+    assert [len(r.candidates) for r in pipe(texts)] == [5, 5]
+    assert [len(r.candidates) for r in pipe(texts, top_k="2")] == [2, 2]
+    assert len(pipe(texts[0], top_k=10_000).candidates) == len(pipe.tokenizer)
+    check_bad_options(pipe, texts, [({"top_k": v}, ["'top_k'"]) for v in (0, True, "many", 1.5)])
+
+
+GENERATION_BAD = [
+    ({"max_new_tokens": 0}, ["'max_new_tokens'", ">= 1"]), ({"max_new_tokens": "ten"}, ["'max_new_tokens'", "integer"]),
+    ({"do_sample": "maybe"}, ["'do_sample'", "boolean"]), ({"do_sample": 1}, ["'do_sample'", "boolean"]),
+    ({"do_sample": True, "temperature": 0}, ["'temperature'", "> 0"]),
+    ({"do_sample": True, "temperature": "hot"}, ["'temperature'", "number"]),
+    ({"do_sample": True, "top_p": 1.5}, ["'top_p'", "<= 1"]), ({"do_sample": True, "top_k": 0}, ["'top_k'", ">= 1"]),
+    ({"do_sample": True, "seed": -1}, ["'seed'", ">= 0"]), ({"do_sample": True, "seed": True}, ["'seed'", "integer"]),
+    ({"max_tokens": 5}, ["'max_tokens'", "Did you mean: max_new_tokens?"]),
+    ({"temperature": 0.7}, ["temperature", "do_sample"]), ({"top_k": 5, "top_p": 0.9}, ["top_k, top_p", "do_sample"]),
+]
+
+
+def test_generation_options_contract(dirs):
+    from option_contract import check_bad_options
+
+    pipe = hub.load(str(dirs["gpt2"]), task="text-generation", dtype="fp32")
+    check_bad_options(pipe, PROMPTS, GENERATION_BAD)
+    as_text = pipe(PROMPTS, do_sample="true", seed="7", max_new_tokens="6", temperature="1.5", top_k="50")
+    typed = pipe(PROMPTS, do_sample=True, seed=7, max_new_tokens=6, temperature=1.5, top_k=50)
+    assert [r.tokens for r in as_text] == [r.tokens for r in typed]
+
+
+@pytest.mark.parametrize("kind, task, args, words", [
+    ("cls", "text-classification", ["-o", "top_k=0"], ["'top_k'", ">= 1"]),
+    ("cls", "text-classification", ["-o", "top-k=2.5"], ["'top_k'", "integer"]),
+    ("cls", "text-classification", ["-o", "max_new_tokens=3"], ["'max_new_tokens'", "Valid options: top_k"]),
+    ("mlm", "fill-mask", ["-o", "top_k=-1"], ["'top_k'"]),
+    ("ner", "token-classification", ["-o", "aggregation=mean"], ["'aggregation'", "first, average, max, simple"]),
+    ("ner", "token-classification", ["--top-k", "2"], ["'top_k'", "Valid options: aggregation"]),
+    ("gpt2", "text-generation", ["-o", "do_sample=maybe"], ["'do_sample'", "boolean"]),
+    ("gpt2", "text-generation", ["-o", "temperature=hot"], ["'temperature'", "number"]),
+    ("gpt2", "text-generation", ["-o", "max_new_tokens=0"], ["'max_new_tokens'", ">= 1"]),
+    ("gpt2", "text-generation", ["-o", "seed=-1"], ["'seed'"]),
+    ("gpt2", "text-generation", ["-o", "top_p=1.5"], ["'top_p'", "<= 1"]),
+    ("gpt2", "text-generation", ["-o", "max_tokens=3"], ["Did you mean: max_new_tokens?"]),
+    ("gpt2", "text-generation", ["-o", "temperature=0.7"], ["temperature", "-o do_sample=true"]),
+    ("gpt2", "text-generation", ["--label", "x"], ["'labels'"]),
+])
+def test_cli_refuses_bad_options(dirs, kind, task, args, words):
+    from option_contract import check_cli_refuses
+
+    check_cli_refuses(str(dirs[kind]), task, "hello world", args, words)
+
+
+def test_cli_converts_option_strings(dirs, cli_runner):
+    import json
+
+    from hub.cli import cli
+
+    result = cli_runner.invoke(cli, ["run", str(dirs["gpt2"]), "Hello world", "--task", "text-generation",
+                                     "--dtype", "fp32", "-o", "max_new_tokens=4", "-o", "do_sample=yes",
+                                     "-o", "seed=3", "-o", "top_p=0.9", "--json"])
+    assert result.exit_code == 0, result.output
+    pipe = hub.load(str(dirs["gpt2"]), task="text-generation", dtype="fp32")
+    want = pipe("Hello world", max_new_tokens=4, do_sample=True, seed=3, top_p=0.9)
+    assert json.loads(result.stdout)[0]["tokens"] == want.tokens

@@ -14,7 +14,7 @@ batch is ``[r.matrix[0] for r in results]``.
 """
 from __future__ import annotations
 
-from hub.errors import InputError
+from hub.errors import OptionError
 from hub.options import LABELS, TEXTS, TOP_K, Option
 from hub.tasks.results import Classification, LabelScore, Similarity
 from mmhub_openclip.clip import ClipPipeline, check_texts
@@ -51,11 +51,11 @@ def resolve_templates(templates) -> tuple:
     if isinstance(templates, str):
         templates = [templates]
     if not isinstance(templates, (list, tuple)) or not templates:
-        raise InputError(f"templates must be a non-empty list of strings like 'a photo of a {{}}.', or one of "
+        raise OptionError(f"templates must be a non-empty list of strings like 'a photo of a {{}}.', or one of "
                          f"{', '.join(NAMED_TEMPLATES)}; got {templates!r}")
     for template in templates:
         if not callable(template) and not (isinstance(template, str) and ("{}" in template or "{c}" in template)):
-            raise InputError(f"template {template!r} has no '{{}}' (or '{{c}}') where the label goes, "
+            raise OptionError(f"template {template!r} has no '{{}}' (or '{{c}}') where the label goes, "
                              f"e.g. 'a photo of a {{}}.'")
     return tuple(templates)
 
@@ -67,20 +67,20 @@ def fill(template, label: str) -> str:
     try:
         return template.format(label, c=label)
     except (KeyError, IndexError, ValueError) as exc:
-        raise InputError(f"template {template!r} cannot be filled ({exc}); use '{{}}' or '{{c}}' for the label") from None
+        raise OptionError(f"template {template!r} cannot be filled ({exc}); use '{{}}' or '{{c}}' for the label") from None
 
 
 def check_labels(labels) -> list[str]:
     """Candidate labels as a list of distinct non-empty strings ('cat,dog' is split on commas)."""
     if labels is None:
-        raise InputError("zero-shot-image-classification needs candidate labels: pass labels=['cat', 'dog'] "
+        raise OptionError("zero-shot-image-classification needs candidate labels: pass labels=['cat', 'dog'] "
                          "(command line: --label cat --label dog)")
     if isinstance(labels, str):
         labels = [part.strip() for part in labels.split(",") if part.strip()]
     labels = check_texts(labels, "labels", allow_empty=False)
     repeated = sorted({label for label in labels if labels.count(label) > 1})
     if repeated:
-        raise InputError(f"labels must be distinct; repeated: {', '.join(repeated)}")
+        raise OptionError(f"labels must be distinct; repeated: {', '.join(repeated)}")
     return labels
 
 
@@ -131,7 +131,7 @@ class ImageTextSimilarityPipeline(ClipPipeline):
 
     def check_options(self, options: dict) -> dict:
         if options["texts"] is None:
-            raise InputError("image-text-similarity needs texts to compare the images with: pass "
+            raise OptionError("image-text-similarity needs texts to compare the images with: pass "
                              "texts=['a dog', 'a cat'] (command line: --text 'a dog' --text 'a cat')")
         return {**options, "texts": check_texts(options["texts"], "texts", allow_empty=False)}
 

@@ -1,7 +1,7 @@
 """Text generation with causal language models (greedy or sampled) through ``model.generate``."""
 from __future__ import annotations
 
-from hub.errors import HubError, InputError
+from hub.errors import HubError, OptionError
 from hub.options import DO_SAMPLE, MAX_NEW_TOKENS, SAMPLE_TOP_K, SEED, TEMPERATURE, TOP_P
 from hub.tasks.results import Generation
 from mmhub_transformers.classify import HeadPipeline
@@ -37,7 +37,7 @@ class TextGenerationPipeline(HeadPipeline):
     def check_options(self, options: dict) -> dict:
         given = [name for name in SAMPLING_ONLY if options[name] is not None]
         if given and not options["do_sample"]:
-            raise InputError(f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to sampling only; "
+            raise OptionError(f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to sampling only; "
                              "add do_sample=True (command line: -o do_sample=true)")
         return options
 
@@ -45,7 +45,7 @@ class TextGenerationPipeline(HeadPipeline):
         new = max_new_tokens
         room = self.max_length() - new
         if room < 1:
-            raise InputError(f"max_new_tokens={new} leaves no room for the prompt in {self.spec.id}'s context "
+            raise OptionError(f"max_new_tokens={new} leaves no room for the prompt in {self.spec.id}'s context "
                              f"of {self.max_length()} tokens; ask for fewer new tokens")
         return dict(self.tokenize(items, max_length=room))
 

@@ -12,7 +12,7 @@ Every input is read by :func:`hub.inputs.load_audio` and resampled to the featur
 """
 from __future__ import annotations
 
-from hub.errors import InputError
+from hub.errors import InputError, OptionError
 from hub.options import MAX_NEW_TOKENS, TOP_K, Option
 from hub.tasks.results import Classification, LabelScore, Transcription, TranscriptionChunk
 from mmhub_transformers.detect import SPEECH_SEQ2SEQ_TYPES
@@ -202,7 +202,7 @@ class Seq2SeqRecognitionPipeline(SpeechRecognitionPipeline):
             options = {**options, "language": self._check_language(options["language"], config)}
         known = getattr(config, "task_to_id", None) or {}
         if options["task"] is not None and options["task"] not in known:
-            raise InputError(f"{self.spec.id} does not take task='{options['task']}'"
+            raise OptionError(f"{self.spec.id} does not take task='{options['task']}'"
                              + (f"; use one of {', '.join(sorted(known))}" if known else " (no task tokens)"))
         return options
 
@@ -228,14 +228,14 @@ class Seq2SeqRecognitionPipeline(SpeechRecognitionPipeline):
     def _check_language(self, language: str, config) -> str:
         known = getattr(config, "lang_to_id", None) or {}
         if not known:
-            raise InputError(f"{self.spec.id} is not multilingual and takes no language; leave 'language' out")
+            raise OptionError(f"{self.spec.id} is not multilingual and takes no language; leave 'language' out")
         from transformers.models.whisper.tokenization_whisper import TO_LANGUAGE_CODE
 
         key = language.strip().lower().strip("<|>")
         code = TO_LANGUAGE_CODE.get(key, key)
         if f"<|{code}|>" not in known:
             names = ", ".join(sorted(t.strip("<|>") for t in known)[:20])
-            raise InputError(f"{self.spec.id} does not know the language '{language}'; it knows: {names}")
+            raise OptionError(f"{self.spec.id} does not know the language '{language}'; it knows: {names}")
         return code
 
     def forward(self, batch, **kwargs):
@@ -264,7 +264,7 @@ class CTCRecognitionPipeline(SpeechRecognitionPipeline):
     def check_options(self, options: dict) -> dict:
         size, stride = self.window_samples(options["chunk_s"], options["stride_s"])
         if size <= 0 or not 0 <= 2 * stride < size:
-            raise InputError(f"chunk_s={options['chunk_s']} with stride_s={stride / self.sampling_rate} leaves no "
+            raise OptionError(f"chunk_s={options['chunk_s']} with stride_s={stride / self.sampling_rate} leaves no "
                              "audio per window; use chunk_s > 2 * stride_s")
         return options
 
