@@ -4,8 +4,9 @@ Data flow: the data module reads user files into :class:`Record` rows (reporting
 file and line). The adapter turns a record into an *example* (``load_example``: read and
 preprocess one image / text / audio clip), a list of examples into a CPU batch (``collate``),
 and a device batch into a loss (``loss``) or predictions (``predict``). ``save`` writes the
-trained module in the library's own format plus ``mmhub.yaml`` (``spec_fields``) so that the
-output directory is itself a model: ``hub run OUTDIR``.
+trained module in the library's own format into a new, empty directory, to which the core adds
+``mmhub.yaml`` (``spec_fields``) before renaming it into place complete (:func:`hub.io.atomic_directory`),
+so that the output directory is itself a model: ``hub run OUTDIR``.
 
 Labels and heads (the ``trainable`` hook's ``labels``): given labels, the adapter builds the
 model with a head for exactly those classes, keeping the checkpoint's own head when it was

@@ -15,7 +15,6 @@ is no validation data). Without ``val`` a stratified ``val_fraction`` of the dat
 """
 from __future__ import annotations
 
-import json
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -106,57 +105,69 @@ def finetune(model_id: str, data, val=None, task: str | None = None, epochs: int
              max_grad_norm: float | None = 1.0, head_lr_mult: float = 10.0, group_by_length: bool = True,
              on_bad_rows: str = "skip", text_column: str = "text", label_column: str = "label",
              max_steps: int | None = None, device: str | None = None, save_every: int | None = None,
-             val_fraction: float = 0.2, num_workers: int = 0, progress: bool = True) -> FinetuneResult:
-    """Fine-tune ``model_id`` on ``data``; returns the final metrics and where things were written."""
+             val_fraction: float = 0.2, num_workers: int = 0, progress: bool = True,
+             overwrite: bool = False) -> FinetuneResult:
+    """Fine-tune ``model_id`` on ``data``; returns the final metrics and where things were written.
+
+    ``out`` is checked, created and locked first (:mod:`hub.train.outdir`): ``resume`` continues the
+    run in it, ``overwrite`` moves what is there aside and starts over.
+    """
     from hub.api import get_spec
     from hub.device import DeviceManager
     from hub.train.data import check_val_labels, label_names, stratified_split
     from hub.train.distributed import device_for, init_from_env
     from hub.train.loop import TrainConfig, Trainer, seed_everything
+    from hub.train.outdir import check_space
 
     spec = get_spec(str(model_id), task)
     task = spec.task
     kind, inputs = task_kind(task)
     out = Path(out) if out else _default_out(spec.id, task)
-    _check_out(out, resume)
-    records, problems = _read(data, kind, inputs, text_column, label_column, on_bad_rows, "training")
-    if val is not None:
-        val_records, val_problems = _read(val, kind, inputs, text_column, label_column, on_bad_rows, "validation")
-        problems = problems + val_problems
-        train = records
-    else:
-        train, val_records = stratified_split(records, val_fraction, seed)
-    labels = label_names(train) if kind == "classification" else None
-    if labels is not None:
-        if len(labels) < 2:
-            raise HubError(f"training data '{data}' has {len(labels)} class(es); classification needs at least 2")
-        val_records, label_problems = check_val_labels(val_records, labels, on_bad_rows)
-        if label_problems:
-            warnings.warn(f"skipped {len(label_problems)} validation rows with unknown labels: "
-                          f"{'; '.join(label_problems[:3])}", stacklevel=2)
-    ctx = init_from_env(device)
-    config = TrainConfig(epochs=epochs, lr=lr or DEFAULT_LR[kind], batch_size=batch_size, grad_accum=grad_accum,
-                         precision=precision, device=device_for(ctx, device), freeze_backbone=freeze_backbone,
-                         unfreeze_last=unfreeze_last, seed=seed, eval_every=eval_every, save_every=save_every,
-                         patience=patience, metric=metric, schedule=schedule, warmup=warmup,
-                         weight_decay=weight_decay, max_grad_norm=max_grad_norm, head_lr_mult=head_lr_mult,
-                         group_by_length=group_by_length, max_steps=max_steps, num_workers=num_workers,
-                         progress=progress)
-    seed_everything(seed)  # the new head's initial weights depend on it
-    dm = DeviceManager(config.device, precision)
-    adapter = get_adapter(spec, task, labels, dm)
-    train, val_records, unloadable = _screen(adapter, train, val_records, on_bad_rows)
-    problems = problems + unloadable
-    run_args = {"model": spec.id, "task": task, "data": str(data), "val": None if val is None else str(val),
-                "text_column": text_column, "label_column": label_column, "val_fraction": val_fraction,
-                "world_size": ctx.world_size}
-    trainer = Trainer(adapter, train, val_records, config, out, dm, ctx, resume=resume, run_args=run_args)
-    result = trainer.fit()
-    if ctx.is_main:
-        _write_model(out, adapter, trainer.module, spec, task, labels, trainer.metric, result, len(train), data)
-    from hub.train.distributed import barrier
+    with _check_out(out, spec, {"model": str(model_id), "task": task, "data": str(data),
+                                "val": None if val is None else str(val)}, resume, overwrite):
+        records, problems = _read(data, kind, inputs, text_column, label_column, on_bad_rows, "training")
+        if val is not None:
+            val_records, val_problems = _read(val, kind, inputs, text_column, label_column, on_bad_rows,
+                                              "validation")
+            problems = problems + val_problems
+            train = records
+        else:
+            train, val_records = stratified_split(records, val_fraction, seed)
+        labels = label_names(train) if kind == "classification" else None
+        if labels is not None:
+            if len(labels) < 2:
+                raise HubError(f"training data '{data}' has {len(labels)} class(es); classification needs "
+                               "at least 2")
+            val_records, label_problems = check_val_labels(val_records, labels, on_bad_rows)
+            if label_problems:
+                warnings.warn(f"skipped {len(label_problems)} validation rows with unknown labels: "
+                              f"{'; '.join(label_problems[:3])}", stacklevel=2)
+        ctx = init_from_env(device)
+        config = TrainConfig(epochs=epochs, lr=lr or DEFAULT_LR[kind], batch_size=batch_size,
+                             grad_accum=grad_accum, precision=precision, device=device_for(ctx, device),
+                             freeze_backbone=freeze_backbone, unfreeze_last=unfreeze_last, seed=seed,
+                             eval_every=eval_every, save_every=save_every, patience=patience, metric=metric,
+                             schedule=schedule, warmup=warmup,
+                             weight_decay=weight_decay, max_grad_norm=max_grad_norm, head_lr_mult=head_lr_mult,
+                             group_by_length=group_by_length, max_steps=max_steps, num_workers=num_workers,
+                             progress=progress)
+        seed_everything(seed)  # the new head's initial weights depend on it
+        dm = DeviceManager(config.device, precision)
+        adapter = get_adapter(spec, task, labels, dm)
+        if ctx.is_main:
+            check_space(out, adapter.module, config.keep_checkpoints)
+        train, val_records, unloadable = _screen(adapter, train, val_records, on_bad_rows)
+        problems = problems + unloadable
+        run_args = {"model": spec.id, "task": task, "data": str(data), "val": None if val is None else str(val),
+                    "text_column": text_column, "label_column": label_column, "val_fraction": val_fraction,
+                    "world_size": ctx.world_size}
+        trainer = Trainer(adapter, train, val_records, config, out, dm, ctx, resume=resume, run_args=run_args)
+        result = trainer.fit()
+        if ctx.is_main:
+            _write_model(out, adapter, trainer.module, spec, task, labels, trainer.metric, result, len(train), data)
+        from hub.train.distributed import barrier
 
-    barrier(ctx)
+        barrier(ctx)
     return FinetuneResult(out_dir=out, metric=trainer.metric, metrics=result.metrics, best_metric=result.best_metric,
                           best_step=result.best_step, steps=result.step, epochs=result.epoch,
                           stopped_early=result.stopped_early, train_rows=len(train), val_rows=len(val_records),
@@ -175,20 +186,29 @@ def _screen(adapter, train, val, on_bad_rows: str):
     return train, val, problems + val_problems
 
 
-def _check_out(out: Path, resume: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise HubError(f"output path '{out}' is a file; give a directory with --out")
-    if not resume and (out / "checkpoints").is_dir() and any((out / "checkpoints").iterdir()):
-        raise HubError(f"output directory '{out}' holds checkpoints of an earlier run; pass --resume to "
-                       "continue it, or choose another --out")
+def _check_out(out: Path, spec, info: dict, resume: bool, overwrite: bool):
+    """Check, create and lock ``out`` (the first process of a distributed run does it; see hub.train.outdir)."""
+    import contextlib
+
+    from hub.train.distributed import env_world
+    from hub.train.outdir import open_run
+
+    if env_world()[0] != 0:
+        return contextlib.nullcontext()
+    return open_run(out, spec, info, resume=resume, overwrite=overwrite)
 
 
 def _write_model(out: Path, adapter, module, spec, task, labels, metric, result, n_train, data) -> None:
-    """Save the weights through the plugin, then mmhub.yaml and metrics.json beside them."""
-    from hub.local import atomic_write_text, write_card
+    """The model files (plugin's weights, metrics.json, mmhub.yaml last), all appearing in ``out`` at once.
+
+    They are written into a new directory beside ``out`` (``adapter.save`` gets that fresh, empty
+    directory), which then takes the place of ``out`` keeping the run's other files (checkpoints,
+    log, plot, marker): see :func:`hub.io.atomic_directory`.
+    """
+    from hub.io import atomic_directory, atomic_write_json
+    from hub.local import write_card
     from hub.train.metrics import scalar_metrics
 
-    adapter.save(module, out)
     fields = {"task": task, "plugin": spec.plugin, "arch": spec.arch, "license": spec.license,
               "params": sum(int(p.numel()) for p in module.parameters()), "preprocess": dict(spec.preprocess or {})}
     fields.update(adapter.spec_fields or {})
@@ -201,8 +221,10 @@ def _write_model(out: Path, adapter, module, spec, task, labels, metric, result,
     if labels:
         options["labels"] = list(labels)
     fields["options"] = options
-    write_card(out, {k: v for k, v in fields.items() if v not in (None, "", {}, [])})
-    atomic_write_text(out / "metrics.json", json.dumps(result.metrics, indent=2) + "\n")
+    with atomic_directory(out, carry_over=True) as stage:
+        adapter.save(module, stage)
+        atomic_write_json(stage / "metrics.json", result.metrics)
+        write_card(stage, {k: v for k, v in fields.items() if v not in (None, "", {}, [])})
 
 
 def evaluate(model_or_dir: str, data, task: str | None = None, batch_size: int = 32, precision: str = "auto",

@@ -34,6 +34,9 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
 @click.option("--unfreeze-last", type=click.IntRange(0), help="Train the head and the last N backbone blocks.")
 @click.option("--out", type=click.Path(file_okay=False), help="Output directory (default runs/<model>-<task>).")
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint in --out.")
+@click.option("--overwrite", is_flag=True,
+              help="Use a non-empty --out anyway: what is in it is moved into OUT/.replaced-<time>/ (nothing is "
+                   "deleted) and the run starts over.")
 @click.option("--nproc", type=click.IntRange(1), default=1, show_default=True,
               help="Processes on this machine (one per GPU); re-runs under torchrun.")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -54,7 +57,7 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
               help="Batch examples of similar length together (less padding).")
 @click.pass_context
 def finetune_cmd(ctx, model_id, data, val, task, epochs, lr, batch_size, grad_accum, precision, freeze_backbone,
-                 unfreeze_last, out, resume, nproc, seed, eval_every, patience, metric, schedule, warmup,
+                 unfreeze_last, out, resume, overwrite, nproc, seed, eval_every, patience, metric, schedule, warmup,
                  max_steps, on_bad_rows, text_column, label_column, group_by_length):
     """Fine-tune MODEL_ID on labelled data; the output directory is itself a model (hub run OUT ...)."""
     if nproc > 1 and "WORLD_SIZE" not in os.environ:
@@ -70,10 +73,10 @@ def finetune_cmd(ctx, model_id, data, val, task, epochs, lr, batch_size, grad_ac
         warnings.showwarning = _show_warning
         result = finetune(model_id, data, val=val, task=task, epochs=epochs, lr=lr, batch_size=batch_size,
                           grad_accum=grad_accum, precision=precision, freeze_backbone=freeze_backbone,
-                          unfreeze_last=unfreeze_last, out=out, resume=resume, seed=seed, eval_every=eval_every,
-                          patience=patience, metric=metric, schedule=schedule, warmup=warmup, max_steps=max_steps,
-                          on_bad_rows=on_bad_rows, text_column=text_column, label_column=label_column,
-                          group_by_length=group_by_length)
+                          unfreeze_last=unfreeze_last, out=out, resume=resume, overwrite=overwrite, seed=seed,
+                          eval_every=eval_every, patience=patience, metric=metric, schedule=schedule, warmup=warmup,
+                          max_steps=max_steps, on_bad_rows=on_bad_rows, text_column=text_column,
+                          label_column=label_column, group_by_length=group_by_length)
     if int(os.environ.get("RANK", 0)) != 0:
         return
     score = result.metrics.get(result.metric)

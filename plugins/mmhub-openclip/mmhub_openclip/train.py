@@ -20,9 +20,7 @@ and the tokenizer files of the start when it had any), which the plugin's pipeli
 """
 from __future__ import annotations
 
-import json
 import math
-import shutil
 from pathlib import Path
 
 from hub.errors import HubError, InputError
@@ -146,20 +144,26 @@ def model_config(spec, directory: Path) -> dict:
 
 def _saver(model_cfg: dict, start: Path):
     def save(module, out_dir) -> None:
-        """open_clip's hub layout: config (model + preprocess), safetensors weights, tokenizer files."""
+        """open_clip's hub layout: config (model + preprocess), safetensors weights, tokenizer files.
+
+        Each file is written atomically (hub.io); ``hub finetune`` also passes a fresh directory that
+        is renamed into place only when complete.
+        """
         from safetensors.torch import save_file
+
+        from hub.io import atomic_path, atomic_write_bytes, atomic_write_json
 
         module = getattr(module, "module", module)  # unwrap DistributedDataParallel
         out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().to("cpu").contiguous() for k, v in module.state_dict().items()}
-        save_file(state, str(out / loading.SAFE_WEIGHTS[0]))
+        with atomic_path(out / loading.SAFE_WEIGHTS[0]) as tmp:
+            save_file(state, str(tmp))
         config = {"model_cfg": model_cfg, "preprocess_cfg": dict(module.visual.preprocess_cfg)}
-        (out / loading.CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+        atomic_write_json(out / loading.CONFIG_NAME, config)
         for pattern in loading.TOKENIZER_FILES:
             for file in Path(start).glob(pattern):
                 if file.is_file() and Path(start).resolve() != out.resolve():
-                    shutil.copy2(file, out / file.name)
+                    atomic_write_bytes(out / file.name, file.read_bytes())
 
     return save
 
