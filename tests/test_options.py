@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -372,3 +373,44 @@ def test_run_converts_option_strings(toy, cli_runner):
                                catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)[0]["embedding"] == [1.0, 1.0, 0.0, 0.0, 0.0]
+
+
+class NoOptionsHookPlugin:
+    @hub.hookimpl
+    def register_models(self, register):
+        register({"id": "silent-model", "task": "text-embedding", "source": "builtin"})
+
+
+def test_info_of_a_plugin_without_the_hook_says_nothing_about_options(fresh_hub, cli_runner):
+    from hub.cli import cli
+
+    get_plugin_manager().register(NoOptionsHookPlugin(), name="silent")
+    assert "options:" not in cli_runner.invoke(cli, ["info", "silent-model"], catch_exceptions=False).output
+    data = json.loads(cli_runner.invoke(cli, ["info", "silent-model", "--json"], catch_exceptions=False).stdout)
+    assert data["options"] is None
+
+
+@pytest.mark.parametrize("model, given, args, words", [
+    ("all-minilm-l6-v2", "a cat", ["-o", "top_k=3"], ["'top_k'", "It takes no options"]),
+    ("gpt2", "Hello", ["-o", "temperature=hot"], ["'temperature'", "a number > 0"]),
+    ("gpt2", "Hello", ["-o", "do_sample=maybe"], ["'do_sample'", "a boolean"]),
+    ("bert-base-ner", "Ada in Kyoto", ["-o", "aggregation=mean"], ["'aggregation'", "first, average"]),
+    ("whisper-tiny", "speech.wav", ["-o", "chunk_s=abc"], ["'chunk_s'", "a number > 0"]),
+    ("ast-audioset", "speech.wav", ["-o", "top_k=0"], ["'top_k'", "an integer >= 1"]),
+    ("resnet50.a1_in1k", "cat.png", ["-o", "top_k=all"], ["'top_k'", "an integer >= 1"]),
+    ("resnet50.a1_in1k-embed", "cat.png", ["-o", "top_k=1"], ["'top_k'", "It takes no options"]),
+    ("clip-vit-b-32-openai", "cat.png", ["--label", "a,b", "-o", "top_k=-2"], ["'top_k'", ">= 1"]),
+    ("clip-similarity", "cat.png", ["--text", "a", "-o", "embedings=no"], ["Did you mean: embeddings?"]),
+])
+def test_hub_run_refuses_bad_options_in_one_line(tmp_path, model, given, args, words):
+    """The installed 'hub' command, for a catalogue model of every shipped plugin: checked before any weights."""
+    from conftest import hub_exe
+
+    (tmp_path / "cat.png").write_bytes(b"")  # never read: the options fail first
+    (tmp_path / "speech.wav").write_bytes(b"")
+    out = subprocess.run([hub_exe(), "run", model, given, *args], capture_output=True, text=True, cwd=tmp_path,
+                         env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=60)
+    assert out.returncode == 2, out.stderr
+    assert out.stdout == "" and "Traceback" not in out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and all(w in lines[0] for w in words), out.stderr
