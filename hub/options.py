@@ -103,7 +103,8 @@ class Option:
 
     def error(self, value, model_id: str, problem: str) -> OptionError:
         whose = f" of {model_id}" if model_id else ""
-        return OptionError(f"option '{self.name}'{whose} {problem}; got {value!r}")
+        shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
+        return OptionError(f"option '{self.name}'{whose} {problem}; got {shown}")
 
 
 def _number(x: float) -> str:

@@ -75,6 +75,12 @@ def test_out_of_range_values_name_the_allowed_range(option, value, words):
         validate_options([option], {option.name: value}, "m")
 
 
+def test_a_long_bad_value_is_shortened_in_the_message():
+    with pytest.raises(OptionError) as err:
+        validate_options([TOP_K], {"top_k": "9" * 500 + "x"})
+    assert len(str(err.value)) < 200 and str(err.value).endswith("...")
+
+
 def test_the_edges_of_a_range_are_allowed():
     assert validate_options([TOP_P, SCALE], {"top_p": "1", "scale": 10}) == {"top_p": 1.0, "scale": 10.0}
     assert validate_options([SEED], {"seed": 0}) == {"seed": 0}
