@@ -75,7 +75,7 @@ def atomic_path(target, needed: int | None = None):
         _commit_file(tmp, target)
     except BaseException as exc:
         size = _size(tmp)
-        _remove(tmp)
+        remove_path(tmp)
         error = write_error(exc, target, needed or size)
         if error is not None:
             raise error from exc
@@ -107,12 +107,12 @@ def atomic_directory(target, carry_over: bool = False):
         leftover = _commit_directory(stage, target, carry_over)
     except BaseException as exc:
         size = _tree_size(stage) if leftover == stage else None
-        _remove(leftover)
+        remove_path(leftover)
         error = write_error(exc, target, size)
         if error is not None:
             raise error from exc
         raise
-    _remove(leftover)
+    remove_path(leftover)
 
 
 def append_line(path, line: str) -> None:
@@ -282,7 +282,7 @@ def _create_temp_file(target: Path) -> Path:
             if mode is not None:
                 os.fchmod(fd, mode)
         except OSError:
-            _remove(tmp)
+            remove_path(tmp)
             raise
         finally:
             os.close(fd)
@@ -370,7 +370,7 @@ def _tree_size(root: Path) -> int:
     return total
 
 
-def _remove(path: Path) -> None:
+def remove_path(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
     else:

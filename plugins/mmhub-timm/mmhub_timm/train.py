@@ -191,14 +191,18 @@ def loss(module, batch: dict):
 
 def _saver(labels: list[str]):
     def save(module, out_dir) -> None:
-        """timm's own format: config.json (architecture, num_classes, label_names) + model.safetensors."""
+        """timm's own format: config.json (architecture, num_classes, label_names) + model.safetensors.
+
+        Both appear at once (hub.io.atomic_directory).
+        """
         from timm.models import save_for_hf
 
+        from hub.io import atomic_directory
+
         module = getattr(module, "module", module)  # unwrap DistributedDataParallel
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
         pretrained = {"label_names": list(labels), "num_classes": len(labels)}
-        save_for_hf(module, str(out), safe_serialization=True,
-                    model_config={"label_names": list(labels), "pretrained_cfg": pretrained})
+        with atomic_directory(out_dir, carry_over=True) as out:
+            save_for_hf(module, str(out), safe_serialization=True,
+                        model_config={"label_names": list(labels), "pretrained_cfg": pretrained})
 
     return save

@@ -185,9 +185,12 @@ def _text_adapter(spec, task, directory, model, heads, labels, trust):
         return encode(tokenizer, record, index, limit)
 
     def save(module, out_dir) -> None:
-        out = Path(out_dir)
-        _unwrap(module).save_pretrained(str(out))
-        tokenizer.save_pretrained(str(out))
+        """save_pretrained of model and tokenizer, all appearing at once (hub.io.atomic_directory)."""
+        from hub.io import atomic_directory
+
+        with atomic_directory(out_dir, carry_over=True) as out:
+            _unwrap(module).save_pretrained(str(out))
+            tokenizer.save_pretrained(str(out))
 
     return TrainAdapter(
         module=model, kind="classification", load_example=load_example,
@@ -281,8 +284,12 @@ def _audio_adapter(spec, task, directory, model, heads, labels, trust):
         return batch
 
     def save(module, out_dir) -> None:
-        _unwrap(module).save_pretrained(str(out_dir))
-        extractor.save_pretrained(str(out_dir))
+        """save_pretrained of model and feature extractor, all appearing at once (hub.io.atomic_directory)."""
+        from hub.io import atomic_directory
+
+        with atomic_directory(out_dir, carry_over=True) as out:
+            _unwrap(module).save_pretrained(str(out))
+            extractor.save_pretrained(str(out))
 
     return TrainAdapter(
         module=model, kind="classification", load_example=load_example, collate=collate, loss=loss,

@@ -57,10 +57,14 @@ def trainable(spec, directory: Path, trust: bool):
         return _load_wave(record, rate, limit), encode(record.text or "", record.where)
 
     def save(module, out_dir) -> None:
-        out = str(Path(out_dir))
-        getattr(module, "module", module).save_pretrained(out)  # DistributedDataParallel
-        extractor.save_pretrained(out)
-        tokenizer.save_pretrained(out)
+        """save_pretrained of model, extractor and tokenizer, all appearing at once (hub.io.atomic_directory)."""
+        from hub.io import atomic_directory
+
+        with atomic_directory(out_dir, carry_over=True) as stage:
+            out = str(stage)
+            getattr(module, "module", module).save_pretrained(out)  # DistributedDataParallel
+            extractor.save_pretrained(out)
+            tokenizer.save_pretrained(out)
 
     return TrainAdapter(
         module=model, kind="ctc", load_example=load_example,
