@@ -9,6 +9,7 @@ output directory, which is itself a model (``hub run OUT``, ``hub info OUT``)::
     OUT/metrics.json          the validation metrics of those weights (per class, confusion)
     OUT/metrics.jsonl         the training log; OUT/training_curves.png its plot
     OUT/checkpoints/          resumable checkpoints (``resume=True`` / ``--resume``)
+    OUT/.mmhub-run            the run marker and lock (which directories a run may use: hub.train.outdir)
 
 The weights saved are those of the best evaluation by ``metric`` (the last weights when there
 is no validation data). Without ``val`` a stratified ``val_fraction`` of the data is held out.
