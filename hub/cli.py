@@ -375,6 +375,8 @@ def _add_plugin_commands(group: click.Group | None = None) -> None:
 
 from hub.train.commands import eval_cmd, finetune_cmd  # noqa: E402  (click only: stays cheap)
 cli.add_command(finetune_cmd), cli.add_command(eval_cmd)
+from hub.serve.command import serve_cmd  # noqa: E402  (click only: stays cheap)
+cli.add_command(serve_cmd)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

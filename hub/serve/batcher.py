@@ -1,0 +1,208 @@
+"""Cross-request micro-batching: one queue per loaded model and option set, one worker thread per model.
+
+Requests put their (already checked and prepared) items in the queue of their model and option set.
+A queue's loop waits for a first item, then collects more until the batch holds ``max_batch`` items
+or ``max_batch_tokens`` text tokens, or ``max_wait_ms`` has passed; it then runs the batch through
+the pipeline's own batch path (``Pipeline.run_batches``, which sorts by length and splits into the
+pipeline's batch size) in the model's worker thread, off the event loop, and hands each item its
+result. A request larger than a batch spreads over several batches and is merged back in order.
+Items of cancelled requests are skipped; a batch that fails is retried item by item, so one bad
+item fails only its own request.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from hub.errors import HubError
+from hub.serve.errors import ApiError, from_hub_error
+from hub.serve.limits import Limits
+
+
+@dataclass
+class Item:
+    """One input waiting in a queue: its prepared value, its size in tokens and the future of its result."""
+
+    value: object
+    tokens: int
+    future: asyncio.Future
+
+
+@dataclass
+class Queue:
+    """The waiting items of one option set, and the loop that batches them."""
+
+    options: dict
+    items: deque = field(default_factory=deque)
+    event: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task | None = None
+
+
+def options_key(options: dict) -> str:
+    """A key that is equal for equal option sets."""
+    return json.dumps(options, sort_keys=True, default=repr)
+
+
+class Batcher:
+    """The queues and the worker thread of one loaded model."""
+
+    def __init__(self, name: str, pipeline, limits: Limits, metrics=None):
+        self.name, self.pipeline, self.limits, self.metrics = name, pipeline, limits, metrics
+        self.executor = ThreadPoolExecutor(1, thread_name_prefix=f"hub-model-{name[:20]}")
+        self.queues: dict[str, Queue] = {}
+        self.waiting = 0
+        self.dead: str | None = None
+
+    # -- the request side ---------------------------------------------------------------------
+    async def submit(self, values: list, options: dict, tokens: list[int] | None = None) -> list:
+        """The results of ``values`` run with ``options``, in order; 429 when the queue is full, 504 on timeout."""
+        self.check_alive()
+        if self.waiting + len(values) > self.limits.max_queue:
+            raise ApiError(429, f"the queue of model '{self.name}' is full ({self.waiting} items waiting, "
+                                f"limit max_queue={self.limits.max_queue}, set with --max-queue); retry shortly",
+                           None, "queue_full", {"Retry-After": "1"})
+        loop = asyncio.get_running_loop()
+        queue = self.queue_for(options)
+        futures = [loop.create_future() for _ in values]
+        sizes = tokens or [1] * len(values)
+        queue.items.extend(Item(v, n, f) for v, n, f in zip(values, sizes, futures))
+        self.changed(len(values))
+        queue.event.set()
+        try:
+            return await asyncio.wait_for(asyncio.gather(*futures), self.limits.timeout_s)
+        except asyncio.TimeoutError:
+            raise ApiError(504, f"the request waited more than {self.limits.timeout_s} s for model '{self.name}' "
+                                "(limit timeout_s, set with --timeout-s); send fewer inputs or retry later",
+                           None, "timeout") from None
+        finally:
+            for future in futures:
+                future.cancel()  # a no-op for answered items; the loop skips the rest
+
+    def check_alive(self) -> None:
+        if self.dead:
+            raise ApiError(503, f"the worker of model '{self.name}' has stopped ({self.dead}); restart the server",
+                           None, "worker_died")
+
+    def queue_for(self, options: dict) -> Queue:
+        key = options_key(options)
+        queue = self.queues.get(key)
+        if queue is None or queue.task is None or queue.task.done():
+            queue = self.queues[key] = Queue(options)
+            queue.task = asyncio.get_running_loop().create_task(self.guarded_loop(queue))
+        return queue
+
+    def changed(self, delta: int) -> None:
+        self.waiting += delta
+        if self.metrics is not None:
+            self.metrics.queue_depth.labels(self.name).set(self.waiting)
+
+    # -- the worker side ----------------------------------------------------------------------
+    async def guarded_loop(self, queue: Queue) -> None:
+        """The queue's loop; if it fails, the model's worker is marked dead and its waiting items fail."""
+        try:
+            await self.loop(queue)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # a bug: say so on every waiting request and on /ready
+            self.dead = f"{type(exc).__name__}: {exc}"
+            for q in self.queues.values():
+                self.fail_all(q, ApiError(503, f"the worker of model '{self.name}' stopped: {self.dead}",
+                                          None, "worker_died"))
+
+    def fail_all(self, queue: Queue, error: Exception) -> None:
+        while queue.items:
+            item = queue.items.popleft()
+            self.changed(-1)
+            if not item.future.done():
+                item.future.set_exception(error)
+
+    async def loop(self, queue: Queue) -> None:
+        while True:
+            await queue.event.wait()
+            await self.collect(queue)
+            batch = self.take(queue)
+            if not queue.items:
+                queue.event.clear()
+            if batch:
+                await self.run(batch, queue.options)
+
+    async def collect(self, queue: Queue) -> None:
+        """Wait until the batch is full or ``max_wait_ms`` has passed since this call."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.limits.max_wait_ms / 1000
+        while not self.full(queue) and (left := deadline - loop.time()) > 0:
+            queue.event.clear()
+            try:
+                await asyncio.wait_for(queue.event.wait(), left)
+            except asyncio.TimeoutError:
+                break
+
+    def full(self, queue: Queue) -> bool:
+        count = tokens = 0
+        for item in queue.items:
+            count, tokens = count + 1, tokens + item.tokens
+            if count >= self.limits.max_batch or tokens >= self.limits.max_batch_tokens:
+                return True
+        return False
+
+    def take(self, queue: Queue) -> list[Item]:
+        """Live items from the front of the queue, up to the batch limits (at least one item)."""
+        batch, tokens = [], 0
+        while queue.items and len(batch) < self.limits.max_batch:
+            item = queue.items[0]
+            if batch and tokens + item.tokens > self.limits.max_batch_tokens:
+                break
+            queue.items.popleft()
+            self.changed(-1)
+            if not item.future.done():  # a cancelled request's items are dropped here
+                batch.append(item)
+                tokens += item.tokens
+        return batch
+
+    async def run(self, batch: list[Item], options: dict) -> None:
+        """Run one batch in the worker thread; on failure retry item by item so only bad items fail."""
+        loop = asyncio.get_running_loop()
+        if self.metrics is not None:
+            self.metrics.batch_size.labels(self.name).observe(len(batch))
+        try:
+            results = await loop.run_in_executor(self.executor, self.run_sync, [i.value for i in batch], options)
+        except Exception:
+            if len(batch) == 1:
+                results = [await self.run_one(batch[0], options)]
+            else:
+                results = [await self.run_one(item, options) for item in batch]
+        for item, result in zip(batch, results):
+            if item.future.done():
+                continue
+            if isinstance(result, BaseException):
+                item.future.set_exception(result)
+            else:
+                item.future.set_result(result)
+
+    async def run_one(self, item: Item, options: dict):
+        """The result of one item alone, or the error it raised, as an API error."""
+        if item.future.done():
+            return None
+        loop = asyncio.get_running_loop()
+        try:
+            return (await loop.run_in_executor(self.executor, self.run_sync, [item.value], options))[0]
+        except HubError as exc:
+            return from_hub_error(exc)
+        except Exception as exc:
+            return ApiError(500, f"model '{self.name}' failed on this input: {type(exc).__name__}: {exc}",
+                            None, "model_error")
+
+    def run_sync(self, values: list, options: dict) -> list:
+        """The pipeline's own batch path (length-sorted, split into its batch size), in the worker thread."""
+        return self.pipeline.run_batches(values, None, False, **options)
+
+    async def close(self) -> None:
+        """Stop the loops (after in-flight requests have finished) and the worker thread."""
+        for queue in self.queues.values():
+            if queue.task is not None:
+                queue.task.cancel()
+            self.fail_all(queue, ApiError(503, "the server is shutting down", None, "shutting_down"))
+        self.executor.shutdown(wait=False, cancel_futures=True)

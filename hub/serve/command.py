@@ -1,0 +1,81 @@
+"""``hub serve``: the click command. Only click is imported here, so the CLI stays fast to start."""
+from __future__ import annotations
+
+import ipaddress
+
+import click
+
+from hub.serve.limits import HELP, Limits, flag, limit_names
+
+LOOPBACK_NAMES = ("localhost",)
+
+
+def limit_options(command):
+    """One flag per limit, with its documented default."""
+    defaults = Limits()
+    for name in reversed(limit_names()):
+        value = getattr(defaults, name)
+        kind = click.IntRange(1) if isinstance(value, int) else click.FloatRange(0, min_open=name != "max_wait_ms")
+        command = click.option(flag(name), name, type=kind, default=value, show_default=True, help=HELP[name])(command)
+    return command
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (loopback by default).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="Port to bind.")
+@click.option("--model", "models", multiple=True, metavar="ID",
+              help="A model to load before the server reports ready (repeatable; a catalogue id or a directory).")
+@click.option("--allow", multiple=True, metavar="PATTERN",
+              help="Catalogue ids that may be loaded on first request (fnmatch, repeatable; default: all installed).")
+@click.option("--api-key", envvar="HUB_API_KEY", help="Require 'Authorization: Bearer KEY' (also: HUB_API_KEY).")
+@click.option("--device", help="cpu, cuda, cuda:N or mps (default: the best available).")
+@click.option("--dtype", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), help="Dtype policy (default auto).")
+@limit_options
+def serve_cmd(host, port, models, allow, api_key, device, dtype, **limits):
+    """Serve models over HTTP: native routes for every task, OpenAI-compatible embeddings and
+    transcriptions, and a page at / (needs the serve extra: pip install 'mmhub[serve]')."""
+    from hub.device import requested
+
+    requested(device, dtype)  # a bad --device / HUB_DEVICE fails before anything starts
+    if not api_key and not is_loopback(host):
+        click.echo(f"Warning: binding {host} without an API key: anyone who can reach this address can use "
+                   "the models. Pass --api-key or set HUB_API_KEY.", err=True)
+    serve(host, port, models, allow, api_key or None, device, dtype, Limits(**limits))
+
+
+def is_loopback(host: str) -> bool:
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(host, port, models, allow, api_key, device, dtype, limits) -> None:
+    """Build the app and run it under uvicorn until interrupted; shutdown lets requests in flight finish."""
+    from hub.errors import DependencyMissingError
+
+    try:
+        import uvicorn
+
+        from hub.serve.app import Settings, create_app
+    except ImportError as exc:
+        raise DependencyMissingError(f"hub serve needs the serve extra ({exc.name} is missing): "
+                                     "pip install 'mmhub[serve]'") from None
+    settings = Settings(limits, tuple(models), tuple(allow), api_key, device, dtype)
+    app = create_app(settings)
+    server = draining_server(uvicorn, uvicorn.Config(app, host=host, port=port, log_level="info",
+                                                     timeout_graceful_shutdown=limits.timeout_s))
+    server.run()
+
+
+def draining_server(uvicorn, config):
+    """A uvicorn server that, when asked to stop, first answers new requests with 503."""
+
+    class DrainingServer(uvicorn.Server):
+        def handle_exit(self, sig, frame):
+            config.app.state.hub.begin_shutdown()
+            super().handle_exit(sig, frame)
+
+    return DrainingServer(config)

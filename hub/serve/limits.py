@@ -1,0 +1,164 @@
+"""The server's limits (each a ``hub serve`` flag with a documented default) and the checks that apply them.
+
+A request over a limit is answered with an error naming the limit and its flag: 413 for the body,
+422 for too many items, over-long texts, images over the pixel limit and audio over the duration limit,
+429 (with ``Retry-After``) when a model's queue is full and 504 when a request waits past its timeout.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from hub.serve.errors import ApiError
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Every limit and batching setting of the server, with its default."""
+
+    max_batch: int = 32                # items per batch run by a model
+    max_batch_tokens: int = 8192       # text tokens per batch (a token is taken as 4 characters)
+    max_wait_ms: float = 5.0           # how long a batch waits for more items after its first
+    max_queue: int = 1024              # items waiting per model; more is a 429
+    timeout_s: float = 60.0            # a request waiting longer is a 504
+    max_body_mb: float = 32.0          # request body size; more is a 413
+    max_items: int = 256               # inputs per request
+    max_text_chars: int = 32768        # characters per text input
+    max_image_pixels: int = 40_000_000  # width x height per image
+    max_audio_s: float = 600.0         # seconds per audio input
+
+    @property
+    def max_body_bytes(self) -> int:
+        return int(self.max_body_mb * 2**20)
+
+
+HELP = {
+    "max_batch": "Most items in one batch a model runs.",
+    "max_batch_tokens": "Most text tokens (about 4 characters each) in one batch.",
+    "max_wait_ms": "Milliseconds a batch waits for more requests after its first item.",
+    "max_queue": "Most items waiting per model; more gets 429 with Retry-After.",
+    "timeout_s": "Seconds a request may wait for its results; longer gets 504.",
+    "max_body_mb": "Largest request body in MiB; larger gets 413.",
+    "max_items": "Most inputs in one request; more gets 422.",
+    "max_text_chars": "Longest text input in characters; longer gets 422.",
+    "max_image_pixels": "Largest image (width x height); larger gets 422.",
+    "max_audio_s": "Longest audio input in seconds; longer gets 422.",
+}
+
+
+def flag(name: str) -> str:
+    """The command-line flag of a limit, e.g. ``--max-batch``."""
+    return "--" + name.replace("_", "-")
+
+
+def limit_names() -> list[str]:
+    return [f.name for f in fields(Limits)]
+
+
+def over_limit(name: str, what: str, value, limit) -> ApiError:
+    """A 422 naming the limit, the value found and the flag that sets it."""
+    return ApiError(422, f"{what} is {value}, over the server's limit {name}={limit} (set with {flag(name)}); "
+                         "send less", "inputs", f"limit_{name}")
+
+
+def check_items(limits: Limits, count: int) -> None:
+    if count == 0:
+        raise ApiError(400, "no inputs: give at least one input in 'inputs'", "inputs", "no_inputs")
+    if count > limits.max_items:
+        raise over_limit("max_items", "the number of inputs", count, limits.max_items)
+
+
+def check_text(limits: Limits, text, index: int) -> str:
+    """A text input, checked for type, decodability and length."""
+    if not isinstance(text, str):
+        raise ApiError(400, f"input {index} must be a string, got {type(text).__name__}", "inputs", "invalid_input")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ApiError(400, f"input {index} holds characters that are not valid text (lone surrogates)",
+                       "inputs", "invalid_input") from None
+    if len(text) > limits.max_text_chars:
+        raise over_limit("max_text_chars", f"the length of input {index} in characters", len(text),
+                         limits.max_text_chars)
+    return text
+
+
+def check_image(limits: Limits, data: bytes, index: int) -> bytes:
+    """Image bytes whose declared size (read from the header only) is within the pixel limit."""
+    import io
+    import warnings
+
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data)) as img:
+                width, height = img.size
+    except Exception as exc:  # PIL raises many kinds for bytes that are no image
+        raise ApiError(400, f"input {index} is not a readable image ({type(exc).__name__}: {exc}); send PNG, "
+                            "JPEG, WebP, GIF, BMP or TIFF bytes", "inputs", "invalid_image") from None
+    if width * height > limits.max_image_pixels:
+        raise over_limit("max_image_pixels", f"the size of image input {index} ({width}x{height})",
+                         width * height, limits.max_image_pixels)
+    return data
+
+
+def read_audio(limits: Limits, data: bytes, index: int):
+    """(samples, sample rate) of audio bytes; the duration is checked from the header before decoding."""
+    import io
+
+    import soundfile as sf
+
+    try:
+        info = sf.info(io.BytesIO(data))
+    except Exception as exc:
+        raise ApiError(400, f"input {index} is not readable audio ({exc}); send wav, flac, ogg, mp3 or aiff",
+                       "inputs", "invalid_audio") from None
+    seconds = info.frames / info.samplerate if info.samplerate else 0
+    if seconds > limits.max_audio_s:
+        raise over_limit("max_audio_s", f"the duration of audio input {index} in seconds", round(seconds, 2),
+                         limits.max_audio_s)
+    if info.frames == 0:
+        raise ApiError(400, f"audio input {index} is empty (no samples)", "inputs", "invalid_audio")
+    try:
+        wave, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=False)
+    except Exception as exc:
+        raise ApiError(400, f"audio input {index} cannot be decoded ({exc})", "inputs", "invalid_audio") from None
+    return wave, rate
+
+
+def audio_seconds(data: bytes) -> float:
+    """The duration of audio bytes from their header; 0 when unreadable."""
+    import io
+
+    import soundfile as sf
+
+    try:
+        info = sf.info(io.BytesIO(data))
+    except Exception:
+        return 0.0
+    return info.frames / info.samplerate if info.samplerate else 0.0
+
+
+def decode_base64(value, index: int) -> bytes:
+    """The bytes of a ``data:<mime>;base64,...`` URI or of plain base64 text."""
+    import base64
+    import binascii
+
+    if not isinstance(value, str):
+        raise ApiError(400, f"input {index} must be a string: a data: URI or base64 text, got "
+                            f"{type(value).__name__}", "inputs", "invalid_input")
+    text = value
+    if text.startswith("data:"):
+        head, sep, text = text.partition(",")
+        if not sep or not head.endswith(";base64"):
+            raise ApiError(400, f"input {index} is a data: URI without ';base64,'; send "
+                                "data:<mime>;base64,<data>", "inputs", "invalid_input")
+    try:
+        data = base64.b64decode(text.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise ApiError(400, f"input {index} is not valid base64; send a data:<mime>;base64,<data> URI or "
+                            "plain base64", "inputs", "invalid_input") from None
+    if not data:
+        raise ApiError(400, f"input {index} is empty", "inputs", "invalid_input")
+    return data

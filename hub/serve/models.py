@@ -1,0 +1,165 @@
+"""The models a server serves: which it may load, loading them lazily, and one batcher per loaded model.
+
+Models named with ``--model`` are loaded at start-up (``/ready`` answers 503 until they are); others that
+match an ``--allow`` pattern (default: every installed catalogue model) load on their first request.
+Loading runs in a thread under a per-model lock, so requests to models already loaded never wait for it.
+Models are loaded through the device manager's cache and its memory budget; a model the cache has
+evicted is dropped here too and loads again when next asked for.
+"""
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import threading
+from dataclasses import dataclass
+
+from hub.errors import HubError, UnknownModelError
+from hub.serve.batcher import Batcher
+from hub.serve.errors import ApiError, from_hub_error
+from hub.serve.limits import Limits
+
+_LOAD_LOCK = threading.Lock()  # the model cache is shared and not thread-safe: one load at a time
+
+
+@dataclass
+class Loaded:
+    """A loaded model: its spec, its pipeline and its batcher."""
+
+    spec: object
+    pipeline: object
+    batcher: Batcher
+
+
+class ModelHost:
+    """Loads models on demand (or at start-up) and keeps a batcher per loaded model."""
+
+    def __init__(self, limits: Limits, preload=(), allow=(), device=None, dtype=None, metrics=None):
+        self.limits, self.metrics, self.device, self.dtype = limits, metrics, device, dtype
+        self.preload = list(preload)
+        self.allow = list(allow) or ["*"]
+        self.loaded: dict[tuple, Loaded] = {}
+        self.paths: dict[str, str] = {}  # a preloaded model directory, by its id and its path -> the path
+        self.locks: dict[tuple, asyncio.Lock] = {}
+        self.preloaded = not self.preload
+        self.preload_error: str | None = None
+
+    # -- which models ---------------------------------------------------------------------------
+    def servable(self) -> list:
+        """The specs of catalogue models that may be served (allowed and installed), plus those loaded."""
+        from hub.api import list_models
+
+        specs = {s.id: s for s in list_models() if self.allowed(s.id)}
+        for entry in self.loaded.values():
+            specs.setdefault(entry.spec.id, entry.spec)
+        return list(specs.values())
+
+    def allowed(self, model_id: str) -> bool:
+        return any(fnmatch.fnmatchcase(model_id, pattern) for pattern in self.allow)
+
+    def spec(self, model_id: str, task: str | None = None):
+        """The spec a request names: a preloaded directory or an allowed catalogue model (404 otherwise)."""
+        from hub.api import catalog, get_spec
+
+        if model_id in self.paths:
+            return get_spec(self.paths[model_id], task)
+        if model_id not in catalog().specs:
+            raise from_hub_error(UnknownModelError(model_id, [s.id for s in self.servable()]))
+        if not self.allowed(model_id) and model_id not in self.preload:
+            raise ApiError(404, f"model '{model_id}' is not served here: the server allows only "
+                                f"{', '.join(self.allow)} (set with --allow). GET /v1/models lists the models served",
+                           "model", "model_not_found")
+        return get_spec(model_id, task)
+
+    # -- loading --------------------------------------------------------------------------------
+    async def get(self, model_id: str, task: str | None = None) -> Loaded:
+        """The loaded model for a request; loads it (in a thread, under its own lock) if needed."""
+        try:
+            spec = await asyncio.to_thread(self.spec, model_id, task)
+        except HubError as exc:
+            raise from_hub_error(exc, "model") from None
+        key = (spec.id, spec.task)
+        entry = self.loaded.get(key)
+        if entry is not None:
+            return entry
+        lock = self.locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            if key not in self.loaded:
+                name = self.paths.get(spec.id, spec.id)
+                self.add(spec, await asyncio.to_thread(self.load_sync, name, spec))
+        return self.loaded[key]
+
+    def load_sync(self, name: str, spec):
+        """Load through the device manager's cache (one load at a time); errors become API errors."""
+        from hub import api
+
+        try:
+            with _LOAD_LOCK:
+                return api.load(name, device=self.device, dtype=self.dtype, task=spec.task)
+        except HubError as exc:
+            raise ApiError(503 if _unavailable(exc) else 400, f"model '{spec.id}' cannot be loaded: {exc}",
+                           "model", "model_load_failed") from None
+
+    def add(self, spec, pipeline) -> None:
+        self.prune_evicted()
+        self.loaded[(spec.id, spec.task)] = Loaded(spec, pipeline, Batcher(spec.id, pipeline, self.limits,
+                                                                           self.metrics))
+        if self.metrics is not None:
+            self.metrics.model_loaded(spec.id, True)
+
+    def prune_evicted(self) -> None:
+        """Forget models the device manager's cache has evicted (they load again when next asked for)."""
+        from hub.device import MODEL_CACHE
+
+        cached = {key[0] for key in MODEL_CACHE.keys()}
+        for key, entry in list(self.loaded.items()):
+            if entry.spec.id not in cached and not entry.batcher.waiting:
+                del self.loaded[key]
+                if self.metrics is not None:
+                    self.metrics.model_loaded(entry.spec.id, False)
+
+    async def load_preloaded(self) -> None:
+        """Load every ``--model`` at start-up; ``/ready`` answers 503 until this is done."""
+        from hub.api import catalog
+
+        try:
+            for name in self.preload:
+                if name not in catalog().specs:  # a model directory: served under its spec's id
+                    spec = await asyncio.to_thread(_spec_for, name)
+                    self.paths[spec.id] = self.paths[name] = name
+                await self.get(name)
+            self.preloaded = True
+        except (ApiError, HubError) as exc:
+            self.preload_error = getattr(exc, "message", None) or str(exc)
+
+    def ready(self) -> tuple[bool, str]:
+        """Whether the server is ready, and why not."""
+        if self.preload_error:
+            return False, f"a preloaded model failed to load: {self.preload_error}"
+        if not self.preloaded:
+            return False, "loading the preloaded models"
+        dead = [e.spec.id for e in self.loaded.values() if e.batcher.dead]
+        if dead:
+            return False, f"the worker of {', '.join(dead)} has stopped"
+        return True, "ready"
+
+    async def close(self) -> None:
+        for entry in self.loaded.values():
+            await entry.batcher.close()
+
+
+def _task(task: str) -> str:
+    from hub.tasks import resolve_task
+
+    return resolve_task(task)
+
+
+def _spec_for(name: str):
+    from hub.api import get_spec
+
+    return get_spec(name)
+
+
+def _unavailable(exc: HubError) -> bool:
+    from hub.errors import ModelUnavailableError, PluginNotInstalledError
+
+    return isinstance(exc, (ModelUnavailableError, PluginNotInstalledError))

@@ -1,0 +1,197 @@
+"""The OpenAI-compatible routes: ``POST /v1/embeddings`` and ``POST /v1/audio/transcriptions``.
+
+Wire shapes follow OpenAI's API, so its own client works unchanged. Additions, all optional:
+
+- ``/v1/embeddings`` takes ``"modality": "image"`` to embed images (base64 ``data:`` URIs, or plain base64) with an
+  image-embedding model or a CLIP model; the default, ``"text"``, takes strings. Items may also be written as
+  ``{"type": "image_url", "image_url": {"url": "data:..."}}``, which implies the image modality.
+- ``dimensions`` truncates text embeddings and re-normalises them to unit length.
+"""
+from __future__ import annotations
+
+import base64
+import math
+from typing import Any, Literal, Optional, Union
+
+from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel, Field
+
+from hub.serve.errors import ApiError
+from hub.serve.limits import audio_seconds
+from hub.serve.run import checked_options, execute
+
+router = APIRouter()
+IMAGE_EMBEDDERS = ("image-embedding", "image-text-similarity", "zero-shot-image-classification")
+FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
+
+
+class EmbeddingRequest(BaseModel):
+    """OpenAI's embeddings request, plus ``modality``."""
+
+    model: str
+    input: Union[str, list[Any]] = Field(description="a string or a list of strings (images: data: URIs)")
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: Optional[int] = Field(default=None, description="truncate to this many and re-normalise")
+    user: Optional[str] = None
+    modality: Literal["text", "image"] = Field(default="text", description="what the inputs are")
+
+
+# -- embeddings -------------------------------------------------------------------------------------
+@router.post("/v1/embeddings", tags=["openai"])
+async def embeddings(body: EmbeddingRequest, request: Request):
+    """Embed texts (or images) in OpenAI's shape; ``encoding_format=base64`` is little-endian float32."""
+    state = request.app.state.hub
+    items, modality = embedding_inputs(body)
+    entry = await state.host.get(body.model, None)
+    task = entry.spec.task
+    if modality == "image" and task in IMAGE_EMBEDDERS and task != "image-embedding":
+        entry = await state.host.get(body.model, "image-text-similarity")
+        results = await execute(state, entry, items, {"texts": ["an image"], "top_k": 1})
+        vectors = [r.image_embeddings[0] for r in results]
+    else:
+        check_embedder(entry.spec, modality)
+        vectors = [r.embedding for r in await execute(state, entry, items, {})]
+    vectors = truncated(vectors, body.dimensions, entry.spec)
+    data = [{"object": "embedding", "index": i, "embedding": encode(v, body.encoding_format)}
+            for i, v in enumerate(vectors)]
+    tokens = count_tokens(entry.pipeline, items) if modality == "text" else 0
+    return {"object": "list", "data": data, "model": entry.spec.id,
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+
+
+def embedding_inputs(body: EmbeddingRequest) -> tuple[list, str]:
+    """The inputs as a list and their modality; token arrays and mixed items are a 400."""
+    items = [body.input] if isinstance(body.input, str) else list(body.input)
+    modality = body.modality
+    if items and all(isinstance(x, dict) for x in items):
+        items, modality = [image_url(x, i) for i, x in enumerate(items)], "image"
+    if any(isinstance(x, (int, float, list)) and not isinstance(x, bool) for x in items):
+        raise ApiError(400, "token arrays are not supported as 'input': send the text as a string or a list of "
+                            "strings", "input", "token_arrays_unsupported")
+    if not all(isinstance(x, str) for x in items):
+        raise ApiError(400, "'input' must be a string or a list of strings", "input", "invalid_input")
+    return items, modality
+
+
+def image_url(item: dict, index: int) -> str:
+    url = item.get("image_url", {}).get("url") if isinstance(item.get("image_url"), dict) else None
+    if item.get("type") != "image_url" or not isinstance(url, str):
+        raise ApiError(400, f"input {index} must be a string or {{\"type\": \"image_url\", \"image_url\": "
+                            "{\"url\": \"data:...\"}}", "input", "invalid_input")
+    return url
+
+
+def check_embedder(spec, modality: str) -> None:
+    wanted = "text-embedding" if modality == "text" else "image-embedding"
+    if spec.task != wanted:
+        hint = ("for images, set \"modality\": \"image\" and use an image-embedding or CLIP model"
+                if modality == "text" else "for images use an image-embedding or CLIP model")
+        raise ApiError(400, f"model '{spec.id}' is a {spec.task} model and cannot embed {modality}s here; "
+                            f"use a {wanted} model (GET /v1/models); {hint}", "model", "not_an_embedding_model")
+
+
+def truncated(vectors: list, dimensions: int | None, spec) -> list:
+    """Vectors cut to ``dimensions`` and re-normalised (text-embedding models only)."""
+    if dimensions is None:
+        return vectors
+    if spec.task != "text-embedding":
+        raise ApiError(400, f"model '{spec.id}' ({spec.task}) does not allow 'dimensions'; leave it out",
+                       "dimensions", "dimensions_unsupported")
+    size = len(vectors[0]) if vectors else 0
+    if not 1 <= dimensions <= size:
+        raise ApiError(400, f"'dimensions' must be between 1 and {size} for model '{spec.id}', got {dimensions}",
+                       "dimensions", "invalid_dimensions")
+    out = []
+    for v in vectors:
+        cut = v[:dimensions]
+        norm = math.sqrt(sum(x * x for x in cut)) or 1.0
+        out.append([x / norm for x in cut])
+    return out
+
+
+def encode(vector: list, encoding_format: str):
+    if encoding_format == "float":
+        return vector
+    import numpy as np
+
+    return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode("ascii")
+
+
+def count_tokens(pipeline, texts: list[str]) -> int:
+    """Tokens in the texts by the model's own tokenizer, else about one per 4 characters."""
+    tokenizer = getattr(pipeline, "tokenizer", None)
+    if callable(tokenizer):
+        try:
+            return sum(len(ids) for ids in tokenizer(texts, truncation=True)["input_ids"])
+        except Exception:  # a tokenizer without this call shape: fall back to the estimate
+            pass
+    return sum(max(1, len(t) // 4) for t in texts)
+
+
+# -- transcriptions ---------------------------------------------------------------------------------
+@router.post("/v1/audio/transcriptions", tags=["openai"])
+async def transcriptions(request: Request, file: UploadFile = File(...), model: str = Form(...),
+                         language: Optional[str] = Form(None), prompt: Optional[str] = Form(None),
+                         response_format: str = Form("json"), temperature: Optional[float] = Form(None)):
+    """Transcribe an uploaded audio file (wav, flac, ogg, mp3, aiff) in OpenAI's shape, in any response_format."""
+    state = request.app.state.hub
+    if response_format not in FORMATS:
+        raise ApiError(400, f"response_format must be one of {', '.join(FORMATS)}, got {response_format!r}",
+                       "response_format", "invalid_response_format")
+    entry = await state.host.get(model, None)
+    if entry.spec.task != "speech-recognition":
+        raise ApiError(400, f"model '{entry.spec.id}' is a {entry.spec.task} model; transcriptions need a "
+                            "speech-recognition model (GET /v1/models)", "model", "not_a_speech_model")
+    data = await file.read()
+    options = speech_options(entry.pipeline, language, prompt, temperature)
+    result = (await execute(state, entry, [data], options))[0]
+    return formatted(result, response_format, language, audio_seconds(data))
+
+
+def speech_options(pipeline, language, prompt, temperature) -> dict:
+    """OpenAI's fields as the model's own options; a field the model cannot honour is a 400 naming it."""
+    takes = {o.name for o in pipeline.call_options}
+    options = {}
+    for name, value in (("language", language), ("prompt", prompt), ("temperature", temperature)):
+        if value is None or value == "":
+            continue
+        if name in takes:
+            options[name] = value
+        elif not (name == "temperature" and value == 0):
+            raise ApiError(400, f"model '{pipeline.spec.id}' does not take '{name}'"
+                                + (" (it decodes greedily; send temperature 0 or leave it out)"
+                                   if name == "temperature" else "; leave it out"), name, f"{name}_unsupported")
+    checked_options(pipeline, options)
+    return options
+
+
+def segments(result, duration: float) -> list[tuple[float, float, str]]:
+    """(start, end, text) of each chunk; the whole text as one segment when the model gave no chunks."""
+    chunks = [(c.start, c.end, c.text.strip()) for c in result.chunks if c.text.strip()]
+    return chunks or [(0.0, round(duration, 3), result.text.strip())]
+
+
+def formatted(result, response_format: str, language: str | None, duration: float):
+    """The transcription in ``response_format``: json, text, srt, vtt or verbose_json."""
+    if response_format == "json":
+        return {"text": result.text}
+    if response_format == "text":
+        return PlainTextResponse(result.text)
+    parts = segments(result, duration)
+    if response_format == "srt":
+        return PlainTextResponse("\n".join(f"{i}\n{stamp(s, ',')} --> {stamp(e, ',')}\n{t}\n"
+                                           for i, (s, e, t) in enumerate(parts, 1)))
+    if response_format == "vtt":
+        return PlainTextResponse("WEBVTT\n\n" + "\n".join(f"{stamp(s, '.')} --> {stamp(e, '.')}\n{t}\n"
+                                                          for s, e, t in parts), media_type="text/vtt")
+    return {"task": "transcribe", "language": language or "", "duration": round(duration, 3), "text": result.text,
+            "segments": [{"id": i, "seek": 0, "start": s, "end": e, "text": t, "tokens": [], "temperature": 0.0,
+                          "avg_logprob": 0.0, "compression_ratio": 0.0, "no_speech_prob": 0.0}
+                         for i, (s, e, t) in enumerate(parts)]}
+
+
+def stamp(seconds: float, mark: str) -> str:
+    """``HH:MM:SS,mmm`` (srt) or ``HH:MM:SS.mmm`` (vtt)."""
+    ms = int(round(max(0.0, seconds) * 1000))
+    return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d}{mark}{ms % 1000:03d}"

@@ -1,0 +1,184 @@
+"""Running a request through a model, and the native routes: ``/v1/run/{model}``, ``/v1/models``, ``/v1/tasks``.
+
+Every task in the task table is served by the same code, chosen by what the task takes
+(``TaskInfo.inputs``): texts as strings; images and audio as ``data:`` URIs or base64 in JSON, or
+as ``file`` parts of a multipart upload. Options are checked by the pipeline's own option contract
+before any input is decoded, so a bad option fails only its own request.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any, Optional
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field, ValidationError
+
+from hub.errors import HubError
+from hub.serve.errors import ApiError, from_hub_error
+from hub.serve.limits import check_image, check_items, check_text, decode_base64, read_audio
+
+router = APIRouter()
+
+
+class RunRequest(BaseModel):
+    """The JSON body of ``POST /v1/run/{model}``."""
+
+    inputs: list[Any] = Field(description="texts, or data: URIs / base64 of images or audio")
+    options: dict[str, Any] = Field(default_factory=dict, description="the task's call options (GET /v1/models/{id})")
+    task: Optional[str] = Field(default=None, description="a task other than the model's own (same modality)")
+
+
+class RunResponse(BaseModel):
+    model: str
+    task: str
+    results: list[dict[str, Any]]
+
+
+def task_inputs(spec) -> str:
+    """What the model's task takes: text, image, audio or image+text."""
+    from hub.tasks import TASKS
+
+    return TASKS[spec.task].inputs
+
+
+def checked_options(pipeline, options: dict) -> dict:
+    """The options resolved and checked by the pipeline's own contract; 400 naming the option otherwise."""
+    if not isinstance(options, dict):
+        raise ApiError(400, "'options' must be a JSON object of option names and values", "options", "invalid_option")
+    try:
+        return pipeline.check_options(pipeline.resolve_options(dict(options)))
+    except HubError as exc:
+        raise from_hub_error(exc, "options") from None
+
+
+def decode(limits, kind: str, raw: list) -> list:
+    """Inputs as the pipeline takes them: texts checked, images as bytes, audio as (samples, rate)."""
+    out = []
+    for i, item in enumerate(raw):
+        if kind == "text":
+            out.append(check_text(limits, _utf8(item, i) if isinstance(item, bytes) else item, i))
+            continue
+        data = item if isinstance(item, bytes) else decode_base64(item, i)
+        out.append(check_image(limits, data, i) if kind.startswith("image") else read_audio(limits, data, i))
+    return out
+
+
+def _utf8(data: bytes, index: int) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ApiError(400, f"input {index} is not UTF-8 text", "inputs", "invalid_input") from None
+
+
+def prepare(pipeline, items: list) -> list:
+    """``pipeline.prepare`` on each input (decoding images, resampling audio); 400 naming the input."""
+    out = []
+    for i, item in enumerate(items):
+        try:
+            out.append(pipeline.prepare(item))
+        except HubError as exc:
+            raise ApiError(400, f"input {i}: {exc}", "inputs", "invalid_input") from None
+    return out
+
+
+async def execute(state, entry, raw: list, options: dict) -> list:
+    """Check, decode, prepare and batch ``raw`` inputs for a loaded model; the results in order."""
+    check_items(state.limits, len(raw))
+    resolved = checked_options(entry.pipeline, options)
+    kind = task_inputs(entry.spec)
+    items = await asyncio.to_thread(decode, state.limits, kind, raw)
+    prepared = await asyncio.to_thread(prepare, entry.pipeline, items)
+    tokens = [max(1, len(x) // 4) for x in items] if kind == "text" else None
+    return await entry.batcher.submit(prepared, resolved, tokens)
+
+
+@router.post("/v1/run/{model_id:path}", response_model=RunResponse, tags=["native"], openapi_extra={
+    "requestBody": {"required": True, "content": {
+        "application/json": {"schema": RunRequest.model_json_schema(ref_template="#/components/schemas/{model}")},
+        "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
+            "file": {"type": "array", "items": {"type": "string", "format": "binary"}},
+            "options": {"type": "string", "description": "the options as a JSON object"},
+            "task": {"type": "string"}}}}}}})
+async def run_model(model_id: str, request: Request):
+    """Run a model on inputs (JSON or multipart); the results are the JSON of ``hub run --json``."""
+    state = request.app.state.hub
+    raw, options, task = await read_run_body(request)
+    entry = await state.host.get(model_id, task)
+    results = await execute(state, entry, raw, options)
+    return {"model": entry.spec.id, "task": entry.spec.task, "results": [r.to_dict() for r in results]}
+
+
+async def read_run_body(request: Request) -> tuple[list, dict, str | None]:
+    """(inputs, options, task) from a JSON body or a multipart form."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind == "multipart/form-data":
+        return await read_form(request)
+    try:
+        body = RunRequest.model_validate(json.loads(await request.body() or b"null"))
+    except (ValueError, ValidationError) as exc:
+        raise ApiError(422, f"the body must be JSON like {{\"inputs\": [...], \"options\": {{...}}}} or a multipart "
+                            f"upload with 'file' parts: {_first_error(exc)}", None, "invalid_body") from None
+    return body.inputs, body.options, body.task
+
+
+async def read_form(request: Request) -> tuple[list, dict, str | None]:
+    form = await request.form()
+    files = [await f.read() for f in form.getlist("file") if hasattr(f, "read")]
+    texts = [f for f in form.getlist("file") if isinstance(f, str)]
+    try:
+        options = json.loads(form.get("options") or "{}")
+    except ValueError:
+        raise ApiError(400, "the 'options' part must be a JSON object", "options", "invalid_option") from None
+    task = form.get("task")
+    return files + texts, options, task if isinstance(task, str) and task else None
+
+
+def _first_error(exc: Exception) -> str:
+    if isinstance(exc, ValidationError) and exc.errors():
+        err = exc.errors()[0]
+        return f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}"
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+# -- the catalogue ----------------------------------------------------------------------------------
+def model_object(spec) -> dict:
+    """A model as ``/v1/models`` lists it (OpenAI's shape plus task and modality)."""
+    return {"id": spec.id, "object": "model", "created": 0, "owned_by": spec.plugin, "task": spec.task,
+            "modality": spec.modality}
+
+
+@router.get("/v1/models", tags=["catalogue"])
+async def list_served_models(request: Request):
+    """The models this server serves: those loaded, and the allowed catalogue models it can load."""
+    specs = await asyncio.to_thread(request.app.state.hub.host.servable)
+    return {"object": "list", "data": [model_object(s) for s in specs]}
+
+
+@router.get("/v1/models/{model_id:path}", tags=["catalogue"])
+async def get_model(model_id: str, request: Request):
+    """One model: its catalogue entry, its call options and what its task takes."""
+    host = request.app.state.hub.host
+    try:
+        spec = await asyncio.to_thread(host.spec, model_id)
+        options = await asyncio.to_thread(options_of, host, spec)
+    except HubError as exc:
+        raise from_hub_error(exc, "model") from None
+    return {**model_object(spec), "spec": spec.to_dict(), "options": options, "inputs": task_inputs(spec)}
+
+
+def options_of(host, spec) -> list[dict]:
+    """The model's call options: from its pipeline when loaded, else from its plugin's model_options hook."""
+    from hub.options import model_options
+
+    entry = host.loaded.get((spec.id, spec.task))
+    declared = entry.pipeline.call_options if entry else model_options(spec)
+    return [o.to_dict() for o in declared or ()]
+
+
+@router.get("/v1/tasks", tags=["catalogue"])
+async def list_tasks():
+    """The task table: each task's modality, what it takes and the result it gives."""
+    from hub.tasks import list_tasks as tasks
+
+    return [t.to_dict() for t in tasks()]
