@@ -196,6 +196,15 @@ def quiet_pickle_warnings():
         yield
 
 
+def is_pickle_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` comes from torch.load refusing or failing to read a pickled checkpoint."""
+    import pickle
+
+    text = str(exc)
+    return (isinstance(exc, (pickle.UnpicklingError, EOFError)) or "Weights only load failed" in text
+            or "PytorchStreamReader" in text)
+
+
 def unsafe_pickle_error(path, exc: BaseException, fix: str) -> WeightsError:
     """The error for a pickle that is not plain tensors (or not a readable pickle at all)."""
     return WeightsError(
@@ -213,6 +222,8 @@ def _pickle_problem(exc: BaseException) -> str:
         return f"it refers to {found.group(1)}, which is not a tensor"
     if "Weights only load failed" in text or "Unsupported operand" in text:
         return "it holds more than tensors"
+    if "PytorchStreamReader" in text or isinstance(exc, EOFError):
+        return "it is not a complete PyTorch checkpoint: truncated or corrupt"
     return _first_line(exc)
 
 

@@ -112,11 +112,9 @@ def checked_checkpoint(spec, directory: Path) -> Path:
 
 def build_error(spec, directory: Path, checkpoint: Path, exc: Exception) -> WeightsError:
     """One line for a model open_clip could not build: an unsafe pickle, or the library's first line."""
-    import pickle
+    from hub.weights import is_pickle_failure, unsafe_pickle_error
 
-    from hub.weights import unsafe_pickle_error
-
-    if isinstance(exc, pickle.UnpicklingError) or "Weights only load failed" in str(exc):
+    if is_pickle_failure(exc):
         return unsafe_pickle_error(checkpoint, exc, CONVERT)
     lines = str(exc).strip().splitlines()
     return WeightsError(f"open_clip could not build model '{spec.id}' from '{directory}': {type(exc).__name__}"

@@ -13,12 +13,15 @@ import json
 import re
 from pathlib import Path
 
-from hub.errors import HubError, ModelUnavailableError, WeightsError
+from hub.errors import ModelUnavailableError, WeightsError
 
 CONFIG_NAME = "config.json"
 SAFE_WEIGHTS = "model.safetensors"
 PICKLE_WEIGHTS = "pytorch_model.bin"
 _IMAGENET_HINT = re.compile(r"in1k|imagenet", re.IGNORECASE)
+RESAVE = "save the model again with timm.models.save_for_hf(model, directory, safe_serialization=True)"
+CONVERT = (f"convert it to {SAFE_WEIGHTS} where you trust the file: load it with timm and save it with "
+           f"timm.models.save_for_hf(model, directory, safe_serialization=True)")
 
 
 def read_config(directory: Path) -> dict:
@@ -30,9 +33,9 @@ def read_config(directory: Path) -> dict:
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise WeightsError(f"'{path}' is not valid JSON ({exc}); re-save the model with timm.models.save_for_hf") from None
+        raise WeightsError(f"'{path}' is not valid JSON ({exc}); {RESAVE}") from None
     if not isinstance(config, dict) or not config.get("architecture"):
-        raise WeightsError(f"'{path}' names no timm 'architecture'; re-save the model with timm.models.save_for_hf")
+        raise WeightsError(f"'{path}' names no timm 'architecture'; {RESAVE}")
     return config
 
 
@@ -57,11 +60,6 @@ def weights_file(directory: Path) -> Path | None:
         if path.is_file():
             return path
     return None
-
-
-RESAVE = f"save the model again with timm.models.save_for_hf(model, directory, safe_serialization=True)"
-CONVERT = (f"convert it to {SAFE_WEIGHTS} where you trust the file: load it with timm and save it with "
-           f"timm.models.save_for_hf(model, directory, safe_serialization=True)")
 
 
 def load_state_dict(path: Path, spec=None) -> dict:
@@ -107,8 +105,8 @@ def load_model(spec, directory: Path):
     if path is None:
         from hub import weights
 
-        raise WeightsError(f"model '{spec.id}': '{directory}' has {CONFIG_NAME} but no {SAFE_WEIGHTS} or "
-                           f"{PICKLE_WEIGHTS}; {weights.refetch_hint(spec, RESAVE)}")
+        raise WeightsError(f"model '{spec.id}': '{directory}' has {CONFIG_NAME} but no weights ({SAFE_WEIGHTS} or "
+                           f"{PICKLE_WEIGHTS}); {weights.refetch_hint(spec, RESAVE)}")
     state = load_state_dict(path, spec)
     model = _load_without_init(directory, config, state, path)
     if model is None:  # the architecture computes buffers at construction: build it for real

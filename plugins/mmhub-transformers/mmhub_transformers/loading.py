@@ -91,16 +91,16 @@ def translated_errors(directory, what: str):
 
 def loading_error(directory: Path, what: str, exc: Exception) -> WeightsError | None:
     """The WeightsError for a failed ``from_pretrained``, or None when it is no problem with the files."""
-    import pickle
     import re
 
-    from hub.weights import unsafe_pickle_error
+    from hub.weights import is_pickle_failure, unsafe_pickle_error
 
     text = str(exc)
     if "trust_remote_code" in text:
-        return WeightsError(f"model directory '{directory}' needs the Python code shipped with it ({shipped_code(directory)}"
-                            f"), which the hub does not run unless asked. If you trust its source, pass {TRUST_FLAG}.")
-    if isinstance(exc, pickle.UnpicklingError) or "weights_only" in text:
+        return WeightsError(f"model directory '{directory}' needs the Python code shipped with it "
+                            f"({shipped_code(directory)}), which the hub does not run unless asked. If you trust "
+                            f"its source, pass {TRUST_FLAG}.")
+    if is_pickle_failure(exc):
         return unsafe_pickle_error(_pickle_in(directory), exc, CONVERT)
     missing = re.search(r"does not appear to have a file named ([^\s]+?)\.?\s", text + " ")
     if missing:
