@@ -161,6 +161,7 @@ def test_a_bad_budget_fails_before_the_model_loads(monkeypatch):
 def test_bad_settings_through_the_python_api_name_the_variable(monkeypatch, env):
     import hub
 
+    device_mod.MODEL_CACHE.clear()  # a cached model would be returned without reading the budget
     device_mod.MODEL_CACHE._budgets.clear()
     for key, value in env.items():
         monkeypatch.setenv(key, value)
