@@ -273,3 +273,32 @@ def test_preprocess_overrides_from_the_catalogue():
     assert data_config(model)["input_size"] == (3, 224, 224)
     assert data_config(model, {"use_test_size": True})["input_size"] == (3, 288, 288)
     assert data_config(model, {"crop_pct": 1.0, "interpolation": "bilinear"})["crop_pct"] == 1.0
+
+
+# -- call options -----------------------------------------------------------------------------------------
+def test_classification_top_k_contract(small, images):
+    from option_contract import check_top_k
+
+    pipe = hub.load(str(small[0]), task="image-classification", dtype="fp32")
+    check_top_k(pipe, [str(p) for p in images[:3]], n_labels=10)
+
+
+def test_embedding_takes_no_options(small, images):
+    from option_contract import check_bad_options
+
+    pipe = hub.load(str(small[0]), task="image-embedding", dtype="fp32")
+    check_bad_options(pipe, [str(images[0])], [({"top_k": 1}, ["'top_k'", "It takes no options"]),
+                                                ({"labels": ["a"]}, ["'labels'"])])
+
+
+@pytest.mark.parametrize("task, args, words", [
+    ("image-classification", ["-o", "top_k=0"], ["'top_k'", "integer >= 1"]),
+    ("image-classification", ["-o", "top_k=five"], ["'top_k'", "integer >= 1"]),
+    ("image-classification", ["-o", "topk=3"], ["Did you mean: top_k?"]),
+    ("image-classification", ["--label", "cat"], ["'labels'", "Valid options: top_k"]),
+    ("image-embedding", ["--top-k", "3"], ["'top_k'", "It takes no options"]),
+])
+def test_cli_refuses_bad_options(small, images, task, args, words):
+    from option_contract import check_cli_refuses
+
+    check_cli_refuses(str(small[0]), task, str(images[0]), args, words)
