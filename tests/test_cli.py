@@ -490,3 +490,12 @@ def test_a_bad_user_catalogue_stops_every_command_with_one_line(cli_runner, tmp_
     for args in (["list"], ["info", "all-minilm-l6-v2"], ["run", "all-minilm-l6-v2", "x"]):
         line = one_error_line(cli_runner.invoke(cli, args))
         assert str(mine) in line and all(w in line for w in words), line
+
+
+@pytest.mark.parametrize("stdin, words", [("cat.jpg\n", "stdin line 1: input file 'cat.jpg' does not exist"),
+                                          ("\n\na dog\n", "stdin line 3: 'a dog' is not a file"),
+                                          ("{dir}\n", "stdin line 1: input '{dir}' is a directory")])
+def test_stdin_lines_of_an_image_task_are_files_named_by_line(cli_runner, fresh_hub, tmp_path, stdin, words):
+    get_plugin_manager().register(ImagePlugin(), name="imgtest")
+    stdin, words = stdin.format(dir=tmp_path), words.format(dir=tmp_path)
+    assert words in one_error_line(cli_runner.invoke(cli, ["run", "img-model", "-"], input=stdin))
