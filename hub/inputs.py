@@ -260,7 +260,6 @@ def read_text_file(path: Path) -> str:
                          f"offset {exc.start}); save it as UTF-8 and try again") from None
 
 
-
 _EXTENSION = re.compile(r"[^.]\.(?=[A-Za-z0-9]*[A-Za-z])[A-Za-z0-9]{1,5}$")
 _KIND_WORDS = {"image": "image files", "image+text": "image files", "audio": "audio files", "text": "text"}
 
