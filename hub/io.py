@@ -8,7 +8,9 @@
 - :func:`atomic_directory`: a directory built beside the target and renamed into place. An existing
   target is swapped for the new one in one step (``renameat2(RENAME_EXCHANGE)`` on Linux; two
   renames elsewhere); with ``carry_over`` the entries of the old directory that the new one lacks
-  are kept (hard links, else copies), so nothing but the replaced entries goes away.
+  are kept (hard links, else copies), so nothing but the replaced entries goes away. Open files
+  keep working (same inodes); a process whose working directory was inside the old directory is
+  left in the removed copy (this one is moved into the new directory; a shell needs ``cd .``).
 - :func:`append_line`: one record of a log such as ``metrics.jsonl``, fsynced; a failed append is
   cut back, so the file never ends in half a line written by this process.
 
@@ -262,8 +264,11 @@ def _commit_directory(stage: Path, target: Path, carry_over: bool) -> Path:
             return stage  # gone: nothing to remove
         if carry_over:
             _carry_over(target, stage)
+        inside = _cwd_inside(target)
         old = _swap(stage, target)
         fsync_dir(target.parent)
+        if inside is not None:  # this process worked inside the old directory: move it into the new one
+            os.chdir(target / inside if (target / inside).is_dir() else target)
         return old
     except OSError as exc:
         raise _translated(exc, target, _tree_size(stage)) from exc
@@ -294,6 +299,16 @@ def _write_all(fd: int, data: bytes) -> None:
     while view:
         written = os.write(fd, view)
         view = view[written:]
+
+
+def _cwd_inside(directory: Path) -> str | None:
+    """The working directory relative to ``directory`` when it lies inside it, else None."""
+    try:
+        cwd = os.path.realpath(os.getcwd())
+    except OSError:
+        return None
+    rel = os.path.relpath(cwd, directory)
+    return None if rel == ".." or rel.startswith(".." + os.sep) else rel
 
 
 def _swap(stage: Path, target: Path) -> Path:

@@ -327,3 +327,14 @@ def test_real_read_only_file_system(tiny_fs):
     with pytest.raises(WriteError, match="read-only"):
         hio.append_line(tiny_fs / "metrics.jsonl", "{}")
     assert os.listdir(tiny_fs) == ["metrics.json"] and (tiny_fs / "metrics.json").read_text() == "old"
+
+
+def test_a_working_directory_inside_a_replaced_directory_follows_it(tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last").write_text("step-1")
+    monkeypatch.chdir(run / "checkpoints")
+    with hio.atomic_directory(run, carry_over=True) as stage:
+        (stage / "model").write_text("weights")
+    assert os.getcwd() == str(run / "checkpoints") and Path("last").read_text() == "step-1"
+    assert Path("../model").read_text() == "weights"
