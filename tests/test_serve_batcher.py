@@ -1,0 +1,202 @@
+"""Cross-request micro-batching: concurrent requests merged into batches, each answered with its own results.
+
+A real uvicorn server with the real MiniLM; clients are httpx. The unit tests drive the Batcher directly
+with the loaded MiniLM pipeline and with a small pipeline that fails on chosen inputs.
+"""
+import asyncio
+import random
+import re
+
+import numpy as np
+import pytest
+
+pytest.importorskip("fastapi")
+httpx = pytest.importorskip("httpx")
+
+import hub  # noqa: E402
+from hub.serve.batcher import Batcher  # noqa: E402
+from hub.serve.errors import ApiError  # noqa: E402
+from hub.serve.limits import Limits  # noqa: E402
+from serve_server import hub_app, running  # noqa: E402
+
+MINILM = "all-minilm-l6-v2"
+WORDS = "the a cat dog sat on mat under warm sun while birds sang softly in old green trees near river".split()
+
+
+def texts(n: int, seed: int = 0) -> list[str]:
+    """``n`` distinct texts of 1 to 40 words."""
+    rng = random.Random(seed)
+    return [f"{i} " + " ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 40))) for i in range(n)]
+
+
+POOL = texts(48)
+
+
+@pytest.fixture(scope="module")
+def alone():
+    """Each text of the pool embedded on its own (a batch of one)."""
+    return {t: np.asarray(hub.run(MINILM, [t], device="cpu", dtype="fp32")[0].embedding) for t in POOL}
+
+
+def batch_sizes(metrics: str, model: str) -> tuple[float, float]:
+    """(batches run, batches of one) from the metrics text."""
+    count = float(re.search(rf'hub_batch_size_count{{model="{model}"}} (\S+)', metrics).group(1))
+    ones = float(re.search(rf'hub_batch_size_bucket{{le="1.0",model="{model}"}} (\S+)', metrics).group(1))
+    return count, ones
+
+
+async def post_many(url: str, bodies: list[dict], **client_args) -> list:
+    async with httpx.AsyncClient(base_url=url, timeout=120, limits=httpx.Limits(max_connections=300),
+                                 **client_args) as client:
+        return await asyncio.gather(*(client.post(f"/v1/run/{MINILM}", json=b) for b in bodies))
+
+
+def test_200_concurrent_mixed_requests_are_merged_and_each_answered_with_its_own(alone):
+    rng = random.Random(1)
+    bodies = [{"inputs": rng.sample(POOL, rng.randint(1, 16))} for _ in range(200)]
+    with running(hub_app(preload=(MINILM,), limits=Limits(max_queue=4096))) as url:  # room for every item
+        responses = asyncio.run(post_many(url, bodies))
+        metrics = httpx.get(url + "/metrics").text
+    assert [r.status_code for r in responses] == [200] * 200
+    for body, response in zip(bodies, responses):
+        results = response.json()["results"]
+        assert len(results) == len(body["inputs"])
+        for text, result in zip(body["inputs"], results):
+            assert np.allclose(result["embedding"], alone[text], atol=1e-5), text
+    count, ones = batch_sizes(metrics, MINILM)
+    assert count > ones, "no batch held more than one item"
+    assert 'hub_requests_total{route="/v1/run/{model_id:path}",status="200"} 200.0' in metrics
+
+
+def test_a_request_larger_than_a_batch_is_split_and_merged_in_order(alone):
+    with running(hub_app(preload=(MINILM,), limits=Limits(max_batch=4, max_batch_tokens=64))) as url:
+        response = httpx.post(f"{url}/v1/run/{MINILM}", json={"inputs": POOL[:30]}, timeout=60)
+        metrics = httpx.get(url + "/metrics").text
+    assert response.status_code == 200
+    for text, result in zip(POOL[:30], response.json()["results"]):
+        assert np.allclose(result["embedding"], alone[text], atol=1e-5)
+    count, _ = batch_sizes(metrics, MINILM)
+    assert count >= 30 / 4
+
+
+def test_a_full_queue_answers_429_and_no_request_is_lost_or_answered_twice(alone):
+    limits = Limits(max_queue=12, max_wait_ms=20)
+    bodies = [{"inputs": [POOL[i % 48], POOL[(i + 7) % 48], POOL[(i + 19) % 48]]} for i in range(80)]
+    with running(hub_app(preload=(MINILM,), limits=limits)) as url:
+        responses = asyncio.run(post_many(url, bodies))
+        metrics = httpx.get(url + "/metrics").text
+    codes = [r.status_code for r in responses]
+    assert set(codes) == {200, 429}, codes
+    for body, response in zip(bodies, responses):
+        if response.status_code == 429:
+            assert response.headers["retry-after"] == "1"
+            assert "max_queue=12" in response.json()["error"]["message"]
+            continue
+        for text, result in zip(body["inputs"], response.json()["results"]):
+            assert np.allclose(result["embedding"], alone[text], atol=1e-5)
+    served = {s: float(n) for s, n in re.findall(r'hub_requests_total{route="/v1/run/{model_id:path}",'
+                                                  r'status="(\d+)"} (\S+)', metrics)}
+    assert served == {"200": codes.count(200), "429": codes.count(429)}  # each request answered once
+
+
+def test_clients_that_go_away_mid_batch_leave_the_others_correct(alone):
+    rng = random.Random(2)
+    bodies = [{"inputs": rng.sample(POOL, rng.randint(1, 12))} for _ in range(60)]
+
+    async def scenario(url):
+        async with httpx.AsyncClient(base_url=url, timeout=120) as client:
+            tasks = [asyncio.create_task(client.post(f"/v1/run/{MINILM}", json=b)) for b in bodies]
+            await asyncio.sleep(0.05)
+            for task in tasks[::3]:
+                task.cancel()
+            done = await asyncio.gather(*tasks, return_exceptions=True)
+            after = await client.post(f"/v1/run/{MINILM}", json={"inputs": POOL[:5]})
+            return done, after
+
+    with running(hub_app(preload=(MINILM,), limits=Limits(max_wait_ms=20))) as url:
+        done, after = asyncio.run(scenario(url))
+    kept = [(b, r) for i, (b, r) in enumerate(zip(bodies, done)) if i % 3]
+    for body, response in kept:
+        assert response.status_code == 200
+        for text, result in zip(body["inputs"], response.json()["results"]):
+            assert np.allclose(result["embedding"], alone[text], atol=1e-5)
+    assert after.status_code == 200 and len(after.json()["results"]) == 5
+
+
+# -- the Batcher on its own -------------------------------------------------------------------------
+def pipeline():
+    return hub.load(MINILM, device="cpu", dtype="fp32")
+
+
+def test_cancelled_submissions_are_skipped_and_the_batch_completes(alone):
+    async def scenario():
+        batcher = Batcher(MINILM, pipeline(), Limits(max_wait_ms=30))
+        requests = [POOL[i:i + 3] for i in range(0, 30, 3)]
+        tasks = [asyncio.create_task(batcher.submit([pipeline().prepare(t) for t in r], {})) for r in requests]
+        await asyncio.sleep(0.01)  # all queued, the batch still collecting
+        for task in tasks[1::2]:
+            task.cancel()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        again = await batcher.submit(POOL[40:42], {})
+        await batcher.close()
+        return requests, results, again, batcher.waiting
+
+    requests, results, again, waiting = asyncio.run(scenario())
+    for i, (texts_, result) in enumerate(zip(requests, results)):
+        if i % 2:
+            assert isinstance(result, asyncio.CancelledError)
+            continue
+        assert [np.allclose(r.embedding, alone[t], atol=1e-5) for t, r in zip(texts_, result)] == [True] * 3
+    assert np.allclose(again[1].embedding, alone[POOL[41]], atol=1e-5)
+    assert waiting == 0
+
+
+class Picky(hub.Pipeline):
+    """Doubles numbers; a negative number makes its whole batch fail, as a bad input would."""
+
+    task = "text-embedding"
+
+    def preprocess(self, items, **kwargs):
+        return items
+
+    def forward(self, batch, **kwargs):
+        if any(x < 0 for x in batch):
+            raise ValueError(f"negative input in {batch}")
+        return [2 * x for x in batch]
+
+    def postprocess(self, outputs, items, **kwargs):
+        from hub.tasks.results import Embedding
+
+        return [Embedding([float(x)]) for x in outputs]
+
+
+def test_a_failing_batch_is_retried_item_by_item_so_only_the_bad_request_fails():
+    from hub.device import get_device_manager
+
+    spec = hub.get_spec(MINILM)
+    picky = Picky(spec, None, get_device_manager("cpu", "fp32"))
+
+    async def scenario():
+        batcher = Batcher("picky", picky, Limits(max_wait_ms=30))
+        good = [asyncio.create_task(batcher.submit([i, i + 1], {})) for i in range(0, 10, 2)]
+        bad = asyncio.create_task(batcher.submit([-1], {}))
+        results = await asyncio.gather(*good, bad, return_exceptions=True)
+        await batcher.close()
+        return results
+
+    *good, bad = asyncio.run(scenario())
+    assert [[r.embedding[0] for r in pair] for pair in good] == [[2.0 * i, 2.0 * i + 2] for i in range(0, 10, 2)]
+    assert isinstance(bad, ApiError) and bad.status == 500 and "negative input" in bad.message
+
+
+def test_a_request_waiting_past_its_timeout_gets_504():
+    async def scenario():
+        batcher = Batcher(MINILM, pipeline(), Limits(max_wait_ms=300, timeout_s=0.05))
+        try:
+            await batcher.submit(["a cat"], {})
+        finally:
+            await batcher.close()
+
+    with pytest.raises(ApiError) as info:
+        asyncio.run(scenario())
+    assert info.value.status == 504 and "--timeout-s" in info.value.message
