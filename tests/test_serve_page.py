@@ -1,0 +1,194 @@
+"""The page at ``/`` in a real headless Chromium (Debian's ``chromium``), driven by Playwright, against a real server.
+
+Flows: the API key asked for on 401 and kept for the tab; MiniLM embeddings (the similarity of the texts
+shown as a heat map); a tiny timm classifier on an uploaded digits image (labels as bars); an error from
+the server's envelope shown in the page; the JSON view for a result type the page does not know.
+Screenshots are kept in ``tests/artifacts/`` (or ``$HUB_TEST_ARTIFACTS``).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE / "plugins"))
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+KEY = "page-test-key"
+MINILM = "all-minilm-l6-v2"
+TEXTS = ["a cat sleeps on the sofa", "a kitten naps on the couch", "the stock market fell today"]
+ARTIFACTS = Path(os.environ.get("HUB_TEST_ARTIFACTS", HERE / "artifacts"))
+
+
+def _browser_missing() -> str | None:
+    """Why the browser test cannot run here, or None; as root (CI) a missing browser is a failure, not a skip."""
+    missing = []
+    if not (shutil.which("chromium") or os.path.exists(CHROMIUM)):
+        missing.append("Debian's chromium (apt-get install chromium)")
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        missing.append("playwright (pip install -r requirements-dev.txt)")
+    if not missing:
+        return None
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        pytest.fail("the page test needs " + " and ".join(missing) + "; scripts/test.sh installs them as root")
+    return "needs " + " and ".join(missing) + " (not root, so they were not installed)"
+
+
+@pytest.fixture(scope="module")
+def timm_dir(tmp_path_factory) -> Path:
+    import torch
+    from tiny_models import save_timm
+
+    torch.manual_seed(0)
+    return save_timm(tmp_path_factory.mktemp("page") / "tiny-digits")
+
+
+@pytest.fixture(scope="module")
+def digit_png(tmp_path_factory) -> Path:
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    pixels = (load_digits().images[3] * (255 / 16)).astype("uint8")
+    path = tmp_path_factory.mktemp("digit") / "digit-three.png"
+    Image.fromarray(pixels).resize((64, 64), Image.NEAREST).convert("RGB").save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def server(timm_dir):
+    reason = _browser_missing()
+    if reason:
+        pytest.skip(reason)
+    from serve_server import hub_app, running
+
+    app = hub_app(preload=(MINILM, str(timm_dir)), allow=(MINILM,), api_key=KEY)
+    with running(app) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser(server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=shutil.which("chromium") or CHROMIUM, args=ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    """A fresh tab on the page, past the API key prompt; console errors fail the test."""
+    context = browser.new_context(viewport={"width": 1100, "height": 900})
+    tab = context.new_page()
+    problems: list[str] = []
+    tab.on("pageerror", lambda exc: problems.append(str(exc)))
+    tab.goto(server + "/")
+    tab.wait_for_selector("#key-dialog[open]")
+    assert "API key" in tab.inner_text("#key-message")
+    tab.fill("#key-input", KEY)
+    tab.click("#key-save")
+    tab.wait_for_function("document.querySelectorAll('#model-select option').length >= 2")
+    yield tab
+    context.close()
+    assert not problems, problems
+
+
+def shoot(page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def pick(page, task: str, model: str) -> None:
+    page.select_option("#task-filter", task)
+    page.select_option("#model-select", model)
+    page.wait_for_function("!document.querySelector('#run-button').disabled")
+
+
+def cell_values(page) -> list[list[float]]:
+    rows = page.locator("table.heat-map tbody tr")
+    return [[float(x) for x in rows.nth(i).locator("td").all_inner_texts()] for i in range(rows.count())]
+
+
+def test_embedding_flow_shows_the_similarity_of_the_texts(page):
+    import hub
+    from hub.tasks.results import cosine
+
+    pick(page, "text-embedding", MINILM)
+    assert page.is_visible("#text-input") and not page.is_visible("#file-input")
+    page.fill("#text-input", "\n".join(TEXTS) + "\n\n")
+    page.click("#run-button")
+    page.wait_for_selector("table.heat-map")
+    shoot(page, "embedding-similarity")
+
+    local = hub.run(MINILM, TEXTS, device="cpu", dtype="fp32")
+    expected = [[cosine(a.embedding, b.embedding) for b in local] for a in local]
+    shown = cell_values(page)
+    assert len(shown) == 3 and all(len(row) == 3 for row in shown)
+    for got_row, want_row in zip(shown, expected):
+        assert got_row == pytest.approx(want_row, abs=1.5e-3)  # shown with 3 decimals
+    assert page.locator("table.heat-map tbody th").all_inner_texts()[0].startswith("a cat")
+    assert "3 embeddings of dimension 384" in page.inner_text("#results")
+    pairs = page.locator(".pairs .bar-label").all_inner_texts()
+    assert pairs[0].startswith("a cat sleeps") and "a kitten" in pairs[0]  # the most similar pair comes first
+
+
+def test_image_classification_flow_shows_labels_as_bars(page, timm_dir, digit_png):
+    import hub
+
+    model_id = hub.get_spec(str(timm_dir)).id
+    pick(page, "image-classification", model_id)
+    assert page.is_visible("#drop-zone") and not page.is_visible("#text-input")
+    assert page.get_attribute("#file-input", "accept") == "image/*"
+    assert not page.is_visible("#record-button")  # the microphone is offered for audio models only
+    assert page.is_visible("label[for='opt-top_k']")
+    page.set_input_files("#file-input", str(digit_png))
+    page.wait_for_selector("#file-list img[alt='digit-three.png']")
+    page.fill("#opt-top_k", "2")
+    page.click("#run-button")
+    page.wait_for_selector(".bars .bar-row")
+    shoot(page, "image-classification")
+
+    local = hub.run(str(timm_dir), [str(digit_png)], device="cpu", dtype="fp32", top_k=2)[0]
+    labels = page.locator(".result-view .bar-label").all_inner_texts()
+    scores = [float(s) for s in page.locator(".result-view .bar-score").all_inner_texts()]
+    assert labels == [l.label for l in local.labels]
+    assert scores == pytest.approx([l.score for l in local.labels], abs=1e-3)
+    assert page.inner_text("figure.result figcaption") == "digit-three.png"
+    widths = page.locator(".bar-fill").evaluate_all("els => els.map(e => parseFloat(e.style.width))")
+    assert widths[0] >= widths[1] > 0
+
+
+def test_server_errors_are_shown_from_the_envelope(page, timm_dir, digit_png):
+    import hub
+
+    pick(page, "image-classification", hub.get_spec(str(timm_dir)).id)
+    page.click("#run-button")
+    assert "Add at least one file" in page.inner_text("#error")
+    page.set_input_files("#file-input", str(digit_png))
+    page.wait_for_selector("#file-list li")
+    page.fill("#opt-top_k", "0")
+    page.click("#run-button")
+    page.wait_for_function("document.querySelector('#error').textContent.includes('top_k')")
+    message = page.inner_text("#error")
+    assert "top_k" in message and ">= 1" in message
+    shoot(page, "option-error")
+
+
+def test_unknown_result_types_fall_back_to_json(page):
+    html = page.evaluate("""async () => {
+        const views = await import('/static/views.js');
+        const node = views.renderResults([{score: 0.25, note: 'from a future task'}],
+                                         {names: ['x'], options: {}, task: {name: 'new-task', result: 'Future'}});
+        return node.outerHTML;
+    }""")
+    assert 'data-result="json"' in html and "from a future task" in html and "0.25" in html
