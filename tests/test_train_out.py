@@ -419,3 +419,23 @@ def test_a_killed_run_is_reported_then_finished_with_resume(digits_hub, data, tm
     result = finetune(data, out, resume=True, epochs=30, batch_size=16, max_steps=6, save_every=2)
     assert result.steps == 6 and get_spec(str(out)).task == "image-classification"
     assert not [p for p in tmp_path.rglob("*") if hio.is_temp_name(p.name)]
+
+
+def test_an_unreadable_best_checkpoint_at_the_end_keeps_the_last_weights(tmp_path):
+    import torch
+
+    from hub.train.loop import TrainConfig, Trainer
+
+    records = D.index_records(200)
+    config = TrainConfig(max_steps=2, save_every=1, lr=3e-3, batch_size=32, precision="fp32", progress=False)
+    trainer = Trainer(D.make_adapter([str(i) for i in range(10)]), records[:160], records[160:], config,
+                      tmp_path / "out")
+    trainer.fit()
+    first = tmp_path / "out" / "checkpoints" / ckpt.step_name(1)
+    last = {k: v.clone() for k, v in trainer.module.state_dict().items()}
+    (first / ckpt.WEIGHTS).write_bytes(b"\0" * 16)
+    with pytest.warns(UserWarning, match="best checkpoint cannot be read .* saved with the last weights"):
+        assert trainer._load_best(first) is None
+    assert trainer.best_metrics is None
+    assert all(torch.equal(v, last[k]) for k, v in trainer.module.state_dict().items())
+    assert trainer._load_best(tmp_path / "out" / "checkpoints" / ckpt.step_name(2)) is not None

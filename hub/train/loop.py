@@ -304,9 +304,7 @@ class Trainer:
         metrics: dict = {}
         if self.val_records:
             if best_path is not None and self.best_step != self.step:
-                if self.ctx.is_main:
-                    ckpt.load_weights(self.module, best_path, self.dm.device)
-                broadcast_parameters(self.module, self.ctx)
+                best_path = self._load_best(best_path)
             metrics = self.best_metrics
             if metrics is None:  # the best was found before a resume: measure it again
                 metrics = evaluate_module(self.adapter, self.module, self.val_records, self.dm,
@@ -319,6 +317,26 @@ class Trainer:
                            best_step=self.best_step, stopped_early=stopped,
                            last_checkpoint=ckpt.pointer(self.ckpt_dir, "last"), best_checkpoint=best_path,
                            throughput=self.reporter.throughput())
+
+    def _load_best(self, path: Path) -> Path | None:
+        """Load the best checkpoint's weights; when they cannot be read, warn and keep the last ones."""
+        from hub.train.distributed import broadcast
+
+        problem = None
+        if self.ctx.is_main:
+            try:
+                ckpt.check_weights(path)
+                ckpt.load_weights(self.module, path, self.dm.device)
+            except HubError as exc:
+                problem = str(exc)
+                warnings.warn(f"the best checkpoint cannot be read ({problem}); the model is saved with the "
+                              "last weights instead", stacklevel=3)
+        problem = broadcast(problem, self.ctx)
+        broadcast_parameters(self.module, self.ctx)
+        if problem is None:
+            return path
+        self.best_metrics = None  # measured again on the weights that are kept
+        return None
 
     def _say(self, text: str) -> None:
         if self.ctx.is_main:
