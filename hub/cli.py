@@ -251,11 +251,19 @@ def _status(row) -> str:
               help="A task option, e.g. -o max_new_tokens=20 -o do_sample=true.")
 @click.option("--trust-remote-code", is_flag=True, help="Allow code shipped with the weights to run.")
 @click.option("--json", "as_json", is_flag=True, help="Print results as a JSON array, written as they come.")
-def run_cmd(model_id, inputs, task, device, dtype, batch_size, labels, texts, top_k, extra, trust_remote_code, as_json):
+@click.option("--server", metavar="URL", help="Run on a hub server ('hub serve') instead; API key from HUB_API_KEY.")
+def run_cmd(model_id, inputs, task, device, dtype, batch_size, labels, texts, top_k, extra, trust_remote_code, as_json,
+            server):
     """Run MODEL_ID on INPUTS: strings, file paths (image/audio/.txt), or - for one input per stdin line.
 
     Inputs are read, run and printed a few hundred at a time, so any number of stdin lines streams.
     """
+    if server:
+        from hub.client import run_on_server
+
+        local = {"--device": device, "--dtype": dtype, "--trust-remote-code": trust_remote_code}
+        return run_on_server(server, model_id, inputs, task, batch_size, extra, labels, texts, top_k, as_json, local)
+
     from itertools import chain
 
     from hub import api
