@@ -205,6 +205,9 @@ def test_cli_bad_input_exits_2_without_traceback(digits_hub, folders, tmp_path, 
     assert res.exit_code == 2 and "does not exist" in res.output and "Traceback" not in res.output
     res = cli_runner.invoke(cli, ["finetune", "digits-mlp", "--data", str(folders / "train"), "--task", "fill-mask",
                                   "--out", str(tmp_path / "x")])
+    assert res.exit_code == 2 and "cannot serve the task 'fill-mask'" in res.output and "Traceback" not in res.output
+    res = cli_runner.invoke(cli, ["finetune", "digits-mlp", "--data", str(folders / "train"), "--task",
+                                  "image-embedding", "--out", str(tmp_path / "x")])
     assert res.exit_code == 2 and "cannot be fine-tuned" in res.output and "Traceback" not in res.output
     res = cli_runner.invoke(cli, ["eval", "digits-mlp", "--data", str(tmp_path / "nowhere")])
     assert res.exit_code == 2 and "does not exist" in res.output
