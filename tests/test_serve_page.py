@@ -20,7 +20,8 @@ sys.path.insert(0, str(HERE / "plugins"))
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
+        "--disable-component-update", "--disable-sync", "--no-first-run",
+        "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]  # a microphone that plays a tone
 KEY = "page-test-key"
 MINILM = "all-minilm-l6-v2"
 TEXTS = ["a cat sleeps on the sofa", "a kitten naps on the couch", "the stock market fell today"]
@@ -44,12 +45,31 @@ def _browser_missing() -> str | None:
 
 
 @pytest.fixture(scope="module")
-def timm_dir(tmp_path_factory) -> Path:
+def tiny(tmp_path_factory) -> dict[str, Path]:
+    """Tiny models saved in their libraries' formats: a timm classifier, a CLIP, a CTC speech model."""
     import torch
-    from tiny_models import save_timm
+    from tiny_models import save_ctc, save_openclip, save_timm
 
     torch.manual_seed(0)
-    return save_timm(tmp_path_factory.mktemp("page") / "tiny-digits")
+    root = tmp_path_factory.mktemp("page")
+    return {"timm": save_timm(root / "tiny-digits"), "clip": save_openclip(root / "tiny-clip"),
+            "ctc": save_ctc(root / "tiny-speech")}
+
+
+@pytest.fixture(scope="module")
+def timm_dir(tiny) -> Path:
+    return tiny["timm"]
+
+
+@pytest.fixture(scope="module")
+def tone_wav(tmp_path_factory) -> Path:
+    import numpy as np
+    import soundfile as sf
+
+    t = np.arange(8000) / 16000
+    path = tmp_path_factory.mktemp("tone") / "tone.wav"
+    sf.write(path, (0.3 * np.sin(2 * np.pi * 330 * t)).astype("float32"), 16000)
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -64,13 +84,13 @@ def digit_png(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def server(timm_dir):
+def server(tiny):
     reason = _browser_missing()
     if reason:
         pytest.skip(reason)
     from serve_server import hub_app, running
 
-    app = hub_app(preload=(MINILM, str(timm_dir)), allow=(MINILM,), api_key=KEY)
+    app = hub_app(preload=(MINILM, *(str(p) for p in tiny.values())), allow=(MINILM,), api_key=KEY)
     with running(app) as url:
         yield url
 
@@ -88,7 +108,8 @@ def browser(server):
 @pytest.fixture
 def page(browser, server):
     """A fresh tab on the page, past the API key prompt; console errors fail the test."""
-    context = browser.new_context(viewport={"width": 1100, "height": 900})
+    context = browser.new_context(viewport={"width": 1100, "height": 900}, permissions=["microphone"])
+    context.set_default_timeout(120_000)  # a budget for a busy machine, not a timing check
     tab = context.new_page()
     problems: list[str] = []
     tab.on("pageerror", lambda exc: problems.append(str(exc)))
@@ -192,3 +213,66 @@ def test_unknown_result_types_fall_back_to_json(page):
         return node.outerHTML;
     }""")
     assert 'data-result="json"' in html and "from a future task" in html and "0.25" in html
+
+
+def test_zero_shot_flow_takes_labels_from_the_options(page, tiny, digit_png):
+    import hub
+
+    spec = hub.get_spec(str(tiny["clip"]))
+    pick(page, spec.task, spec.id)
+    assert page.get_attribute("#opt-labels", "placeholder") == "one per line"
+    page.set_input_files("#file-input", str(digit_png))
+    page.wait_for_selector("#file-list li")
+    page.fill("#opt-labels", "a photo of a three\na photo of a seven\n\na drawing of a cat")
+    page.click("#run-button")
+    page.wait_for_selector(".bars .bar-row")
+    shoot(page, "zero-shot")
+    want = hub.run(str(tiny["clip"]), [str(digit_png)], device="cpu", dtype="fp32",
+                   labels=["a photo of a three", "a photo of a seven", "a drawing of a cat"])[0]
+    assert page.locator(".result-view .bar-label").all_inner_texts() == [l.label for l in want.labels]
+
+
+def test_speech_flow_shows_the_transcription(page, tiny, tone_wav, tmp_path):
+    import hub
+
+    spec = hub.get_spec(str(tiny["ctc"]))
+    pick(page, "speech-recognition", spec.id)
+    assert page.get_attribute("#file-input", "accept") == "audio/*"
+    renamed = tmp_path / "tone.weba"  # a name the hub does not read: the page converts it to WAV itself
+    renamed.write_bytes(tone_wav.read_bytes())
+    page.set_input_files("#file-input", [str(tone_wav), str(renamed)])
+    page.wait_for_function("document.querySelectorAll('#file-list audio').length === 2")
+    assert page.locator("#file-list span").all_inner_texts() == ["tone.wav", "tone.weba.wav"]
+    page.click("#run-button")
+    page.wait_for_selector(".result-view[data-result='Transcription']")
+    shoot(page, "speech")
+    want = hub.run(str(tiny["ctc"]), [str(tone_wav)], device="cpu", dtype="fp32")[0]
+    shown = page.locator(".transcript").all_inner_texts()
+    assert shown[0] == (want.text or "(nothing heard)")
+    assert len(shown) == 2 and not page.is_visible("#error")
+
+
+def test_recording_from_the_microphone_sends_a_wav(page, tiny):
+    import base64
+    import io
+
+    import hub
+    import soundfile as sf
+
+    spec = hub.get_spec(str(tiny["ctc"]))
+    pick(page, "speech-recognition", spec.id)
+    assert page.is_visible("#record-button")
+    page.click("#record-button")
+    page.wait_for_function("document.querySelector('#record-button').getAttribute('aria-pressed') === 'true'")
+    page.wait_for_timeout(700)
+    page.click("#record-button")
+    page.wait_for_selector("#file-list audio[aria-label='recording 1.wav']")
+    uri = page.get_attribute("#file-list audio", "src")
+    assert uri.startswith("data:audio/wav;base64,")
+    wave, rate = sf.read(io.BytesIO(base64.b64decode(uri.split(",", 1)[1])), dtype="float32")
+    assert wave.ndim == 1 and len(wave) > 0.3 * rate and abs(wave).max() > 0.01  # the fake microphone's tone
+    page.click("#run-button")
+    page.wait_for_selector(".result-view[data-result='Transcription']")
+    shoot(page, "recording")
+    want = hub.run(str(tiny["ctc"]), [(wave, rate)], device="cpu", dtype="fp32")[0]
+    assert page.inner_text(".transcript") == (want.text or "(nothing heard)")
