@@ -12,7 +12,7 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
@@ -140,7 +140,7 @@ def add_ops_routes(app: FastAPI) -> None:
             return error_response(503, f"not ready: {why}", None, "not_ready")
         return {"status": "ready", "models": sorted({e.spec.id for e in state.host.loaded.values()})}
 
-    @app.get("/metrics", tags=["ops"])
+    @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
     async def metrics():
         """Prometheus metrics: requests, latency, queue depth, batch sizes, loaded models."""
         body, content_type = state.metrics.render()

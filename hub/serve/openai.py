@@ -130,7 +130,9 @@ def count_tokens(pipeline, texts: list[str]) -> int:
 
 
 # -- transcriptions ---------------------------------------------------------------------------------
-@router.post("/v1/audio/transcriptions", tags=["openai"])
+@router.post("/v1/audio/transcriptions", tags=["openai"], responses={200: {
+    "description": "json and verbose_json as JSON; text and srt as text/plain; vtt as text/vtt",
+    "content": {"text/plain": {"schema": {"type": "string"}}, "text/vtt": {"schema": {"type": "string"}}}}})
 async def transcriptions(request: Request, file: UploadFile = File(...), model: str = Form(...),
                          language: Optional[str] = Form(None), prompt: Optional[str] = Form(None),
                          response_format: str = Form("json"), temperature: Optional[float] = Form(None)):
