@@ -240,10 +240,14 @@ def test_inputs_are_checked_before_sending(client, models, tmp_path):
 
 
 # -- hub run --server ----------------------------------------------------------------------------------
-def run_cli(cli_runner, args, key=KEY):
+def cli_main():
     from hub.cli import cli
 
-    return cli_runner.invoke(cli, args, env={"HUB_API_KEY": key})
+    return cli
+
+
+def run_cli(cli_runner, args, key=KEY):
+    return cli_runner.invoke(cli_main(), args, env={"HUB_API_KEY": key})
 
 
 def test_hub_run_server_prints_what_a_local_run_prints(cli_runner, server, models, images):
@@ -255,6 +259,9 @@ def test_hub_run_server_prints_what_a_local_run_prints(cli_runner, server, model
 
     table = run_cli(cli_runner, ["run", MINILM, *TEXTS, "--server", server])
     assert table.exit_code == 0 and "cosine similarity" in table.stdout and "most similar pairs" in table.stdout
+    piped = cli_runner.invoke(cli_main(), ["run", MINILM, "-", "--json", "--server", server],
+                              input="\n".join(TEXTS) + "\n\n", env={"HUB_API_KEY": KEY})
+    assert piped.exit_code == 0 and len(json.loads(piped.stdout)) == 3
 
     args = ["run", models["timm"].name, *map(str, images), "--top-k", "2", "--json"]
     remote = json.loads(run_cli(cli_runner, [*args, "--server", server]).stdout)

@@ -276,3 +276,47 @@ def test_recording_from_the_microphone_sends_a_wav(page, tiny):
     shoot(page, "recording")
     want = hub.run(str(tiny["ctc"]), [(wave, rate)], device="cpu", dtype="fp32")[0]
     assert page.inner_text(".transcript") == (want.text or "(nothing heard)")
+
+
+VIEWS = """async ([results, context]) => {
+    const views = await import('/static/views.js');
+    const node = views.renderResults(results, context);
+    document.querySelector('#results').replaceChildren(node);
+    return node.getAttribute('data-result');
+}"""
+
+
+def draw(page, result, results: list, names: list[str], options: dict | None = None) -> None:
+    """Draw results through the page's own views, as the page does after a run."""
+    context = {"names": names, "options": options or {}, "task": {"name": "t", "result": result}}
+    assert page.evaluate(VIEWS, [results, context]) == result
+
+
+def test_views_of_the_other_result_types(page):
+    from hub.tasks.results import (Entity, FillMask, Generation, LabelScore, MaskCandidate, Similarity,
+                                   TokenClassification)
+
+    rows = [[0.31, 0.12, -0.05], [0.02, 0.27, 0.11]]
+    similarity = [Similarity([[1.0]], [], [row], [[LabelScore(t, s, i) for i, (t, s) in
+                                                  sorted(enumerate(zip(["a cat", "a dog", "a car"], row)),
+                                                         key=lambda p: -p[1][1])[:2]]]).to_dict() for row in rows]
+    draw(page, "Similarity", similarity, ["cat.png", "dog.png"], {"texts": ["a cat", "a dog", "a car"]})
+    assert page.locator("table.heat-map thead th").all_inner_texts()[1:] == ["a cat", "a dog", "a car"]
+    assert [row[0] for row in cell_values(page)] == [0.31, 0.02]
+    assert page.locator(".result-view figure .bar-label").all_inner_texts() == ["a cat", "a dog", "a dog", "a car"]
+    shoot(page, "view-similarity")
+
+    text = "Ada Lovelace lived in London."
+    ner = TokenClassification([Entity("Ada Lovelace", "PER", 0.98, 0, 12), Entity("London", "LOC", 0.95, 22, 28)])
+    draw(page, "TokenClassification", [ner.to_dict()], [text])
+    assert page.inner_text("p.entities").replace("PER", "").replace("LOC", "") == text
+    assert page.locator("mark.entity").evaluate_all("els => els.map(e => e.dataset.label)") == ["PER", "LOC"]
+
+    mask = FillMask([MaskCandidate(5, "capital", 0.9, "paris is the capital of france"),
+                     MaskCandidate(6, "heart", 0.05, "paris is the heart of france")])
+    draw(page, "FillMask", [mask.to_dict()], ["paris is the [MASK] of france"])
+    assert page.locator(".bar-label").all_inner_texts() == ["capital", "heart"]
+    assert "paris is the capital of france" in page.inner_text(".bar-note >> nth=0")
+
+    draw(page, "Generation", [Generation(" and then it rained.", "It was sunny").to_dict()], ["It was sunny"])
+    assert page.inner_text("p.generation") == "It was sunny and then it rained."
