@@ -206,6 +206,22 @@ def test_clip_tasks_with_their_options(server, dirs, media):
     assert typed["data"][0]["embedding"] == embedded["data"][0]["embedding"]
 
 
+def test_vision_models_embed_images_on_the_embeddings_route(server, dirs, media):
+    url, _ = server
+    images = media["images"]
+    response = httpx.post(f"{url}/v1/embeddings", headers=auth(), json={
+        "model": "tiny-timm", "modality": "image", "input": [data_uri(p) for p in images], "encoding_format": "float"})
+    expected = local(str(dirs["timm"]), [str(p) for p in images], task="image-embedding")
+    assert [np.allclose(d["embedding"], e["embedding"], atol=1e-5) for d, e in zip(response.json()["data"], expected)] \
+        == [True, True]
+    assert response.json()["usage"] == {"prompt_tokens": 0, "total_tokens": 0}
+    as_text = httpx.post(f"{url}/v1/embeddings", headers=auth(), json={"model": "tiny-timm", "input": "a cat"})
+    assert as_text.status_code == 400 and '"modality": "image"' in as_text.json()["error"]["message"]
+    dims = httpx.post(f"{url}/v1/embeddings", headers=auth(), json={
+        "model": "tiny-timm", "modality": "image", "input": [data_uri(images[0])], "dimensions": 4})
+    assert dims.status_code == 400 and dims.json()["error"]["param"] == "dimensions"
+
+
 def similarity_of(url, dirs, image):
     body = {"inputs": [data_uri(image)], "task": "image-text-similarity", "options": {"texts": ["x"]}}
     return httpx.post(f"{url}/v1/run/{dirs['clip']}", json=body, headers=auth()).json()["results"][0][

@@ -2,8 +2,9 @@
 
 Wire shapes follow OpenAI's API, so its own client works unchanged. Additions, all optional:
 
-- ``/v1/embeddings`` takes ``"modality": "image"`` to embed images (base64 ``data:`` URIs, or plain base64) with an
-  image-embedding model or a CLIP model; the default, ``"text"``, takes strings. Items may also be written as
+- ``/v1/embeddings`` takes ``"modality": "image"`` to embed images (base64 ``data:`` URIs, or plain base64) with a
+  vision model (its pooled features, as the image-embedding task gives them) or a CLIP model (its image
+  embeddings); the default, ``"text"``, takes strings. Items may also be written as
   ``{"type": "image_url", "image_url": {"url": "data:..."}}``, which implies the image modality.
 - ``dimensions`` truncates text embeddings and re-normalises them to unit length.
 """
@@ -22,7 +23,6 @@ from hub.serve.limits import audio_seconds
 from hub.serve.run import checked_options, execute
 
 router = APIRouter()
-IMAGE_EMBEDDERS = ("image-embedding", "image-text-similarity", "zero-shot-image-classification")
 FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
 
 
@@ -44,12 +44,13 @@ async def embeddings(body: EmbeddingRequest, request: Request):
     state = request.app.state.hub
     items, modality = embedding_inputs(body)
     entry = await state.host.get(body.model, None)
-    task = entry.spec.task
-    if modality == "image" and task in IMAGE_EMBEDDERS and task != "image-embedding":
+    if modality == "image" and entry.spec.modality == "crossmodal":  # CLIP: the image tower's embeddings
         entry = await state.host.get(body.model, "image-text-similarity")
         results = await execute(state, entry, items, {"texts": ["an image"], "top_k": 1})
         vectors = [r.image_embeddings[0] for r in results]
     else:
+        if modality == "image" and entry.spec.modality == "vision":  # a classifier's pooled features
+            entry = await state.host.get(body.model, "image-embedding")
         check_embedder(entry.spec, modality)
         vectors = [r.embedding for r in await execute(state, entry, items, {})]
     vectors = truncated(vectors, body.dimensions, entry.spec)
