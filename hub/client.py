@@ -20,7 +20,7 @@ import numbers
 import os
 from pathlib import Path
 
-from hub.errors import HubError, InputError, OptionError
+from hub.errors import DependencyMissingError, HubError, InputError, OptionError
 
 DEFAULT_TIMEOUT = 120.0
 REQUEST_ITEMS = 64  # inputs sent per request; larger lists are split and merged back in order
@@ -91,8 +91,8 @@ def error_from_response(response, sent_key: bool) -> ServerError:
         body = response.json()["error"]
         message, kind, param, code = body["message"], body.get("type"), body.get("param"), body.get("code")
     except Exception:  # not the hub's envelope (a proxy's page, say): show what came back
-        text = " ".join(response.text.split())[:300]
-        message, kind, param, code = f"the server answered HTTP {status}: {text or response.reason_phrase}", None, None, None
+        text = " ".join(response.text.split())[:300] or response.reason_phrase
+        message, kind, param, code = f"the server answered HTTP {status}: {text}", None, None, None
     if status == 401 and not sent_key:
         message += " (this client sent no key: pass Client(api_key=...) or set HUB_API_KEY)"
     retry = response.headers.get("retry-after")
@@ -127,8 +127,10 @@ class Client:
     """A connection to a hub server; ``run`` answers like ``hub.run``, with the same result classes."""
 
     def __init__(self, base_url: str, api_key: str | None = None, timeout: float = DEFAULT_TIMEOUT):
-        import httpx
-
+        try:
+            import httpx
+        except ImportError:
+            raise DependencyMissingError("hub.client needs httpx: pip install 'mmhub[serve]'") from None
         if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
             raise InputError(f"server URL {base_url!r} must start with http:// or https://, "
                              "e.g. http://127.0.0.1:8000")

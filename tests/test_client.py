@@ -59,6 +59,27 @@ def test_result_json_with_unknown_or_missing_keys():
         result_from_dict("Nope", {})
 
 
+def test_error_answers_map_to_error_classes():
+    import httpx
+
+    from hub.client import ServerBusyError, ServerError, ServerInputError, ServerTimeoutError, error_from_response
+
+    def answer(status, body=None, text=None, headers=None):
+        return error_from_response(httpx.Response(status, json=body, text=text, headers=headers), sent_key=True)
+
+    envelope = {"error": {"message": "queue full: retry later", "type": "rate_limit_exceeded", "param": None,
+                          "code": "queue_full"}}
+    busy = answer(429, envelope, headers={"Retry-After": "2"})
+    assert type(busy) is ServerBusyError and busy.retry_after == 2.0 and str(busy) == "queue full: retry later"
+    too_big = answer(413, {"error": {"message": "body over 32 MiB", "type": "request_too_large", "param": None,
+                                     "code": "body_too_large"}})
+    assert isinstance(too_big, InputError) and too_big.exit_code == 2
+    assert type(answer(504, envelope)) is ServerTimeoutError
+    proxy = answer(502, text="<html><body>Bad   Gateway</body></html>")
+    assert type(proxy) is ServerError and proxy.exit_code == 1
+    assert str(proxy) == "the server answered HTTP 502: <html><body>Bad Gateway</body></html>"
+
+
 # -- a real server -------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def models(tmp_path_factory) -> dict[str, Path]:
