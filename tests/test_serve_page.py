@@ -135,6 +135,20 @@ def pick(page, task: str, model: str) -> None:
     page.wait_for_function("!document.querySelector('#run-button').disabled")
 
 
+def drop(page, path: Path) -> None:
+    """Drag the file at ``path`` onto the drop zone, as a person would from a file manager."""
+    import base64
+
+    transfer = page.evaluate_handle("""([name, data]) => {
+        const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+        const transfer = new DataTransfer();
+        transfer.items.add(new File([bytes], name, {type: 'image/png'}));
+        return transfer;
+    }""", [path.name, base64.b64encode(path.read_bytes()).decode()])
+    page.dispatch_event("#drop-zone", "dragover", {"dataTransfer": transfer})
+    page.dispatch_event("#drop-zone", "drop", {"dataTransfer": transfer})
+
+
 def cell_values(page) -> list[list[float]]:
     rows = page.locator("table.heat-map tbody tr")
     return [[float(x) for x in rows.nth(i).locator("td").all_inner_texts()] for i in range(rows.count())]
@@ -221,8 +235,8 @@ def test_zero_shot_flow_takes_labels_from_the_options(page, tiny, digit_png):
     spec = hub.get_spec(str(tiny["clip"]))
     pick(page, spec.task, spec.id)
     assert page.get_attribute("#opt-labels", "placeholder") == "one per line"
-    page.set_input_files("#file-input", str(digit_png))
-    page.wait_for_selector("#file-list li")
+    drop(page, digit_png)
+    page.wait_for_selector("#file-list img[alt='digit-three.png']")
     page.fill("#opt-labels", "a photo of a three\na photo of a seven\n\na drawing of a cat")
     page.click("#run-button")
     page.wait_for_selector(".bars .bar-row")
