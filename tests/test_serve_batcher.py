@@ -115,6 +115,9 @@ def test_clients_that_go_away_mid_batch_leave_the_others_correct(alone):
 
     with running(hub_app(preload=(MINILM,), limits=Limits(max_wait_ms=20))) as url:
         done, after = asyncio.run(scenario(url))
+        metrics = httpx.get(url + "/metrics").text
+    run = float(re.search(rf'hub_batch_size_sum{{model="{MINILM}"}} (\S+)', metrics).group(1))
+    assert run < sum(len(b["inputs"]) for b in bodies) + 5  # the items of clients that left were not run
     kept = [(b, r) for i, (b, r) in enumerate(zip(bodies, done)) if i % 3]
     for body, response in kept:
         assert response.status_code == 200

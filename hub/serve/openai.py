@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 
 from hub.serve.errors import ApiError
 from hub.serve.limits import audio_seconds
-from hub.serve.run import checked_options, execute
+from hub.serve.run import checked_options, execute, unless_disconnected
 
 router = APIRouter()
 FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
@@ -41,7 +41,11 @@ class EmbeddingRequest(BaseModel):
 @router.post("/v1/embeddings", tags=["openai"])
 async def embeddings(body: EmbeddingRequest, request: Request):
     """Embed texts (or images) in OpenAI's shape; ``encoding_format=base64`` is little-endian float32."""
-    state = request.app.state.hub
+    return await unless_disconnected(request, embed(request.app.state.hub, body))
+
+
+async def embed(state, body: EmbeddingRequest) -> dict:
+    """The embeddings response for ``body``."""
     items, modality = embedding_inputs(body)
     entry = await state.host.get(body.model, None)
     if modality == "image" and entry.spec.modality == "crossmodal":  # CLIP: the image tower's embeddings
@@ -139,6 +143,12 @@ async def transcriptions(request: Request, file: UploadFile = File(...), model: 
                          response_format: str = Form("json"), temperature: Optional[float] = Form(None)):
     """Transcribe an uploaded audio file (wav, flac, ogg, mp3, aiff) in OpenAI's shape, in any response_format."""
     state = request.app.state.hub
+    return await unless_disconnected(request, transcribe(state, file, model, language, prompt, response_format,
+                                                         temperature))
+
+
+async def transcribe(state, file, model, language, prompt, response_format, temperature):
+    """The transcription of the uploaded ``file`` in ``response_format``."""
     if response_format not in FORMATS:
         raise ApiError(400, f"response_format must be one of {', '.join(FORMATS)}, got {response_format!r}",
                        "response_format", "invalid_response_format")

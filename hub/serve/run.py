@@ -82,6 +82,28 @@ def prepare(pipeline, items: list) -> list:
     return out
 
 
+async def unless_disconnected(request: Request, work):
+    """Await ``work``; if the client goes away first, cancel it (its queued items are then skipped)."""
+    from fastapi.responses import Response
+
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(wait_for_disconnect(request))
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    return Response(status_code=499)  # nobody reads it: the client closed the request
+
+
+async def wait_for_disconnect(request: Request) -> None:
+    """Return when the client disconnects (the body has been read, so only a disconnect can arrive)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
 async def execute(state, entry, raw: list, options: dict) -> list:
     """Check, decode, prepare and batch ``raw`` inputs for a loaded model; the results in order."""
     check_items(state.limits, len(raw))
@@ -105,7 +127,9 @@ async def run_model(model_id: str, request: Request):
     state = request.app.state.hub
     raw, options, task = await read_run_body(request)
     entry = await state.host.get(model_id, task)
-    results = await execute(state, entry, raw, options)
+    results = await unless_disconnected(request, execute(state, entry, raw, options))
+    if not isinstance(results, list):
+        return results
     return {"model": entry.spec.id, "task": entry.spec.task, "results": [r.to_dict() for r in results]}
 
 
