@@ -340,3 +340,10 @@ def test_shutdown_lets_requests_in_flight_finish_and_refuses_new_ones():
         assert httpx.get(url + "/ready").status_code == 503
         assert httpx.get(url + "/health").status_code == 200
     assert result["r"].status_code == 200 and len(result["r"].json()["results"]) == 2
+
+
+def test_aliases_name_their_model(server):
+    url, _ = server
+    response = httpx.post(f"{url}/v1/run/minilm", json={"inputs": ["a cat"]}, headers=auth()).json()
+    assert response["model"] == MINILM and close(response["results"], local(MINILM, ["a cat"]))
+

@@ -54,6 +54,7 @@ class Batcher:
         self.executor = ThreadPoolExecutor(1, thread_name_prefix=f"hub-model-{name[:20]}")
         self.queues: dict[str, Queue] = {}
         self.waiting = 0
+        self.running = 0
         self.dead: str | None = None
 
     # -- the request side ---------------------------------------------------------------------
@@ -80,6 +81,10 @@ class Batcher:
         finally:
             for future in futures:
                 future.cancel()  # a no-op for answered items; the loop skips the rest
+
+    def idle(self) -> bool:
+        """No item waits and no batch runs."""
+        return not self.waiting and not self.running
 
     def check_alive(self) -> None:
         if self.dead:
@@ -167,13 +172,13 @@ class Batcher:
         loop = asyncio.get_running_loop()
         if self.metrics is not None:
             self.metrics.batch_size.labels(self.name).observe(len(batch))
+        self.running += 1
         try:
             results = await loop.run_in_executor(self.executor, self.run_sync, [i.value for i in batch], options)
         except Exception:
-            if len(batch) == 1:
-                results = [await self.run_one(batch[0], options)]
-            else:
-                results = [await self.run_one(item, options) for item in batch]
+            results = [await self.run_one(item, options) for item in batch]
+        finally:
+            self.running -= 1
         for item, result in zip(batch, results):
             if item.future.done():
                 continue

@@ -62,13 +62,15 @@ class ModelHost:
 
         if model_id in self.paths:
             return get_spec(self.paths[model_id], task)
-        if model_id not in catalog().specs:
-            raise from_hub_error(UnknownModelError(model_id, [s.id for s in self.servable()]))
-        if not self.allowed(model_id) and model_id not in self.preload:
+        try:
+            known = catalog().get(model_id)  # an id or an alias, of an installed plugin's model
+        except UnknownModelError:
+            raise from_hub_error(UnknownModelError(model_id, [s.id for s in self.servable()])) from None
+        if not self.allowed(known.id) and not {model_id, known.id} & set(self.preload):
             raise ApiError(404, f"model '{model_id}' is not served here: the server allows only "
                                 f"{', '.join(self.allow)} (set with --allow). GET /v1/models lists the models served",
                            "model", "model_not_found")
-        return get_spec(model_id, task)
+        return get_spec(known.id, task)
 
     # -- loading --------------------------------------------------------------------------------
     async def get(self, model_id: str, task: str | None = None) -> Loaded:
@@ -112,18 +114,17 @@ class ModelHost:
 
         cached = {key[0] for key in MODEL_CACHE.keys()}
         for key, entry in list(self.loaded.items()):
-            if entry.spec.id not in cached and not entry.batcher.waiting:
+            if entry.spec.id not in cached and entry.batcher.idle():
                 del self.loaded[key]
+                asyncio.ensure_future(entry.batcher.close())
                 if self.metrics is not None:
                     self.metrics.model_loaded(entry.spec.id, False)
 
     async def load_preloaded(self) -> None:
         """Load every ``--model`` at start-up; ``/ready`` answers 503 until this is done."""
-        from hub.api import catalog
-
         try:
             for name in self.preload:
-                if name not in catalog().specs:  # a model directory: served under its spec's id
+                if not await asyncio.to_thread(_in_catalog, name):  # a directory: served under its spec's id
                     spec = await asyncio.to_thread(_spec_for, name)
                     self.paths[spec.id] = self.paths[name] = name
                 await self.get(name)
@@ -151,6 +152,17 @@ def _task(task: str) -> str:
     from hub.tasks import resolve_task
 
     return resolve_task(task)
+
+
+def _in_catalog(name: str) -> bool:
+    """Whether ``name`` is an id or alias of the installed catalogue (else it names a directory)."""
+    from hub.api import catalog
+
+    try:
+        catalog().get(name)
+    except UnknownModelError:
+        return False
+    return True
 
 
 def _spec_for(name: str):
