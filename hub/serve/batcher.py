@@ -56,6 +56,7 @@ class Batcher:
         self.waiting = 0
         self.running = 0
         self.dead: str | None = None
+        self.closed = False
 
     # -- the request side ---------------------------------------------------------------------
     async def submit(self, values: list, options: dict, tokens: list[int] | None = None) -> list:
@@ -87,6 +88,9 @@ class Batcher:
         return not self.waiting and not self.running
 
     def check_alive(self) -> None:
+        if self.closed:
+            raise ApiError(503, f"model '{self.name}' was just unloaded to make room for another; retry and it "
+                                "loads again", None, "model_unloaded", {"Retry-After": "1"})
         if self.dead:
             raise ApiError(503, f"the worker of model '{self.name}' has stopped ({self.dead}); restart the server",
                            None, "worker_died")
@@ -206,6 +210,7 @@ class Batcher:
 
     async def close(self) -> None:
         """Stop the loops (after in-flight requests have finished) and the worker thread."""
+        self.closed = True
         for queue in self.queues.values():
             if queue.task is not None:
                 queue.task.cancel()
