@@ -86,6 +86,8 @@ def test_binding_beyond_loopback_without_a_key_warns():
     (["--timeout-s", "-1"], "--timeout-s"),
     (["--device", "tpu"], "device 'tpu' is not a device"),
     (["--dtype", "int4"], "--dtype"),
+    (["--model", "all-minilm-l6"], "unknown model id 'all-minilm-l6'. Did you mean: all-minilm-l6-v2"),
+    (["--model", "./no/such/dir"], "no/such/dir"),
 ])
 def test_bad_flags_are_one_line_and_exit_2(args, words):
     result = subprocess.run([hub_exe(), "serve", *args], capture_output=True, text=True, timeout=60)

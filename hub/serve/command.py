@@ -34,9 +34,12 @@ def limit_options(command):
 def serve_cmd(host, port, models, allow, api_key, device, dtype, **limits):
     """Serve models over HTTP: native routes for every task, OpenAI-compatible embeddings and
     transcriptions, and a page at / (needs the serve extra: pip install 'mmhub[serve]')."""
+    from hub.api import get_spec
     from hub.device import requested
 
     requested(device, dtype)  # a bad --device / HUB_DEVICE fails before anything starts
+    for model in models:  # an unknown id or unusable directory fails before anything starts
+        get_spec(model)
     if not api_key and not is_loopback(host):
         click.echo(f"Warning: binding {host} without an API key: anyone who can reach this address can use "
                    "the models. Pass --api-key or set HUB_API_KEY.", err=True)
