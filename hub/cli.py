@@ -268,6 +268,7 @@ def run_cmd(model_id, inputs, task, device, dtype, batch_size, labels, texts, to
 
     from hub import api
     from hub.device import requested
+    from hub.options import check_model_options
     from hub.run_inputs import RUN_CHUNK, call_options, input_chunks, no_input_error
     from hub.tasks import TASKS
     from hub.views import JsonArrayView, TableView, stop_writing
@@ -275,6 +276,7 @@ def run_cmd(model_id, inputs, task, device, dtype, batch_size, labels, texts, to
     spec = api.get_spec(model_id, task)
     requested(device, dtype)  # a bad HUB_DEVICE / HUB_DTYPE fails before any input is read
     kwargs = call_options(extra, labels, texts, top_k)
+    check_model_options(spec, kwargs)  # unknown or mistyped options fail before the weights load
     chunks = input_chunks(inputs, TASKS[spec.task].inputs, spec, max(RUN_CHUNK, batch_size or 0))
     first = next(chunks, None)
     if first is None:
@@ -282,12 +284,24 @@ def run_cmd(model_id, inputs, task, device, dtype, batch_size, labels, texts, to
     load_options = {"trust_remote_code": True} if trust_remote_code else {}
     pipeline = api.load(model_id, device=device, dtype=dtype, task=task, **load_options)
     view = JsonArrayView() if as_json else TableView()
+    progress = _run_progress(spec.id)
     try:
         for names, items in chain([first], chunks):
             view.add(names, pipeline(items, batch_size=batch_size, **kwargs))
+            progress.update(len(items))
         view.close()
     except BrokenPipeError:  # the reader went away (e.g. '| head'): stop quietly, like other tools
         stop_writing()
+    finally:
+        progress.close()
+
+
+def _run_progress(label: str):
+    """A count of inputs done on stderr, when results go to a file or pipe and stderr is a terminal."""
+    from tqdm.auto import tqdm
+
+    shown = sys.stderr.isatty() and not sys.stdout.isatty()
+    return tqdm(desc=label, unit="input", file=sys.stderr, disable=not shown, leave=False)
 
 
 @cli.command("pin")
