@@ -11,6 +11,7 @@ from __future__ import annotations
 import pluggy
 
 __version__ = "0.1.0"
+PLUGIN_API_VERSION = "1.0"  # the public plugin contract's version (see hub.plugin_api)
 
 hookimpl = pluggy.HookimplMarker("mmhub")
 
@@ -22,7 +23,7 @@ _LAZY = {
     "get_plugin_manager": "hub.plugins",
 }
 
-__all__ = ["hookimpl", "__version__", *_LAZY]
+__all__ = ["hookimpl", "__version__", "PLUGIN_API_VERSION", *_LAZY]
 
 
 def __getattr__(name: str):

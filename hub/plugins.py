@@ -123,7 +123,13 @@ class HubPluginManager(pluggy.PluginManager):
         self.add_plugin(plugin, ep.name, dist_info)
 
     def add_plugin(self, plugin, name: str, dist_info: tuple[str | None, str | None] = (None, None)) -> bool:
-        """Register ``plugin`` under ``name`` unless its hooks are invalid; record why it was refused."""
+        """Register ``plugin`` under ``name`` unless its hooks or its plugin-API pin are invalid; record why not."""
+        from hub.plugin_api import plugin_api_problem
+
+        api = plugin_api_problem(plugin)
+        if api is not None:
+            self.fail(name, f"incompatible plugin API: {api}", None, dist_info)
+            return False
         try:
             self.register(plugin, name=name)
         except Exception as exc:  # pluggy.PluginValidationError (bad hook arguments), duplicate names

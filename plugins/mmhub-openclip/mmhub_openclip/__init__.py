@@ -8,6 +8,7 @@ from hub import hookimpl
 from hub.plugin_kit import build_pipeline, pipeline_options, resolve_ref
 
 PLUGIN = "openclip"
+MMHUB_PLUGIN_API = "1.0"  # the hub plugin-API version this plugin is written against
 PIPELINES: dict[str, str] = {
     "zero-shot-image-classification": "mmhub_openclip.pipelines:ZeroShotImageClassificationPipeline",
     "image-text-similarity": "mmhub_openclip.pipelines:ImageTextSimilarityPipeline",

@@ -8,6 +8,7 @@ from hub import hookimpl
 from hub.plugin_kit import build_pipeline, pipeline_options, resolve_ref
 
 PLUGIN = "timm"
+MMHUB_PLUGIN_API = "1.0"  # the hub plugin-API version this plugin is written against
 # task -> "module:Class" of the pipeline that serves it (imported on load)
 PIPELINES: dict[str, str] = {
     "image-classification": "mmhub_timm.pipelines:ImageClassificationPipeline",
