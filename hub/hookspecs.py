@@ -21,13 +21,25 @@ How the hub calls hooks (see :mod:`hub.plugins`):
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, Callable
+
 import pluggy
+
+if TYPE_CHECKING:  # the types are named for readers and checkers; importing them here would import torch
+    import click
+
+    from hub.device import DeviceManager
+    from hub.options import Option
+    from hub.registry import ModelSpec
+    from hub.tasks import TaskInfo
+    from hub.tasks.base import Pipeline
+    from hub.train.adapter import TrainAdapter
 
 hookspec = pluggy.HookspecMarker("mmhub")
 
 
 @hookspec
-def register_models(register):
+def register_models(register: Callable[[ModelSpec | dict], None]) -> None:
     """Declare the models this plugin serves.
 
     When called: each time the catalogue is built (every ``hub list``/``hub info``/``hub.load``),
@@ -47,7 +59,7 @@ def register_models(register):
 
 
 @hookspec(firstresult=True)
-def load_model(spec, device_manager, options):
+def load_model(spec: ModelSpec, device_manager: DeviceManager, options: dict[str, Any]) -> Pipeline | None:
     """Load the model for ``spec`` and return a ready :class:`hub.tasks.base.Pipeline`.
 
     When called: by ``hub.load``/``hub.run``/``hub run`` when the model is not in the
@@ -65,7 +77,7 @@ def load_model(spec, device_manager, options):
 
 
 @hookspec(firstresult=True)
-def spec_for_path(path, task):
+def spec_for_path(path: str, task: str | None) -> ModelSpec | None:
     """Recognise a local model directory saved in this plugin's library format.
 
     When called: by ``hub.load(PATH)``/``hub run PATH`` for a directory with no ``mmhub.yaml``.
@@ -82,7 +94,8 @@ def spec_for_path(path, task):
 
 
 @hookspec(firstresult=True)
-def trainable(spec, task, num_labels, labels, device_manager):
+def trainable(spec: ModelSpec, task: str, num_labels: int, labels: list[str] | None,
+              device_manager: DeviceManager) -> TrainAdapter | None:
     """Return the trainable parts of ``spec`` for fine-tuning on ``task``.
 
     When called: by ``hub finetune`` / :func:`hub.train.finetune` before training starts, and
@@ -101,7 +114,7 @@ def trainable(spec, task, num_labels, labels, device_manager):
 
 
 @hookspec(firstresult=True)
-def model_options(spec):
+def model_options(spec: ModelSpec) -> list[Option] | None:
     """The call options of the pipeline that would serve ``spec``, without loading it.
 
     When called: by ``hub info`` (and :func:`hub.options.model_options`), routed only to the
@@ -116,7 +129,7 @@ def model_options(spec):
 
 
 @hookspec
-def register_commands(cli):
+def register_commands(cli: click.Group) -> None:
     """Add click commands to the ``hub`` command line.
 
     When called: once, when the ``hub`` CLI starts (before arguments are parsed).

@@ -140,6 +140,48 @@ def test_every_hook_has_a_test_and_a_readme_entry():
         assert f"`{name}(" in readme, f"README has no entry for the hook {name}"
 
 
+def typed_signature(name: str) -> str:
+    """``def name(arg: Type, ...) -> Return`` exactly as the hookspec declares it."""
+    sig = inspect.signature(getattr(hookspecs, name))
+    params = ", ".join(f"{p.name}: {p.annotation}" for p in sig.parameters.values())
+    return f"def {name}({params}) -> {sig.return_annotation}"
+
+
+def test_every_hook_exact_signature_appears_in_the_readme():
+    readme = (ROOT / "README.md").read_text()
+    for name in HOOKS:
+        signature = typed_signature(name)
+        assert signature in readme, f"README lacks the exact signature of the hook {name}: {signature}"
+
+
+def test_every_hookspec_is_typed_with_classes_that_exist():
+    import typing
+
+    import click
+
+    from hub.device import DeviceManager
+    from hub.options import Option
+    from hub.tasks import TaskInfo
+    from hub.train.adapter import TrainAdapter
+
+    names = {**vars(hookspecs), "click": click, "ModelSpec": ModelSpec, "DeviceManager": DeviceManager,
+             "Pipeline": Pipeline, "Option": Option, "TaskInfo": TaskInfo, "TrainAdapter": TrainAdapter}
+    for name in HOOKS:
+        fn = getattr(hookspecs, name)
+        hints = typing.get_type_hints(fn, globalns=names)
+        assert set(hints) == {*inspect.signature(fn).parameters, "return"}, f"{name} has untyped arguments"
+    assert typing.get_type_hints(hookspecs.load_model, globalns=names)["spec"] is ModelSpec
+
+
+def test_importing_the_hookspecs_imports_no_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, hub.hookspecs, hub.testing; print(sorted(m for m in ('torch', 'fastapi') if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
 def test_two_directories_with_the_same_name_are_cached_apart(toy, tmp_path):
     first, second = tmp_path / "a" / "model", tmp_path / "b" / "model"
     for path in (first, second):
