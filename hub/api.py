@@ -38,11 +38,24 @@ def catalog(installed_only: bool = True) -> Catalog:
     if _all_catalog is None or _built_for != (id(pm), pm.generation):
         _all_catalog = _build_catalog(pm)
         loaded = pm.names()
-        _catalog = _all_catalog.subset(lambda s: s.plugin in loaded)
+        _catalog = _all_catalog.subset(lambda s: s.plugin in loaded and _declared(s.task))
         _built_for = (id(pm), pm.generation)
-        for note in _all_catalog.overrides:
+        for note in _all_catalog.overrides + _undeclared_notes(_all_catalog, loaded):
             warnings.warn(note, CatalogWarning, stacklevel=2)
     return _catalog if installed_only else _all_catalog
+
+
+def _declared(task: str) -> bool:
+    from hub.tasks import TASKS
+
+    return task in TASKS
+
+
+def _undeclared_notes(all_specs: Catalog, loaded: set[str]) -> list[str]:
+    """A note per entry whose plugin is loaded but does not declare its task (left out of the list)."""
+    return [f"model '{s.id}' from {s.origin or 'an unnamed source'} is for the task '{s.task}', which plugin "
+            f"'{s.plugin}' does not declare; it is left out (see 'hub plugins' and 'hub tasks')"
+            for s in all_specs.specs.values() if s.plugin in loaded and not _declared(s.task)]
 
 
 def _build_catalog(pm) -> Catalog:
@@ -146,6 +159,10 @@ def get_spec(model_id: str, task: str | None = None) -> ModelSpec:
     from hub.plugins import require_plugin
 
     require_plugin(spec.plugin, spec.id)
+    if not _declared(spec.task):
+        raise HubError(f"model '{spec.id}' is for the task '{spec.task}', which its plugin '{spec.plugin}' does not "
+                       "declare (its task declarations may have been refused: see 'hub plugins'); update or "
+                       "reinstall the plugin")
     return spec.with_task(task) if task else spec  # a task of another modality is refused by name
 
 
@@ -238,6 +255,9 @@ def _load_uncached(spec: ModelSpec, dm, options: dict):
             require_plugin(spec.plugin, spec.id)
         raise NoLoaderError(spec.id, spec.plugin)
     check_pipeline(spec, pipeline)
+    from hub.tasks import TASKS
+
+    TASKS[spec.task].result_type()  # a plugin's result class that cannot be imported fails here, by name
     return pipeline
 
 

@@ -188,15 +188,15 @@ def info_cmd(model_id, as_json):
 @cli.command("tasks")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def tasks_cmd(as_json):
-    """List the tasks, by modality, with their aliases."""
+    """List the tasks (the core's, then those plugins declare) with their inputs, aliases and plugin."""
     from hub.tasks import list_tasks
 
     tasks = list_tasks()
     if as_json:
         _echo_json([t.to_dict() for t in tasks])
         return
-    _table([[t.name, t.modality, t.inputs, ", ".join(t.aliases) or "-"] for t in tasks],
-           ["task", "modality", "inputs", "aliases"])
+    _table([[t.name, t.modality, t.inputs, ", ".join(t.aliases) or "-", t.plugin] for t in tasks],
+           ["task", "modality", "inputs", "aliases", "plugin"])
 
 
 @cli.command("plugins")
@@ -252,8 +252,10 @@ def _status(row) -> str:
 @click.option("--trust-remote-code", is_flag=True, help="Allow code shipped with the weights to run.")
 @click.option("--json", "as_json", is_flag=True, help="Print results as a JSON array, written as they come.")
 @click.option("--server", metavar="URL", help="Run on a hub server ('hub serve') instead; API key from HUB_API_KEY.")
+@click.option("--save-dir", type=click.Path(file_okay=False), metavar="DIR",
+              help="Write each result's files here (tasks that save files, e.g. masks or audio).")
 def run_cmd(model_id, inputs, task, device, dtype, batch_size, labels, texts, top_k, extra, trust_remote_code, as_json,
-            server):
+            server, save_dir):
     """Run MODEL_ID on INPUTS: strings, file paths (image/audio/.txt), or - for one input per stdin line.
 
     Inputs are read, run and printed a few hundred at a time, so any number of stdin lines streams.
@@ -261,7 +263,8 @@ def run_cmd(model_id, inputs, task, device, dtype, batch_size, labels, texts, to
     if server:
         from hub.client import run_on_server
 
-        local = {"--device": device, "--dtype": dtype, "--trust-remote-code": trust_remote_code}
+        local = {"--device": device, "--dtype": dtype, "--trust-remote-code": trust_remote_code,
+                 "--save-dir": save_dir}
         return run_on_server(server, model_id, inputs, task, batch_size, extra, labels, texts, top_k, as_json, local)
 
     from itertools import chain
@@ -271,29 +274,47 @@ def run_cmd(model_id, inputs, task, device, dtype, batch_size, labels, texts, to
     from hub.options import check_model_options
     from hub.run_inputs import RUN_CHUNK, call_options, input_chunks, no_input_error
     from hub.tasks import TASKS
-    from hub.views import JsonArrayView, TableView, stop_writing
+    from hub.views import ResultFiles, stop_writing, view_for
 
     spec = api.get_spec(model_id, task)
     requested(device, dtype)  # a bad HUB_DEVICE / HUB_DTYPE fails before any input is read
     kwargs = call_options(extra, labels, texts, top_k)
     check_model_options(spec, kwargs)  # unknown or mistyped options fail before the weights load
-    chunks = input_chunks(inputs, TASKS[spec.task].inputs, spec, max(RUN_CHUNK, batch_size or 0))
+    info = TASKS[spec.task]
+    files = ResultFiles(info, save_dir) if save_dir else None  # a task that saves nothing fails here
+    chunks = _read_own_kind(info, input_chunks(inputs, info.inputs, spec, max(RUN_CHUNK, batch_size or 0)))
     first = next(chunks, None)
     if first is None:
         raise no_input_error()
     load_options = {"trust_remote_code": True} if trust_remote_code else {}
     pipeline = api.load(model_id, device=device, dtype=dtype, task=task, **load_options)
-    view = JsonArrayView() if as_json else TableView()
+    view = view_for(info, as_json)
     progress = _run_progress(spec.id)
     try:
         for names, items in chain([first], chunks):
-            view.add(names, pipeline(items, batch_size=batch_size, **kwargs))
+            results = pipeline(items, batch_size=batch_size, **kwargs)
+            view.add(names, results)
+            if files is not None:
+                files.save(names, items, results)
             progress.update(len(items))
         view.close()
     except BrokenPipeError:  # the reader went away (e.g. '| head'): stop quietly, like other tools
         stop_writing()
     finally:
         progress.close()
+        if files is not None:
+            files.close()
+
+
+def _read_own_kind(info, chunks):
+    """The chunks as they are, or, for a plugin's own kind of input, each file read by the task's loader."""
+    from pathlib import Path
+
+    if not info.loader:
+        yield from chunks
+        return
+    for names, paths in chunks:
+        yield names, [info.load_input(Path(p).read_bytes(), f"input file '{p}'") for p in paths]
 
 
 def _run_progress(label: str):

@@ -11,8 +11,9 @@ How the hub calls hooks (see :mod:`hub.plugins`):
   the plugin named in ``spec.plugin``, through :func:`hub.plugins.call_plugin`; no other plugin
   sees them, so an implementation that forgets to check ``spec.plugin`` cannot take over
   another plugin's models.
-- *Broadcast* hooks (``register_models``, ``register_commands``, ``spec_for_path``) are called
-  plugin by plugin, each call isolated: a plugin that raises loses that contribution only.
+- *Broadcast* hooks (``register_models``, ``register_tasks``, ``register_commands``,
+  ``spec_for_path``) are called plugin by plugin, each call isolated: a plugin that raises
+  loses that contribution only.
 - An exception other than :class:`hub.errors.HubError` raised by an implementation becomes a
   :class:`hub.errors.PluginError` naming the plugin and what failed (``hub --debug`` shows the
   original traceback). A ``HubError`` passes through to the user unchanged.
@@ -53,6 +54,33 @@ def register_models(register: Callable[[ModelSpec | dict], None]) -> None:
     raises, or any entry is invalid (unknown task or field, registered twice, or an id or alias
     that another plugin serves), none of this plugin's entries are kept and ``hub plugins``
     shows why. A plugin may replace its own ``registry.yaml`` entries (with a warning).
+
+    Returns: nothing (the return value is ignored). Every plugin's implementation is called.
+    """
+
+
+@hookspec
+def register_tasks(register: Callable[[TaskInfo | dict], None]) -> None:
+    """Declare the tasks this plugin brings (the core declares its own 11 through this hook too).
+
+    When called: each time the task table is built (the first task lookup of a process, and again
+    after plugins change), so it must be cheap: no torch, no backbone import, no I/O. The core's
+    built-in plugin (``core``) declares first, then every other plugin in name order.
+
+    Arguments: ``register(task)`` where ``task`` is a :class:`hub.tasks.TaskInfo` or a dict with its
+    fields: ``name``, ``modality`` (nlp, vision, speech or crossmodal), ``inputs`` (text, image,
+    audio, image+text, or a kind of the plugin's own, which needs ``loader``), ``result``
+    (``"module:Class"``, a dataclass subclassing :class:`hub.tasks.results.Result`, with ``to_dict``,
+    ``from_dict`` and ``summary``; its module must not import torch), and optionally ``description``,
+    ``aliases``, ``loader`` (``"module:function"`` taking the bytes of one input and returning what
+    the pipeline takes), ``view`` (``table``: one line per input, or ``text``: a block per input) and
+    ``save`` (``"module:function"`` called as ``save(result, input_name, source_input, out_dir)`` for
+    ``hub run --save-dir``, writing through :mod:`hub.io` and returning the paths written). The
+    references are imported only when used.
+
+    All or nothing per plugin: if the hook raises, or any declaration is invalid, or a name or
+    alias is already declared by another plugin (the core included), none of this plugin's tasks
+    are kept and ``hub plugins`` shows why; its models for those tasks are then left out.
 
     Returns: nothing (the return value is ignored). Every plugin's implementation is called.
     """

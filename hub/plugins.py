@@ -102,6 +102,10 @@ class HubPluginManager(pluggy.PluginManager):
             if allowed is not None and ep.name not in allowed:
                 self.disabled.setdefault(ep.name, _dist_info(ep))
                 continue
+            if ep.name == CORE:
+                self.fail(CORE, f"the entry point name '{CORE}' belongs to the hub's built-in plugin; the "
+                                "distribution must name its entry point otherwise", None, _dist_info(ep))
+                continue
             if self.get_plugin(ep.name) is not None or ep.name in self.failures:
                 continue
             self._load_entry_point(ep)
@@ -167,8 +171,8 @@ class HubPluginManager(pluggy.PluginManager):
         """Every loaded, failed and disabled plugin, sorted by name."""
         rows = []
         for name, plugin in self.list_name_plugin():
-            if name in self.failures:
-                continue
+            if name in self.failures or (name == CORE and plugin is _core_plugin() and name not in self.problems):
+                continue  # the hub's own built-in plugin is shown only when something went wrong in it
             dist, version = self.dists.get(name, (None, None))
             hooks = sorted(h.name for h in self.get_hookcallers(plugin) or [])
             problems = self.problems.get(name, [])
@@ -304,6 +308,7 @@ _CALLS = {
     "spec_for_path": "while reading the model directory '{path}'",
     "register_models": "while registering its models",
     "register_commands": "while adding its commands",
+    "register_tasks": "while declaring its tasks",
 }
 
 
@@ -333,6 +338,21 @@ def require_plugin(plugin_name: str, model_id: str) -> None:
     raise PluginNotInstalledError(model_id, plugin_name)
 
 
+CORE = "core"  # the name of the hub's built-in plugin (hub.tasks.builtin); no entry point may take it
+
+
+def _core_plugin():
+    from hub.tasks import builtin
+
+    return builtin
+
+
+def _hub_version() -> str:
+    from hub import __version__
+
+    return __version__
+
+
 _manager: HubPluginManager | None = None
 
 
@@ -341,6 +361,7 @@ def get_plugin_manager() -> HubPluginManager:
     global _manager
     if _manager is None:
         pm = HubPluginManager()
+        pm.add_plugin(_core_plugin(), CORE, ("mmhub", _hub_version()))  # first: the core's own tasks
         pm.load_entry_points(allowed_plugins())
         _manager = pm
     return _manager

@@ -25,7 +25,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from hub.errors import CatalogError, HubError, TaskMismatchError, UnknownModelError
-from hub.tasks import TASKS, UnknownTaskError, resolve_task
+from hub.tasks import TASKS, UnknownTaskError, normalised, resolve_task
+from hub.tasks.table import may_declare
 
 REQUIRED_FIELDS = ("task", "plugin", "source")
 
@@ -52,7 +53,9 @@ class ModelSpec:
 
     @property
     def modality(self) -> str:
-        return TASKS[self.task].modality
+        """The task's modality; 'unknown' for a task that no loaded plugin declares."""
+        info = TASKS.get(self.task)
+        return info.modality if info is not None else "unknown"
 
     def with_task(self, task: str) -> "ModelSpec":
         """This spec run for ``task`` (a name or alias), which must take the same modality of inputs."""
@@ -72,8 +75,13 @@ class ModelSpec:
         return data
 
     @classmethod
-    def from_mapping(cls, model_id: str, data: dict, origin: str) -> "ModelSpec":
-        """Build a spec from a catalogue mapping, naming origin/entry/field on any problem."""
+    def from_mapping(cls, model_id: str, data: dict, origin: str, undeclared_task_ok: bool = False) -> "ModelSpec":
+        """Build a spec from a catalogue mapping, naming origin/entry/field on any problem.
+
+        With ``undeclared_task_ok`` (catalogue files) a task that no loaded plugin declares is kept as
+        written when the entry's plugin could bring it (it is not loaded, or it declares tasks): the entry
+        is listed only under ``hub list --all`` until that plugin's declaration is there.
+        """
         if not isinstance(data, dict):
             raise CatalogError(origin, model_id, None, f"expected a mapping of fields, got {type(data).__name__}")
         known = {f.name for f in fields(cls)} - {"id", "origin"}
@@ -87,7 +95,9 @@ class ModelSpec:
         try:
             values["task"] = resolve_task(str(data["task"]))
         except UnknownTaskError as exc:
-            raise CatalogError(origin, model_id, "task", str(exc)) from None
+            if not (undeclared_task_ok and isinstance(data["task"], str) and may_declare(str(data["plugin"]))):
+                raise CatalogError(origin, model_id, "task", str(exc)) from None
+            values["task"] = normalised(data["task"])
         _check_types(values, origin, model_id)
         _check_revision(values.get("revision"), origin, model_id)
         values["aliases"] = [str(a) for a in values.get("aliases") or []]
@@ -215,7 +225,8 @@ def read_catalog_file(path: Path) -> list[ModelSpec]:
         return []
     if not isinstance(data, dict) or not isinstance(data.get("models", {}), dict):
         raise CatalogError(path, None, "models", "the file must be a mapping with a 'models' mapping of id -> fields")
-    specs = [ModelSpec.from_mapping(str(mid), entry, str(path)) for mid, entry in (data.get("models") or {}).items()]
+    specs = [ModelSpec.from_mapping(str(mid), entry, str(path), undeclared_task_ok=True)
+             for mid, entry in (data.get("models") or {}).items()]
     _check_names_unique(specs, path)
     return specs
 

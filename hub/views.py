@@ -72,6 +72,55 @@ class JsonArrayView:
         click.echo("\n]" if self.count else "[]")
 
 
+class TextView:
+    """A block per input, for results that read as text: the input's name, then its summary (any lines)."""
+
+    def __init__(self):
+        self.count = 0
+
+    def add(self, names: list[str], results: list) -> None:
+        for name, result in zip(names, results):
+            click.echo(("\n" if self.count else "") + f"== {printable(name)} ==")
+            click.echo(result.summary().rstrip("\n"))
+            self.count += 1
+
+    def close(self) -> None:
+        pass
+
+
+def view_for(task, as_json: bool = False):
+    """The view of ``hub run`` for a task row: JSON, or the task's declared table or text view."""
+    if as_json:
+        return JsonArrayView()
+    return TextView() if task.view == "text" else TableView()
+
+
+class ResultFiles:
+    """``hub run --save-dir``: each result's files written by its task's ``save``; a count on stderr at the end."""
+
+    def __init__(self, task, out_dir):
+        from pathlib import Path
+
+        from hub.errors import HubError
+
+        if task.save is None:
+            raise HubError(f"task '{task.name}' writes no files, so --save-dir has nothing to do; drop it "
+                           "('hub tasks --json' shows which tasks save files)")
+        self.task, self.root, self.written = task, Path(out_dir).expanduser(), []
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise HubError(f"--save-dir '{self.root}' cannot be created: {exc.strerror or exc}") from None
+
+    def save(self, names: list[str], items: list, results: list) -> None:
+        for name, item, result in zip(names, items, results):
+            self.written += self.task.save_files(result, name, item, self.root)
+
+    def close(self) -> None:
+        if self.written:
+            click.echo(f"saved {len(self.written)} file(s) under {self.root}", err=True)
+
+
 def stop_writing() -> None:
     """Stdout was closed by its reader: send what is still buffered nowhere and exit 1 without a message."""
     import os

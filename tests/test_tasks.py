@@ -3,7 +3,9 @@ import json
 import pytest
 
 from hub.errors import UnknownTaskError
-from hub.tasks import ALIASES, MODALITIES, TASKS, list_tasks, resolve_task
+from hub.errors import HubError
+from hub.tasks import ALIASES, MODALITIES, TASKS, TaskInfo, list_tasks, resolve_task
+from hub.tasks.table import as_task
 from hub.tasks.results import RESULT_TYPES, Classification, Embedding, LabelScore, cosine
 
 
@@ -34,7 +36,10 @@ def test_unknown_task_lists_valid_ones():
 
 def test_every_task_result_type_exists_and_serialises():
     for info in TASKS.values():
-        assert info.result in RESULT_TYPES
+        if info.plugin == "core":  # a plugin's result classes are imported only when used
+            assert info.result in RESULT_TYPES and callable(info.result_type().from_dict)
+        else:
+            assert ":" in info.result
     result = Classification([LabelScore("cat", 0.9, 1)])
     assert json.loads(json.dumps(result.to_dict())) == {"labels": [{"label": "cat", "score": 0.9, "index": 1}],
                                                         "warning": None}
@@ -48,3 +53,53 @@ def test_cosine():
     assert cosine([1, 0], [1, 0]) == pytest.approx(1.0)
     assert cosine([1, 0], [0, 1]) == pytest.approx(0.0)
     assert Embedding([0.0, 1.0, 2.0]).dim == 3
+
+
+def test_the_core_declares_eleven_tasks_first():
+    core = [t for t in TASKS.values() if t.plugin == "core"]
+    assert len(core) == 11 and list(TASKS.values())[:11] == core
+    assert all(t.view == "table" and t.save is None and t.loader is None for t in core)
+
+
+def test_a_declaration_is_checked_field_by_field():
+    ok = {"name": "word-count", "modality": "nlp", "inputs": "text", "result": "pkg.results:Count"}
+    info = as_task({**ok, "aliases": ["wc"]}, "words")
+    assert info == TaskInfo("word-count", "nlp", "text", "pkg.results:Count", aliases=("wc",), plugin="words")
+    assert as_task(info, "other").plugin == "other"
+    bad = [
+        ({**ok, "colour": "red"}, "unknown field(s) colour"),
+        ({**ok, "modality": None}, "required field(s) missing or empty: modality"),
+        ({**ok, "name": "Word Count"}, "'Word Count' is not a valid task name"),
+        ({**ok, "aliases": "wc"}, "'aliases' must be a list of strings"),
+        ({**ok, "modality": "smell"}, "unknown modality 'smell'"),
+        ({**ok, "view": "chart"}, "unknown view 'chart'; valid views: table, text"),
+        ({**ok, "inputs": "midi"}, "the new kind 'midi' need a 'loader'"),
+        ({**ok, "loader": "pkg.io:read"}, "inputs of kind 'text' are read by the hub"),
+        ({**ok, "result": "Embedding"}, "'result' must name the result class as \"module:Class\""),
+        ({**ok, "save": "pkg.io.save"}, "'save' must name a function as \"module:function\""),
+        ({**ok, "description": 3}, "'description' must be a string"),
+        (["word-count"], "register() takes a dict or a hub.tasks.TaskInfo, got list"),
+    ]
+    for entry, words in bad:
+        with pytest.raises(HubError) as err:
+            as_task(entry, "words")
+        assert words in str(err.value), (entry, str(err.value))
+    assert as_task({**ok, "inputs": "midi", "loader": "pkg.io:read"}, "words").loader == "pkg.io:read"
+
+
+def test_task_rows_as_json():
+    row = TASKS["speech-recognition"].to_dict()
+    assert row == {"name": "speech-recognition", "modality": "speech", "inputs": "audio", "result": "Transcription",
+                   "description": "Text spoken in an audio clip.",
+                   "aliases": ["automatic-speech-recognition", "asr", "transcription"], "view": "table",
+                   "saves_files": False, "plugin": "core"}
+
+
+def test_importing_the_task_table_builds_nothing():
+    import subprocess
+    import sys
+
+    code = ("import sys; from hub.tasks import TASKS; import hub.registry, hub.cli; "
+            "print(sorted(m for m in ('hub.plugins', 'torch', 'fastapi') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "[]", done.stderr

@@ -114,12 +114,13 @@ function describeModel(info) {
 function showInputs(kind) {
   state.files = [];
   renderFiles();
-  const media = kind === "image" || kind === "image+text" || kind === "audio";
+  const media = kind !== "text";  // images, audio, or a kind of input a plugin's task reads from files
+  const image = kind === "image" || kind === "image+text";
   $("text-block").hidden = media;
   $("file-block").hidden = !media;
   $("record-block").hidden = !(kind === "audio" && canRecord());
-  $("file-input").accept = kind === "audio" ? "audio/*" : "image/*";
-  $("file-label").textContent = kind === "audio" ? "Audio files" : "Images";
+  $("file-input").accept = kind === "audio" ? "audio/*" : image ? "image/*" : "";
+  $("file-label").textContent = kind === "audio" ? "Audio files" : image ? "Images" : `Files (${kind})`;
 }
 
 async function addFiles(fileList) {
@@ -148,7 +149,8 @@ function dataUri(blob) {
 function renderFiles() {
   $("file-list").replaceChildren(...state.files.map((file, i) => el("li", {},
     file.type.startsWith("image/") ? el("img", { src: file.uri, alt: file.name, class: "thumb" })
-      : el("audio", { src: file.uri, controls: true, "aria-label": file.name }),
+      : file.type.startsWith("audio/") ? el("audio", { src: file.uri, controls: true, "aria-label": file.name })
+        : null,
     el("span", {}, file.name),
     removeButton(file.name, i))));
 }

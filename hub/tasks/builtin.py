@@ -1,0 +1,42 @@
+"""The core's own tasks, declared through the same ``register_tasks`` hook a plugin uses.
+
+Registered first, under the name ``core``, before any entry point (see :mod:`hub.plugins`).
+"""
+from __future__ import annotations
+
+from hub import hookimpl
+from hub.tasks import TaskInfo
+
+
+def core_tasks() -> list[TaskInfo]:
+    """The 11 tasks the hub ships, by modality."""
+    T = TaskInfo
+    return [
+        T("text-embedding", "nlp", "text", "Embedding", "One vector per text (pooled, optionally normalised).",
+          ("feature-extraction", "sentence-similarity", "sentence-embedding")),
+        T("text-classification", "nlp", "text", "Classification", "Labels with scores for a whole text.",
+          ("sentiment-analysis", "sequence-classification")),
+        T("fill-mask", "nlp", "text", "FillMask", "Candidates for the mask token in a text.", ("masked-lm",)),
+        T("token-classification", "nlp", "text", "TokenClassification", "A label per word or entity span.",
+          ("ner", "named-entity-recognition")),
+        T("text-generation", "nlp", "text", "Generation", "Continue a prompt (greedy or sampled).",
+          ("causal-lm", "generate")),
+        T("image-classification", "vision", "image", "Classification", "Top-k class labels for an image.", ()),
+        T("image-embedding", "vision", "image", "Embedding", "A pooled feature vector per image.",
+          ("image-feature-extraction",)),
+        T("speech-recognition", "speech", "audio", "Transcription", "Text spoken in an audio clip.",
+          ("automatic-speech-recognition", "asr", "transcription")),
+        T("audio-classification", "speech", "audio", "Classification", "Labels with scores for an audio clip.", ()),
+        T("zero-shot-image-classification", "crossmodal", "image", "Classification",
+          "Score an image against free-text labels.", ("zero-shot",)),
+        T("image-text-similarity", "crossmodal", "image+text", "Similarity",
+          "Image and text embeddings, their similarity matrix and top-k retrieval.",
+          ("image-text-retrieval", "clip-similarity")),
+    ]
+
+
+@hookimpl
+def register_tasks(register):
+    """Declare the core's tasks."""
+    for info in core_tasks():
+        register(info)

@@ -1,0 +1,268 @@
+"""Building the task table from every plugin's ``register_tasks``, and calling a task's declared code.
+
+The core's built-in plugin declares first, then every other plugin in name order. Each plugin's
+declarations are checked and kept all or nothing: a hook that raises, an invalid entry, or a name
+or alias that another plugin (the core included) already declared drops that plugin's tasks, and
+``hub plugins`` shows why. Declarations are cheap data: the result class, loader and save function
+are ``"module:attribute"`` references imported only when used.
+"""
+from __future__ import annotations
+
+import re
+
+from hub.errors import HubError, InputError, PluginError
+from hub.tasks import CORE, INPUT_KINDS, MODALITIES, VIEWS, TaskInfo
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]*$")
+_REF = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+FIELDS = ("name", "modality", "inputs", "result", "description", "aliases", "loader", "view", "save")
+REQUIRED = ("name", "modality", "inputs", "result")
+
+_cache: tuple | None = None  # (plugin manager key, tasks, aliases)
+_building = False
+
+
+def current() -> tuple[dict[str, TaskInfo], dict[str, str]]:
+    """(tasks by name, alias -> name) of the loaded plugins, rebuilt when the plugins change."""
+    global _cache, _building
+    if _building:  # a plugin's register_tasks looked a task up: it sees the core's tasks only
+        return _core_table()
+    from hub.plugins import get_plugin_manager
+
+    pm = get_plugin_manager()
+    key = (id(pm), pm.generation)
+    if _cache is None or _cache[0] != key:
+        _building = True
+        try:
+            tasks, aliases = build(pm)
+        finally:
+            _building = False
+        _cache = (key, tasks, aliases)
+    return _cache[1], _cache[2]
+
+
+def invalidate() -> None:
+    """Forget the table; the next lookup builds it again."""
+    global _cache
+    _cache = None
+
+
+def may_declare(plugin: str) -> bool:
+    """Whether ``plugin`` could bring a task not in the table: it is not loaded, or it declares tasks."""
+    from hub.plugins import get_plugin_manager, plugin_impls
+
+    pm = get_plugin_manager()
+    if plugin not in pm.names():
+        return True
+    return plugin != CORE and any(name == plugin for name, _ in plugin_impls("register_tasks", pm))
+
+
+def _core_table() -> tuple[dict[str, TaskInfo], dict[str, str]]:
+    from hub.tasks.builtin import core_tasks
+
+    tasks = {t.name: t for t in core_tasks()}
+    return tasks, {a: t.name for t in tasks.values() for a in t.aliases}
+
+
+def build(pm) -> tuple[dict[str, TaskInfo], dict[str, str]]:
+    """The table from every plugin's declarations, the core's first; problems recorded against plugins."""
+    from hub.plugins import plugin_impls
+
+    tasks: dict[str, TaskInfo] = {}
+    aliases: dict[str, str] = {}
+    impls = sorted(plugin_impls("register_tasks", pm), key=lambda pair: (pair[0] != CORE, pair[0]))
+    if not any(name == CORE for name, _ in impls):  # a bare manager: the core's tasks all the same
+        tasks, aliases = _core_table()
+    for name, impl in impls:
+        entries = _declared(pm, name, impl)
+        if entries is None:
+            continue
+        problems = _conflicts(name, entries, tasks, aliases)
+        if problems:
+            pm.problem(name, f"invalid task declarations, all of its tasks are left out: {_shown(problems)}")
+            continue
+        for info in entries:
+            tasks[info.name] = info
+            aliases.update({alias: info.name for alias in info.aliases})
+    return tasks, aliases
+
+
+def _declared(pm, name: str, impl) -> list[TaskInfo] | None:
+    """One plugin's declarations, checked; None (and a problem recorded) when any is invalid."""
+    from hub.plugins import guarded_call
+
+    entries: list[TaskInfo] = []
+    problems: list[str] = []
+
+    def register(entry):
+        try:
+            entries.append(as_task(entry, name))
+        except HubError as exc:
+            problems.append(str(exc))
+
+    try:
+        guarded_call(name, "register_tasks", impl, {"register": register})
+    except HubError as exc:
+        pm.problem(name, f"register_tasks failed, its tasks are left out: {exc}", getattr(exc, "original", None) or exc)
+        return None
+    if problems:
+        pm.problem(name, f"invalid task declarations, all of its tasks are left out: {_shown(problems)}")
+        return None
+    return entries
+
+
+def _shown(problems: list[str]) -> str:
+    return "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
+
+
+def _conflicts(plugin: str, entries: list[TaskInfo], tasks: dict, aliases: dict) -> list[str]:
+    """Names and aliases declared twice by this plugin, or already declared by another one."""
+    problems: list[str] = []
+    seen: dict[str, str] = {}
+    for info in entries:
+        for key in (info.name, *info.aliases):
+            what = "task" if key == info.name else f"alias of '{info.name}'"
+            owner = tasks[key].plugin if key in tasks else tasks[aliases[key]].plugin if key in aliases else None
+            if owner is not None:
+                problems.append(f"'{key}' ({what}) is already declared by plugin '{owner}'; choose another name")
+            elif key in seen:
+                problems.append(f"'{key}' ({what}) is declared twice")
+            seen[key] = info.name
+    return problems
+
+
+# -- checking one declaration ---------------------------------------------------------------------
+def as_task(entry, plugin: str) -> TaskInfo:
+    """A checked TaskInfo from a declared dict or TaskInfo; a HubError naming the field otherwise."""
+    from dataclasses import fields
+
+    if isinstance(entry, TaskInfo):
+        data = {f.name: getattr(entry, f.name) for f in fields(entry) if f.name != "plugin"}
+    elif isinstance(entry, dict):
+        data = dict(entry)
+    else:
+        raise HubError(f"register() takes a dict or a hub.tasks.TaskInfo, got {type(entry).__name__}")
+    label = f"task {data.get('name')!r}"
+    unknown = sorted(set(data) - set(FIELDS))
+    if unknown:
+        raise HubError(f"{label}: unknown field(s) {', '.join(unknown)}; valid fields: {', '.join(FIELDS)}")
+    missing = [k for k in REQUIRED if not data.get(k)]
+    if missing:
+        raise HubError(f"{label}: required field(s) missing or empty: {', '.join(missing)}")
+    for check in (_check_strings, _check_names, _check_kinds, _check_refs):
+        check(data, label, plugin)
+    data["aliases"] = tuple(data.get("aliases") or ())
+    data["view"] = data.get("view") or "table"
+    return TaskInfo(**data, plugin=plugin)
+
+
+def _check_strings(data: dict, label: str, plugin: str) -> None:
+    for key in ("name", "modality", "inputs", "result", "description", "loader", "view", "save"):
+        value = data.get(key)
+        if value is not None and not isinstance(value, str):
+            raise HubError(f"{label}: field '{key}' must be a string, got {type(value).__name__} {value!r}")
+    aliases = data.get("aliases") or ()
+    if isinstance(aliases, str) or not isinstance(aliases, (list, tuple)) or \
+            not all(isinstance(a, str) for a in aliases):
+        raise HubError(f"{label}: field 'aliases' must be a list of strings, got {aliases!r}")
+
+
+def _check_names(data: dict, label: str, plugin: str) -> None:
+    for key in (data["name"], *(data.get("aliases") or ())):
+        if not _NAME.match(key):
+            raise HubError(f"{label}: '{key}' is not a valid task name; use lower-case letters, digits and '-' "
+                           "(e.g. 'object-detection')")
+
+
+def _check_kinds(data: dict, label: str, plugin: str) -> None:
+    if data["modality"] not in MODALITIES:
+        raise HubError(f"{label}: unknown modality '{data['modality']}'; valid modalities: {', '.join(MODALITIES)}")
+    view = data.get("view") or "table"
+    if view not in VIEWS:
+        raise HubError(f"{label}: unknown view '{view}'; valid views: {', '.join(VIEWS)}")
+    kind, loader = data["inputs"], data.get("loader")
+    if kind in INPUT_KINDS and loader:
+        raise HubError(f"{label}: inputs of kind '{kind}' are read by the hub; drop 'loader', or name a kind of "
+                       "your own")
+    if kind not in INPUT_KINDS:
+        if not _NAME.match(kind):
+            raise HubError(f"{label}: '{kind}' is not a valid input kind; use lower-case letters, digits and '-'")
+        if not loader:
+            raise HubError(f"{label}: inputs of the new kind '{kind}' need a 'loader' (\"module:function\" taking "
+                           f"the bytes of one input); the hub reads only {', '.join(INPUT_KINDS)} itself")
+
+
+def _check_refs(data: dict, label: str, plugin: str) -> None:
+    result = data["result"]  # the core names classes of hub.tasks.results (checked by its tests, not here)
+    if not _REF.match(result) and not (plugin == CORE and result.isidentifier()):
+        raise HubError(f"{label}: field 'result' must name the result class as \"module:Class\", got {result!r}")
+    for key in ("loader", "save"):
+        value = data.get(key)
+        if value is not None and not _REF.match(value):
+            raise HubError(f"{label}: field '{key}' must name a function as \"module:function\", got {value!r}")
+
+
+# -- using a declaration --------------------------------------------------------------------------
+def _resolved(info: TaskInfo, key: str):
+    """The object a declared reference names, imported now; a PluginError naming the plugin otherwise."""
+    from hub.plugin_kit import resolve_ref
+
+    ref = getattr(info, key)
+    try:
+        return resolve_ref(ref)
+    except HubError:
+        raise
+    except (Exception, SystemExit) as exc:
+        raise PluginError(info.plugin, f"plugin '{info.plugin}' declares the {key} of task '{info.name}' as "
+                                       f"'{ref}', which cannot be imported: {type(exc).__name__}: {exc}. "
+                                       "Update or reinstall the plugin.", exc) from exc
+
+
+def resolve_result(info: TaskInfo) -> type:
+    """The result class of ``info``; it must have ``to_dict``, ``from_dict`` and ``summary``."""
+    from hub.tasks.results import RESULT_TYPES
+
+    cls = RESULT_TYPES[info.result] if info.result in RESULT_TYPES else _resolved(info, "result")
+    lacking = [m for m in ("to_dict", "from_dict", "summary") if not callable(getattr(cls, m, None))]
+    if not isinstance(cls, type) or lacking:
+        raise PluginError(info.plugin, f"plugin '{info.plugin}' declares '{info.result}' as the result of task "
+                                       f"'{info.name}', but it is not a result class (it lacks "
+                                       f"{', '.join(lacking) or 'a class'}); subclass hub.tasks.results.Result")
+    return cls
+
+
+def load_input(info: TaskInfo, data: bytes, name: str):
+    """One input of ``info``'s own kind read by its loader; an InputError naming ``name`` if it is unusable."""
+    loader = _resolved(info, "loader")
+    try:
+        return loader(data)
+    except HubError as exc:
+        raise InputError(f"{name}: {exc}") from None
+    except (ValueError, TypeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{name} is not a valid input of kind '{info.inputs}' for task '{info.name}': {exc}") \
+            from None
+    except Exception as exc:
+        raise PluginError(info.plugin, f"plugin '{info.plugin}' failed while reading {name} for task "
+                                       f"'{info.name}': {type(exc).__name__}: {exc}", exc) from exc
+
+
+def save_files(info: TaskInfo, result, input_name: str, source_input, out_dir) -> list:
+    """The files ``info``'s save function wrote for one result; each must lie under ``out_dir``."""
+    from pathlib import Path
+
+    if info.save is None:
+        raise HubError(f"task '{info.name}' writes no files; drop --save-dir")
+    save = _resolved(info, "save")
+    root = Path(out_dir).resolve()
+    try:
+        written = [Path(p) for p in (save(result, input_name, source_input, root) or [])]
+    except HubError:
+        raise
+    except Exception as exc:
+        raise PluginError(info.plugin, f"plugin '{info.plugin}' failed while saving the files of '{input_name}' "
+                                       f"(task '{info.name}'): {type(exc).__name__}: {exc}", exc) from exc
+    outside = [str(p) for p in written if root not in p.resolve().parents]
+    if outside:
+        raise PluginError(info.plugin, f"plugin '{info.plugin}' wrote {', '.join(outside)} outside the --save-dir "
+                                       f"'{root}' (task '{info.name}'); report it to the plugin's authors")
+    return written
