@@ -1,0 +1,74 @@
+"""The page at ``/`` serves a plugin's task: a file picker for its own kind of input, and its results as JSON.
+
+Runs in a real headless Chromium (Debian's ``chromium``) driven by Playwright, against a real server
+in this process with the ``tablestats`` plugin of tests/task_plugins/ installed.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from test_plugin_tasks import assert_stats, install_plugin, write_table  # noqa: E402
+from test_serve_page import ARGS, CHROMIUM, _browser_missing  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    reason = _browser_missing()
+    if reason:
+        pytest.skip(reason)
+    from hub.device import MODEL_CACHE
+    from hub.plugins import reset_plugin_manager
+    from serve_server import hub_app, running
+
+    root = tmp_path_factory.mktemp("page_site")
+    install_plugin(root, "tablestats")
+    sys.path.insert(0, str(root))
+    reset_plugin_manager()
+    try:
+        with running(hub_app(preload=("table-stats",), allow=("table-stats",))) as url:
+            yield url
+    finally:
+        sys.path.remove(str(root))
+        sys.modules.pop("mmhub_task_tablestats", None)
+        MODEL_CACHE.clear()
+        reset_plugin_manager()
+
+
+def test_the_page_runs_a_plugin_task_on_an_uploaded_file(server, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    path = tmp_path / "prices.csv"
+    columns = write_table(path, 11)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=shutil.which("chromium") or CHROMIUM, args=ARGS)
+        try:
+            tab = browser.new_page()
+            tab.set_default_timeout(120_000)  # a budget for a busy machine, not a timing check
+            problems: list[str] = []
+            tab.on("pageerror", lambda exc: problems.append(str(exc)))
+            tab.goto(server + "/")
+            tab.wait_for_function("[...document.querySelectorAll('#task-filter option')]"
+                                  ".some((o) => o.value === 'table-statistics')")
+            tab.select_option("#task-filter", "table-statistics")
+            tab.select_option("#model-select", "table-stats")
+            tab.wait_for_function("!document.querySelector('#run-button').disabled")
+            assert tab.is_visible("#drop-zone") and not tab.is_visible("#text-input")
+            assert tab.get_attribute("#file-input", "accept") == "" and tab.inner_text("#file-label") == "Files (csv)"
+            tab.set_input_files("#file-input", str(path))
+            tab.wait_for_selector("#file-list li")
+            tab.click("#run-button")
+            tab.wait_for_selector(".result-view[data-result='json'] pre.json")
+            shown = json.loads(tab.inner_text(".result-view[data-result='json'] pre.json"))
+            assert not problems, problems
+        finally:
+            browser.close()
+    assert len(shown) == 1
+    assert_stats(shown[0], columns)
