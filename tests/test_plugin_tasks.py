@@ -366,3 +366,54 @@ def test_a_plugin_task_through_the_servers_native_route(with_plugins, tmp_path):
         assert_stats(form.json()["results"][0], columns)
         bad = httpx.post(f"{url}/v1/run/table-stats", json={"inputs": [base64.b64encode(b"x\nnope\n").decode()]})
         assert bad.status_code == 400 and "input 0" in bad.json()["error"]["message"]
+
+
+class Slow:
+    def __init__(self):
+        import threading
+
+        self.started = threading.Event()
+
+    @hub.hookimpl
+    def register_tasks(self, register):
+        import time
+
+        self.started.set()
+        time.sleep(0.3)  # another thread looks a task up meanwhile
+        register({"name": "slow-task", "modality": "nlp", "inputs": "text", "result": "hub.tasks.results:Generation"})
+
+
+def test_a_thread_that_looks_up_while_another_builds_the_table_waits_for_it(fresh_hub):
+    import threading
+
+    from hub.tasks import TASKS
+
+    slow = Slow()
+    hub.get_plugin_manager().register(slow, name="slow")
+    seen = {}
+    builder = threading.Thread(target=lambda: seen.setdefault("builder", "slow-task" in TASKS))
+    builder.start()
+    assert slow.started.wait(30)
+    seen["reader"] = "slow-task" in TASKS
+    builder.join(30)
+    assert seen == {"builder": True, "reader": True}
+
+
+def test_an_entry_point_named_core_is_refused(fresh_hub, tmp_path, monkeypatch, cli_runner):
+    from hub.plugins import reset_plugin_manager
+    from hub.tasks import TASKS
+
+    (tmp_path / "mmhub_fake_core.py").write_text("from hub import hookimpl\n\n@hookimpl\ndef register_tasks(register):\n"
+                                                 "    raise RuntimeError('never called')\n")
+    info = tmp_path / "mmhub_fake_core-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: mmhub-fake-core\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[mmhub]\ncore = mmhub_fake_core\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv("HUB_PLUGINS", raising=False)
+    reset_plugin_manager()
+    rows = {r["name"]: r for r in json.loads(invoke(cli_runner, ["plugins", "--json"]).stdout)}
+    assert rows["core"]["status"] == "failed" and rows["core"]["distribution"] == "mmhub-fake-core"
+    assert "belongs to the hub's built-in plugin" in rows["core"]["error"]
+    assert len([t for t in TASKS.values() if t.plugin == "core"]) == 11
+    sys.modules.pop("mmhub_fake_core", None)

@@ -9,6 +9,7 @@ are ``"module:attribute"`` references imported only when used.
 from __future__ import annotations
 
 import re
+import threading
 
 from hub.errors import HubError, InputError, PluginError
 from hub.tasks import CORE, INPUT_KINDS, MODALITIES, VIEWS, TaskInfo
@@ -18,27 +19,32 @@ _REF = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 FIELDS = ("name", "modality", "inputs", "result", "description", "aliases", "loader", "view", "save")
 REQUIRED = ("name", "modality", "inputs", "result")
 
-_cache: tuple | None = None  # (plugin manager key, tasks, aliases)
-_building = False
+_cache: tuple | None = None  # (plugin manager, its generation, tasks, aliases)
+_lock = threading.Lock()
+_local = threading.local()  # .building: this thread is inside a plugin's register_tasks
 
 
 def current() -> tuple[dict[str, TaskInfo], dict[str, str]]:
     """(tasks by name, alias -> name) of the loaded plugins, rebuilt when the plugins change."""
-    global _cache, _building
-    if _building:  # a plugin's register_tasks looked a task up: it sees the core's tasks only
+    global _cache
+    if getattr(_local, "building", False):  # a plugin's register_tasks looked a task up: the core's only
         return _core_table()
     from hub.plugins import get_plugin_manager
 
     pm = get_plugin_manager()
-    key = (id(pm), pm.generation)
-    if _cache is None or _cache[0] != key:
-        _building = True
-        try:
-            tasks, aliases = build(pm)
-        finally:
-            _building = False
-        _cache = (key, tasks, aliases)
-    return _cache[1], _cache[2]
+    cached = _cache
+    if cached is None or cached[0] is not pm or cached[1] != pm.generation:
+        with _lock:  # one thread builds; the others wait for its table
+            cached = _cache
+            if cached is None or cached[0] is not pm or cached[1] != pm.generation:
+                generation = pm.generation
+                _local.building = True
+                try:
+                    tasks, aliases = build(pm)
+                finally:
+                    _local.building = False
+                cached = _cache = (pm, generation, tasks, aliases)
+    return cached[2], cached[3]
 
 
 def invalidate() -> None:
