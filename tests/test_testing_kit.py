@@ -63,6 +63,7 @@ def test_the_messages_say_what_went_wrong(letters):
     assert "ran preprocess 1 time(s) for an empty list" in broken("broken-empty", "empty-list").failures["empty-list"]
     assert "batch_size=1" in broken("broken-batch", "batch-size").failures["batch-size"]
     assert "returns Embedding" in broken("broken-type", "result-type").failures["result-type"]
+    assert "summary() of input 0 that is not one line" in broken("broken-summary", "result-type").failures["result-type"]
     assert "from_dict" in broken("broken-json", "json-round-trip").failures["json-round-trip"]
 
 
@@ -129,6 +130,26 @@ def test_a_crash_is_a_broken_property_and_bad_calls_are_refused(letters):
         check_model_contract(pipe, TEXTS, properties=["speed"])
     with pytest.raises(ContractError, match=r"results-per-input: model 'letters' raised TypeError"):
         check_model_contract(pipe, [None, None], properties=["results-per-input"])
+
+
+def test_a_plugin_task_with_its_own_result_class_keeps_the_contract(tmp_path):
+    """A third party's task (a new input kind, a result named "module:Class", a text view) is checked the same way."""
+    import shutil
+
+    site = tmp_path / "plugin"
+    site.mkdir()
+    shutil.copy(Path(__file__).resolve().parent / "task_plugins" / "tablestats.py", site / "mmhub_task_tablestats.py")
+    tables = [b"a,b\n1,2\n3,5\n", b"x\n1\n2\n4\n", b"a,b,c\n0,0,1\n"]
+    try:
+        with IsolatedHub(tmp_path / "hub") as isolated:
+            isolated.install_entry_point("tablestats", "mmhub_task_tablestats", site)
+            report = check_model_contract("table-stats", tables)
+            from hub.tasks import task_info
+
+            assert task_info("table-statistics").result == "mmhub_task_tablestats:TableStats"
+    finally:
+        sys.modules.pop("mmhub_task_tablestats", None)
+    assert report.checked == list(PROPERTIES)
 
 
 # -- the isolated hub ----------------------------------------------------------------------------------------

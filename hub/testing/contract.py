@@ -17,7 +17,7 @@ PROPERTIES = (
     "single-input",        # one input (not in a list) gives one result; a list of one gives a list of one
     "empty-list",          # an empty list gives an empty list, running nothing
     "batch-size",          # any batch size gives the same results (numbers within the tolerance)
-    "result-type",         # each result is the task's result class, with a one-line summary()
+    "result-type",         # each result is the task's result class, with a summary() (one line in a table view)
     "json-round-trip",     # to_dict() -> JSON -> from_dict() gives the same result
     "options-validated",   # an unknown or wrongly typed option is an OptionError before any input is read
     "listing-imports",     # listing the catalogue with only this plugin imports no torch (subprocess)
@@ -189,14 +189,17 @@ def _batch_size(run: _Run):
 
 
 def _result_type(run: _Run):
+    from hub.tasks import task_info
+
     expected = result_class(run.pipe.task)
+    block = getattr(task_info(run.pipe.task), "view", "table") == "text"  # a text view shows a block per input
     for i, result in enumerate(_baseline(run)):
         if not isinstance(result, expected):
             return (f"returned a {type(result).__name__} for input {i}; the task '{run.pipe.task}' returns "
                     f"{expected.__name__}")
-        line = result.summary()
-        if not isinstance(line, str) or "\n" in line:
-            return f"has a summary() of input {i} that is not one line of text: {line!r:.80}"
+        shown = result.summary()
+        if not isinstance(shown, str) or not shown.strip() or ("\n" in shown and not block):
+            return f"has a summary() of input {i} that is not one line of text: {shown!r:.80}"
     return None
 
 

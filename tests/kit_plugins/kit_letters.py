@@ -83,6 +83,16 @@ class TupleEmbedding(Letters):
         return [Embedding(tuple(row)) for row in outputs.tolist()]
 
 
+class TwoLineEmbedding(Embedding):
+    def summary(self) -> str:
+        return "counts:\n" + str(self.embedding)
+
+
+class TwoLineSummary(Letters):
+    def postprocess(self, outputs, items, **kwargs):
+        return [TwoLineEmbedding(row) for row in outputs.tolist()]
+
+
 class AcceptsAnything(Letters):
     def resolve_options(self, given):
         return {"scale": 1.0}
@@ -101,7 +111,7 @@ class ChecksLate(Letters):
 
 PIPELINES = {"letters": Letters, "broken-count": DropsLast, "broken-order": SortsResults,
              "broken-single": ListForOne, "broken-empty": RunsOnEmpty, "broken-batch": LosesOrderAcrossBatches,
-             "broken-type": WrongType, "broken-json": TupleEmbedding, "broken-options": AcceptsAnything,
+             "broken-type": WrongType, "broken-summary": TwoLineSummary, "broken-json": TupleEmbedding, "broken-options": AcceptsAnything,
              "broken-options-late": ChecksLate}
 
 
