@@ -1,8 +1,8 @@
 """``finetune`` and ``evaluate``: the Python API behind ``hub finetune`` and ``hub eval``.
 
-``finetune`` reads the data (:mod:`hub.train.data`), asks the model's plugin for a
-:class:`TrainAdapter` through the ``trainable`` hook, runs the :class:`Trainer`, and writes the
-output directory, which is itself a model (``hub run OUT``, ``hub info OUT``)::
+``finetune`` reads the data (:mod:`hub.train.data`; a plugin's own kind: :mod:`hub.train.kinds`),
+asks the model's plugin for a :class:`TrainAdapter` through the ``trainable`` hook, runs the
+:class:`Trainer`, and writes the output directory, which is itself a model (``hub run OUT``, ``hub info OUT``)::
 
     OUT/mmhub.yaml            catalogue fields: task, plugin, labels (under options), metrics
     OUT/<plugin's files>      the fine-tuned weights in the library's own format (adapter.save)
@@ -89,9 +89,23 @@ def get_adapter(spec, task: str, labels, device_manager):
 
         raise PluginError(spec.plugin, f"plugin '{spec.plugin}' returned a {type(adapter).__name__} instead of a "
                                        f"TrainAdapter for model '{spec.id}'; the plugin is at fault")
+    _check_kind(spec, adapter)
     if adapter.labels is None and labels:
         adapter.labels = list(labels)
     return adapter
+
+
+def _check_kind(spec, adapter) -> None:
+    """An adapter's kind is a built-in one (KINDS) or a TrainKind; anything else is the plugin's fault."""
+    from hub.train.adapter import KINDS, TrainKind
+
+    if isinstance(adapter.kind, TrainKind) or adapter.kind in KINDS:
+        return
+    from hub.errors import PluginError
+
+    raise PluginError(spec.plugin, f"plugin '{spec.plugin}' returned an adapter of the unknown kind "
+                                   f"{adapter.kind!r} for model '{spec.id}'; use one of {', '.join(KINDS)} or a "
+                                   "hub.train.adapter.TrainKind; the plugin is at fault")
 
 
 def _default_out(spec_id: str, task: str) -> Path:
@@ -111,40 +125,32 @@ def finetune(model_id: str, data, val=None, task: str | None = None, epochs: int
     """Fine-tune ``model_id`` on ``data``; returns the final metrics and where things were written.
 
     ``out`` is checked, created and locked first (:mod:`hub.train.outdir`): ``resume`` continues the
-    run in it, ``overwrite`` moves what is there aside and starts over.
+    run in it, ``overwrite`` moves what is there aside and starts over. A task outside
+    :data:`TASK_KINDS` is trained by the kind its plugin's adapter brings (:mod:`hub.train.kinds`).
     """
     from hub.api import get_spec
     from hub.device import DeviceManager
-    from hub.train.data import check_val_labels, label_names, stratified_split
     from hub.train.distributed import device_for, init_from_env
-    from hub.train.loop import TrainConfig, Trainer, seed_everything
+    from hub.train.evaluation import resolve_metric
+    from hub.train.kinds import default_lr, prepare_kind
+    from hub.train.loop import TrainConfig, Trainer
     from hub.train.outdir import check_space
 
     spec = get_spec(str(model_id), task)
     task = spec.task
-    kind, inputs = task_kind(task)
+    if task in TASK_KINDS:  # an unknown --metric is refused before any data is read
+        resolve_metric(TASK_KINDS[task][0], metric)
     out = Path(out) if out else _default_out(spec.id, task)
     with _check_out(out, spec, {"model": str(model_id), "task": task, "data": str(data),
                                 "val": None if val is None else str(val)}, resume, overwrite):
-        records, problems = _read(data, kind, inputs, text_column, label_column, on_bad_rows, "training")
-        if val is not None:
-            val_records, val_problems = _read(val, kind, inputs, text_column, label_column, on_bad_rows,
-                                              "validation")
-            problems = problems + val_problems
-            train = records
-        else:
-            train, val_records = stratified_split(records, val_fraction, seed)
-        labels = label_names(train) if kind == "classification" else None
-        if labels is not None:
-            if len(labels) < 2:
-                raise HubError(f"training data '{data}' has {len(labels)} class(es); classification needs "
-                               "at least 2")
-            val_records, label_problems = check_val_labels(val_records, labels, on_bad_rows)
-            if label_problems:
-                warnings.warn(f"skipped {len(label_problems)} validation rows with unknown labels: "
-                              f"{'; '.join(label_problems[:3])}", stacklevel=2)
         ctx = init_from_env(device)
-        config = TrainConfig(epochs=epochs, lr=lr or DEFAULT_LR[kind], batch_size=batch_size,
+        dm = DeviceManager(device_for(ctx, device), precision)
+        if task in TASK_KINDS:
+            prep = _prepare(spec, task, data, val, text_column, label_column, on_bad_rows, val_fraction, seed, dm)
+        else:
+            prep = prepare_kind(spec, task, data, val, metric, on_bad_rows, val_fraction, seed, dm)
+        adapter, labels = prep.adapter, prep.labels
+        config = TrainConfig(epochs=epochs, lr=lr or default_lr(adapter.kind), batch_size=batch_size,
                              grad_accum=grad_accum, precision=precision, device=device_for(ctx, device),
                              freeze_backbone=freeze_backbone, unfreeze_last=unfreeze_last, seed=seed,
                              eval_every=eval_every, save_every=save_every, patience=patience, metric=metric,
@@ -152,13 +158,10 @@ def finetune(model_id: str, data, val=None, task: str | None = None, epochs: int
                              weight_decay=weight_decay, max_grad_norm=max_grad_norm, head_lr_mult=head_lr_mult,
                              group_by_length=group_by_length, max_steps=max_steps, num_workers=num_workers,
                              progress=progress)
-        seed_everything(seed)  # the new head's initial weights depend on it
-        dm = DeviceManager(config.device, precision)
-        adapter = get_adapter(spec, task, labels, dm)
         if ctx.is_main:
             check_space(out, adapter.module, config.keep_checkpoints)
-        train, val_records, unloadable = _screen(adapter, train, val_records, on_bad_rows)
-        problems = problems + unloadable
+        train, val_records, unloadable = _screen(adapter, prep.train, prep.val, on_bad_rows)
+        problems = prep.problems + unloadable
         run_args = {"model": spec.id, "task": task, "data": str(data), "val": None if val is None else str(val),
                     "text_column": text_column, "label_column": label_column, "val_fraction": val_fraction,
                     "world_size": ctx.world_size}
@@ -174,6 +177,33 @@ def finetune(model_id: str, data, val=None, task: str | None = None, epochs: int
                           stopped_early=result.stopped_early, train_rows=len(train), val_rows=len(val_records),
                           throughput=result.throughput, problems=problems, metrics_file=out / "metrics.jsonl",
                           plot=out / "training_curves.png", checkpoint=result.best_checkpoint or result.last_checkpoint)
+
+
+def _prepare(spec, task, data, val, text_column, label_column, on_bad_rows, val_fraction, seed, dm):
+    """A built-in kind: the data read and split, its labels checked, and the plugin's adapter for them."""
+    from hub.train.data import check_val_labels, label_names, stratified_split
+    from hub.train.kinds import Prepared
+    from hub.train.loop import seed_everything
+
+    kind, inputs = task_kind(task)
+    records, problems = _read(data, kind, inputs, text_column, label_column, on_bad_rows, "training")
+    if val is not None:
+        val_records, val_problems = _read(val, kind, inputs, text_column, label_column, on_bad_rows, "validation")
+        problems = problems + val_problems
+        train = records
+    else:
+        train, val_records = stratified_split(records, val_fraction, seed)
+    labels = label_names(train) if kind == "classification" else None
+    if labels is not None:
+        if len(labels) < 2:
+            raise HubError(f"training data '{data}' has {len(labels)} class(es); classification needs at least 2")
+        val_records, label_problems = check_val_labels(val_records, labels, on_bad_rows)
+        if label_problems:
+            warnings.warn(f"skipped {len(label_problems)} validation rows with unknown labels: "
+                          f"{'; '.join(label_problems[:3])}", stacklevel=3)
+    seed_everything(seed)  # the new head's initial weights depend on it
+    adapter = get_adapter(spec, task, labels, dm)
+    return Prepared(adapter, train, val_records, labels, problems)
 
 
 def _screen(adapter, train, val, on_bad_rows: str):
@@ -243,6 +273,10 @@ def evaluate(model_or_dir: str, data, task: str | None = None, batch_size: int =
     from hub.train.evaluation import evaluate_module, example_lengths, screen_records
 
     spec = get_spec(str(model_or_dir), task)
+    if spec.task not in TASK_KINDS:  # a plugin's own kind of training reads and measures it
+        from hub.train.kinds import evaluate_kind
+
+        return evaluate_kind(spec, data, batch_size, DeviceManager(device, precision), on_bad_rows)
     kind, inputs = task_kind(spec.task)
     records, _ = _read(data, kind, inputs, text_column, label_column, on_bad_rows, "evaluation")
     saved = (spec.options or {}).get("labels")

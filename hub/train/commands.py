@@ -19,7 +19,8 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
 @click.command("finetune")
 @click.argument("model_id")
 @click.option("--data", required=True, type=click.Path(exists=True),
-              help="Training data: a folder of class subfolders, or a CSV/TSV/JSONL file.")
+              help="Training data: a folder of class subfolders, or a CSV/TSV/JSONL file (or what the plugin's "
+                   "own kind of training reads, e.g. images/ + masks/ for segmentation).")
 @click.option("--val", type=click.Path(exists=True), help="Validation data (default: a stratified 20% of --data).")
 @click.option("--task", help="Task to fine-tune for, e.g. text-classification (default: the model's task).")
 @click.option("--epochs", type=click.IntRange(1), default=3, show_default=True)
@@ -43,7 +44,8 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
 @click.option("--eval-every", type=click.IntRange(1), help="Evaluate every N steps (always at each epoch end).")
 @click.option("--patience", type=click.IntRange(1), help="Stop after N evaluations without improvement.")
 @click.option("--metric", default="accuracy", show_default=True,
-              help="Metric that picks the best checkpoint: accuracy, f1_macro, loss, recall@1, wer, ...")
+              help="Metric that picks the best checkpoint: accuracy, f1_macro, loss, recall@1, wer, or one the "
+                   "plugin's own kind of training reports (e.g. miou for image-segmentation).")
 @click.option("--schedule", type=click.Choice(["constant", "linear", "cosine"]), default="linear",
               show_default=True, help="Learning-rate schedule after warmup.")
 @click.option("--warmup", type=click.FloatRange(0), default=0.1, show_default=True,

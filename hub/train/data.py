@@ -17,6 +17,10 @@ Bad rows (missing file, empty text, unparsable line, missing label) become probl
 before it starts (:func:`hub.train.evaluation.screen_records`), so a corrupt file is reported
 like a bad row instead of stopping a run halfway through an epoch.
 
+A plugin's own kind of training (:class:`hub.train.adapter.TrainKind`) reads its data with its
+own ``read``; :func:`read_kind_records` applies the same bad-row rules to it, and
+:func:`table_rows` and :func:`media_path` give it this module's CSV/JSONL parsing and file checks.
+
 Labels in tables are normalised, and columns that look swapped are refused
 (:mod:`hub.train.labels`): ``1``, ``1.0`` and ``"1"`` are one class ``"1"`` (with a warning
 naming what was merged), ``true`` mixed with numbers is an error.
@@ -65,6 +69,40 @@ def read_records(path, kind: str, inputs: str, text_column: str = "text", label_
         hint = f" ({len(problems)} bad rows, e.g. {problems[0]})" if problems else ""
         raise HubError(f"training data '{path}' holds no usable rows{hint}")
     return records, problems
+
+
+def read_kind_records(kind, path, on_bad: str = "skip", purpose: str = "training"):
+    """(records, problems) of data read by a plugin's TrainKind, with the bad-row rules of the built-in kinds."""
+    _check_choice("on_bad", on_bad, ON_BAD)
+    root = Path(path).expanduser()
+    if not root.exists():
+        raise HubError(f"{purpose} data '{path}' does not exist; give the folder or file that "
+                       f"{kind.name} training reads")
+    result = kind.read(root, purpose)
+    if not (isinstance(result, tuple) and len(result) == 2):
+        raise HubError(f"the {kind.name} training kind's read() returned {type(result).__name__}, not "
+                       "(records, problems); the plugin is at fault")
+    records, problems = list(result[0]), sorted(result[1], key=_line_key)
+    if problems and on_bad == "error":
+        raise HubError(_problem_message(f"{purpose} data '{path}'", problems, "rows"))
+    if not records:
+        hint = f" ({len(problems)} bad rows, e.g. {problems[0]})" if problems else ""
+        raise HubError(f"{purpose} data '{path}' holds no usable rows{hint}")
+    return records, problems
+
+
+def table_rows(file) -> tuple[list[tuple[str, dict]], list[str]]:
+    """(``file:line``, row) pairs of a CSV, TSV, JSONL or JSON file, and the lines that cannot be parsed."""
+    file = Path(file)
+    suffix = file.suffix.lower()
+    if suffix not in TABLE_SUFFIXES:
+        raise HubError(f"data file '{file}' has the unsupported type '{suffix or '(none)'}'; use CSV, TSV or JSONL")
+    return _csv_rows(file) if suffix in (".csv", ".tsv") else _json_rows(file)
+
+
+def media_path(file, value, inputs: str = "image"):
+    """(absolute path, None) of an image/audio file named in a row of ``file``, or (None, problem)."""
+    return _media_path(Path(file), value, inputs)
 
 
 def _check_choice(name: str, value, valid) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from hub.errors import HubError
 from hub.train import metrics as M
+from hub.train.adapter import TrainKind, kind_name
 from hub.train.distributed import DistContext, all_reduce_sum, gather_lists
 
 METRICS = {
@@ -25,14 +26,26 @@ METRICS = {
 DEFAULT_METRIC = {"classification": "accuracy", "contrastive": "recall@1", "ctc": "wer"}
 
 
-def resolve_metric(kind: str, metric: str | None) -> str:
+def metric_names(kind) -> tuple[str, ...]:
+    """The scalar metrics a kind reports: a built-in kind's, or those a TrainKind declares."""
+    return tuple(kind.metric_names) if isinstance(kind, TrainKind) else METRICS[kind]
+
+
+def resolve_metric(kind, metric: str | None) -> str:
     """The metric to select checkpoints by; ``accuracy`` (the default) means the kind's default."""
-    if not metric or (metric == "accuracy" and kind != "classification"):
-        return DEFAULT_METRIC[kind]
-    if metric not in METRICS[kind]:
-        raise HubError(f"metric '{metric}' is not computed for {kind} training; choose one of: "
-                       f"{', '.join(METRICS[kind])}")
+    names = metric_names(kind)
+    default = kind.default_metric if isinstance(kind, TrainKind) else DEFAULT_METRIC[kind]
+    if not metric or (metric == "accuracy" and "accuracy" not in names):
+        return default
+    if metric not in names:
+        raise HubError(f"metric '{metric}' is not computed for {kind_name(kind)} training; choose one of: "
+                       f"{', '.join(names)} (--metric)")
     return metric
+
+
+def is_lower_better(kind, metric: str) -> bool:
+    """Whether a smaller ``metric`` is better: loss, WER, CER, or a name the kind declares so."""
+    return M.lower_is_better(metric) or (isinstance(kind, TrainKind) and metric in kind.lower_is_better)
 
 
 class ExampleSet:
@@ -113,7 +126,7 @@ def evaluate_module(adapter, module, records, device_manager, batch_size: int = 
         raise HubError("no validation rows to evaluate on")
     batches = eval_batches(lengths, len(records), batch_size)[ctx.rank::ctx.world_size]
     examples = ExampleSet(adapter, records, False)
-    acc = _Accumulator(adapter, device_manager.device)
+    acc = new_accumulator(adapter, device_manager.device)
     was_training = module.training
     module.eval()
     try:
@@ -125,7 +138,59 @@ def evaluate_module(adapter, module, records, device_manager, batch_size: int = 
                 acc.add(out, batch, [records[i] for i in indices])
     finally:
         module.train(was_training)
-    return acc.result(ctx)
+    return _checked_result(adapter, acc.result(ctx))
+
+
+def new_accumulator(adapter, device: str):
+    """What sums one evaluation: the built-in kinds' accumulator, or the TrainKind's own metrics."""
+    if isinstance(adapter.kind, TrainKind):
+        return adapter.kind.metrics(adapter, device)
+    return _Accumulator(adapter, device)
+
+
+def _checked_result(adapter, metrics) -> dict:
+    """A TrainKind's metrics must be a dict holding every metric name it declares."""
+    if not isinstance(adapter.kind, TrainKind):
+        return metrics
+    missing = [n for n in adapter.kind.metric_names if not isinstance(metrics, dict) or n not in metrics]
+    if missing:
+        raise HubError(f"the {adapter.kind.name} metrics did not report {', '.join(missing)}, which the training "
+                       "kind declares in metric_names; the plugin is at fault")
+    return metrics
+
+
+class SummedMetrics:
+    """Base class of a TrainKind's metrics: counts in named tensors, summed across ranks, then computed.
+
+    Declare every count in ``__init__`` with :meth:`counter` (every rank must sum the same tensors,
+    even one that saw no batch), add to them in :meth:`add`, and turn the summed counts (numpy
+    arrays) into the metrics dict in :meth:`compute`.
+    """
+
+    def __init__(self, adapter, device: str):
+        self.adapter, self.device = adapter, device
+        self.sums: dict = {}
+
+    def counter(self, name: str, shape=(), dtype: str = "float64"):
+        """A zero tensor summed across ranks before :meth:`compute` (int64 or float64)."""
+        import torch
+
+        self.sums[name] = torch.zeros(tuple(shape), dtype=getattr(torch, dtype), device=self.device)
+        return self.sums[name]
+
+    def add(self, out, batch: dict, records: list) -> None:
+        """Count what ``adapter.predict`` returned for one device batch of ``records``."""
+        raise NotImplementedError
+
+    def compute(self, sums: dict) -> dict:
+        """The metrics dict (scalars, plus any per-class detail) from the counts of all ranks."""
+        raise NotImplementedError
+
+    def result(self, ctx: DistContext) -> dict:
+        """Sum the counts over ranks, in name order, and compute the metrics (the same on every rank)."""
+        for name in sorted(self.sums):
+            all_reduce_sum(self.sums[name], ctx)
+        return self.compute({name: tensor.cpu().numpy() for name, tensor in self.sums.items()})
 
 
 class _Accumulator:

@@ -24,8 +24,8 @@ from hub.errors import HubError
 from hub.train import checkpoint as ckpt
 from hub.train.batching import epoch_batches
 from hub.train.distributed import DistContext, average_gradients, barrier, broadcast_parameters
-from hub.train.evaluation import ExampleSet, evaluate_module, example_lengths, resolve_metric
-from hub.train.metrics import lower_is_better, scalar_metrics
+from hub.train.evaluation import ExampleSet, evaluate_module, example_lengths, is_lower_better, resolve_metric
+from hub.train.metrics import scalar_metrics
 from hub.train.optim import apply_freezing, clip_gradients, make_optimizer, make_scheduler
 from hub.train.report import METRICS_FILE, PLOT_FILE, Reporter, plot_curves
 
@@ -279,7 +279,7 @@ class Trainer:
                            f"{', '.join(scalar_metrics(metrics))}); choose one of those with --metric")
         self.reporter.evaluation(self.step, self._epoch_float(), metrics)
         value = float(metrics[self.metric])
-        lower = lower_is_better(self.metric)
+        lower = is_lower_better(self.adapter.kind, self.metric)
         improved = self.best is None or (value < self.best if lower else value > self.best)
         if improved:
             self.best, self.best_step, self.best_metrics, self.bad_evals = value, self.step, metrics, 0

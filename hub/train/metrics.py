@@ -1,4 +1,4 @@
-"""Evaluation metrics in plain numpy: classification, image-text retrieval, speech recognition.
+"""Evaluation metrics in plain numpy: classification, retrieval, speech recognition, segmentation.
 
 Classification metrics are computed from a confusion matrix plus top-k hit counts, which are
 sums: under torch.distributed each rank counts its share and one ``all_reduce`` makes them
@@ -80,6 +80,29 @@ def classification_report(cm, labels: list[str] | None = None, topk_hits: dict |
                         for i, name in enumerate(names)}
     out["confusion"] = cm.tolist()
     return out
+
+
+def segmentation_report(cm, labels: list[str] | None = None) -> dict:
+    """Per-pixel metrics from a confusion matrix of pixels (true x predicted): mIoU, pixel accuracy.
+
+    A class's IoU is ``tp / (tp + fp + fn)``; ``miou`` and ``mean_class_accuracy`` average over the
+    classes that occur in the references or the predictions (a class absent from both has no IoU).
+    """
+    cm = np.asarray(cm, dtype=np.float64)
+    tp = np.diag(cm)
+    support, predicted = cm.sum(axis=1), cm.sum(axis=0)
+    union = support + predicted - tp
+    iou = np.divide(tp, union, out=np.zeros_like(tp), where=union > 0)
+    recall = np.divide(tp, support, out=np.zeros_like(tp), where=support > 0)
+    present, total = union > 0, float(cm.sum())
+    names = labels or [str(i) for i in range(cm.shape[0])]
+    return {"miou": float(iou[present].mean()) if present.any() else 0.0,
+            "pixel_accuracy": float(tp.sum() / total) if total else 0.0,
+            "mean_class_accuracy": float(recall[support > 0].mean()) if (support > 0).any() else 0.0,
+            "pixels": int(total),
+            "per_class": {name: {"iou": float(iou[i]), "accuracy": float(recall[i]), "pixels": int(support[i])}
+                          for i, name in enumerate(names)},
+            "confusion": cm.astype(np.int64).tolist()}
 
 
 def recall_at_k(query_emb, item_emb, ks=(1, 5), query_groups=None, item_groups=None) -> dict:
