@@ -107,6 +107,7 @@ class ResultFiles:
             raise HubError(f"task '{task.name}' writes no files, so --save-dir has nothing to do; drop it "
                            "('hub tasks --json' shows which tasks save files)")
         self.task, self.root, self.written = task, Path(out_dir).expanduser(), []
+        self.writers: dict = {}  # file written -> the input it was written for
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -114,7 +115,13 @@ class ResultFiles:
 
     def save(self, names: list[str], items: list, results: list) -> None:
         for name, item, result in zip(names, items, results):
-            self.written += self.task.save_files(result, name, item, self.root)
+            for path in self.task.save_files(result, name, item, self.root):
+                first = self.writers.setdefault(path.resolve(), name)
+                if first != name:
+                    click.echo(f"Warning: inputs '{printable(first)}' and '{printable(name)}' both wrote {path}; "
+                               "it holds the files of the later one (give the inputs distinct names)", err=True)
+                else:
+                    self.written.append(path)
 
     def close(self) -> None:
         if self.written:

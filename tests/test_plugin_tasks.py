@@ -190,6 +190,19 @@ def test_save_dir_writes_each_results_files(with_plugins, cli_runner, tmp_path):
                                                           for row in saved]}, columns)
 
 
+def test_save_dir_names_inputs_whose_files_collide(with_plugins, cli_runner, tmp_path):
+    with_plugins("tablestats")
+    for sub in ("one", "two"):
+        (tmp_path / sub).mkdir()
+        write_table(tmp_path / sub / "t.csv", len(sub))
+    out = tmp_path / "out"
+    ran = invoke(cli_runner, ["run", "table-stats", str(tmp_path / "one" / "t.csv"), str(tmp_path / "two" / "t.csv"),
+                              "--save-dir", str(out)])
+    assert ran.exit_code == 0, ran.output
+    assert f"both wrote {out.resolve() / 't.stats.csv'}" in ran.stderr and "saved 1 file(s)" in ran.stderr
+    assert [p.name for p in out.iterdir()] == ["t.stats.csv"]
+
+
 @pytest.mark.parametrize("args, words", [
     (["--save-dir", "{tmp}/x", MINILM, "a cat"], ["task 'text-embedding' writes no files", "drop it"]),
     (["--save-dir", "{tmp}/a.csv", "table-stats", "{tmp}/a.csv"], ["is a file"]),
