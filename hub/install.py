@@ -22,7 +22,8 @@ import click
 
 from hub.errors import HubError
 
-SHIPPED = {"transformers": "mmhub-transformers", "timm": "mmhub-timm", "openclip": "mmhub-openclip"}
+SHIPPED = {"transformers": "mmhub-transformers", "timm": "mmhub-timm", "openclip": "mmhub-openclip",
+           "torchvision": "mmhub-torchvision"}
 GROUP = "mmhub"
 CORE = "mmhub"
 
