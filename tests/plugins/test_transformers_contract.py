@@ -38,6 +38,7 @@ def tiny(tmp_path_factory):
         "text-generation": save(*tiny_gpt2(), root / "gpt2"),
         "speech-recognition": save_ctc_layer_norm(root / "ctc"),
         "speech-recognition-group-norm": save_ctc(root / "ctc-group-norm"),
+        "whisper": save_whisper(root / "whisper"),
         "audio-classification": save(transformers.Wav2Vec2ForSequenceClassification(_wav2vec2_config(**speech_labels)),
                                      _wav2vec2_fe(), root / "w2v-cls"),
     }
@@ -55,6 +56,33 @@ def save_ctc_layer_norm(path):
     transformers.Wav2Vec2CTCTokenizer(str(path / "vocab.json")).save_pretrained(path)
     model = transformers.Wav2Vec2ForCTC(_wav2vec2_config(vocab_size=len(vocab), pad_token_id=0))
     return save(model, _wav2vec2_fe(), path)
+
+
+def save_whisper(path):
+    """A tiny Whisper over lower-case letters, its generation limited to 24 tokens, with its processor."""
+    import string
+
+    import torch
+    import transformers
+
+    tok = transformers.WhisperTokenizer(vocab={c: i for i, c in enumerate(["Ġ", *string.ascii_lowercase])}, merges=[])
+    special = ["<|startoftranscript|>", "<|en|>", "<|transcribe|>", "<|translate|>", "<|notimestamps|>"]
+    tok.add_special_tokens({"additional_special_tokens": special})
+    ids, eos = [tok.convert_tokens_to_ids(t) for t in special], tok.convert_tokens_to_ids("<|endoftext|>")
+    config = transformers.WhisperConfig(
+        vocab_size=len(tok), d_model=16, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+        decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32, max_target_positions=32,
+        init_std=1.0, pad_token_id=eos, bos_token_id=eos, eos_token_id=eos, decoder_start_token_id=ids[0],
+        suppress_tokens=[],
+        begin_suppress_tokens=[eos])
+    torch.manual_seed(1)
+    model = transformers.WhisperForConditionalGeneration(config)
+    gen = model.generation_config
+    gen.max_length, gen.suppress_tokens, gen.no_timestamps_token_id = 24, ids, ids[4]
+    gen.lang_to_id, gen.task_to_id = {"<|en|>": ids[1]}, {"transcribe": ids[2], "translate": ids[3]}
+    gen.is_multilingual, gen._from_model_config = True, False
+    processor = transformers.WhisperProcessor(transformers.WhisperFeatureExtractor(feature_size=80), tok)
+    return save(model, processor, path)
 
 
 def clips():
@@ -84,9 +112,10 @@ def test_text_models_keep_the_contract(isolated_hub, tiny, task, inputs):
     assert report.checked and set(report.skipped) == set(PROCESS_CHECKS)
 
 
-@pytest.mark.parametrize("task", ["speech-recognition", "audio-classification"])
-def test_speech_models_keep_the_contract(isolated_hub, tiny, task):
-    check_model_contract(str(tiny[task]), clips(), task=task, skip=PROCESS_CHECKS)
+@pytest.mark.parametrize("model, task", [("speech-recognition", "speech-recognition"), ("whisper", "speech-recognition"),
+                                         ("audio-classification", "audio-classification")])
+def test_speech_models_keep_the_contract(isolated_hub, tiny, model, task):
+    check_model_contract(str(tiny[model]), clips(), task=task, skip=PROCESS_CHECKS)
 
 
 @pytest.mark.xfail(strict=True, raises=ContractError,
