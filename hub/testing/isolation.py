@@ -151,10 +151,8 @@ def reset_hub_state(plugins: bool = True) -> None:
     from hub.api import invalidate_catalog
 
     invalidate_catalog()
-    tasks = importlib.import_module("hub.tasks")
-    for name in ("reset_tasks", "invalidate_tasks", "reset_task_table"):
-        if callable(getattr(tasks, name, None)):
-            getattr(tasks, name)()
+    table = importlib.import_module("hub.tasks.table")
+    table.invalidate()  # the task table, built from the plugins' register_tasks
     device = sys.modules.get("hub.device")
     if device is not None:
         device.MODEL_CACHE.clear()
