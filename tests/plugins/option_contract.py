@@ -47,14 +47,6 @@ def check_bad_options(pipe, inputs: list, cases, **required) -> None:
 
 def check_cli_refuses(model: str, task: str, given: str, args: list[str], words: list[str]) -> None:
     """'hub run MODEL GIVEN --task TASK ARGS' exits 2 with one line naming the problem, and no traceback."""
-    from click.testing import CliRunner
+    from hub.testing import assert_clean_error, invoke_hub
 
-    from hub.cli import cli
-
-    result = CliRunner().invoke(cli, ["run", model, given, "--task", task, "--dtype", "fp32", *args])
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output and isinstance(result.exception, SystemExit), result.output
-    errors = [line for line in lines if line.startswith("Error: ")]
-    assert len(errors) == 1 and all(w in errors[0] for w in words), result.output
-    assert all(line.startswith(("Error: ", "Warning: ")) for line in lines), result.output
+    assert_clean_error(invoke_hub(["run", model, given, "--task", task, "--dtype", "fp32", *args]), *words)
