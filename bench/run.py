@@ -16,7 +16,7 @@ from pathlib import Path
 
 from bench.common import Row, machine
 
-MODULES = ["core", "vision", "clip", "train"]
+MODULES = ["core", "vision", "clip", "train", "detection"]
 ROOT = Path(__file__).resolve().parent.parent
 
 
