@@ -1,4 +1,4 @@
-"""Detection benchmark: Faster R-CNN ResNet-50 FPN v2 on 16 JPEGs, the hub against torchvision directly.
+"""Detection and segmentation benchmark: Faster R-CNN (and DeepLabV3) on 16 JPEGs, the hub against torchvision.
 
 Both sides read the same JPEG files, apply the weights' own ``transforms()`` and run the 16 images
 as one list on the CPU. The anchor is torchvision's documented recipe (``weights.transforms()`` +
@@ -12,6 +12,9 @@ so the classifier is rescaled to give spread-out scores, and agreement is measur
 fp32 anchor keeps at score >= 0.5: a box agrees when the other run has one of the same label at
 IoU >= 0.5. The images are resized by the model to a 320-pixel short side (``min_size``) instead of
 the weights' 800, to keep a CPU run short; a GPU run would use the weights' own sizes.
+
+DeepLabV3 ResNet-50 (random weights, a 256-pixel short side instead of 520) runs the same images in
+one batch; its ``auto`` run is compared pixel by pixel with torchvision's fp32 class maps.
 """
 from __future__ import annotations
 
@@ -35,7 +38,9 @@ def run(quick: bool = False) -> list[Row]:
         model_dir = save_model(root / "frcnn-random")
         repeat = 1  # a CPU pass over 16 images takes about a minute: warm-up plus one timed pass each
         times, outs, plan = measure(model_dir, paths, repeat)
-    return rows(times, outs, plan, len(paths), repeat) + [list_row(quick)]
+        detection = rows(times, outs, plan, len(paths), repeat)
+        segmentation = segmentation_rows(save_segmenter(root / "deeplabv3-random"), paths)
+    return detection + segmentation + [list_row(quick)]
 
 
 def save_model(directory: Path) -> Path:
@@ -136,6 +141,81 @@ def iou(a, b) -> float:
     return inter / union if union > 0 else 0.0
 
 
+SEG_GROUP = "segmentation: DeepLabV3 ResNet-50 (CPU)"
+SEG_BUILDER = "deeplabv3_resnet50"
+SEG_WEIGHTS = "DeepLabV3_ResNet50_Weights.COCO_WITH_VOC_LABELS_V1"
+SEG_SIZE = {"resize_size": 256}
+
+
+def save_segmenter(directory: Path) -> Path:
+    """A seeded random DeepLabV3 (21 classes) in the plugin's format, resized to a 256-pixel short side."""
+    import torch
+    from torchvision.models import get_model, get_weight
+
+    from mmhub_torchvision.loading import save_directory
+
+    torch.manual_seed(0)
+    model = get_model(SEG_BUILDER, weights=None, weights_backbone=None, num_classes=21).eval()
+    categories = get_weight(SEG_WEIGHTS).meta["categories"]
+    return save_directory(model, directory, SEG_BUILDER, categories, weights=SEG_WEIGHTS, preprocess=SEG_SIZE)
+
+
+class DirectSegmentation:
+    """The anchor: transforms, one stacked batch, ``model(x)["out"]`` resized to each image, argmax; fp32."""
+
+    def __init__(self, model_dir: Path):
+        from safetensors.torch import load_file
+        from torchvision.models import get_model, get_weight
+
+        self.model = get_model(SEG_BUILDER, weights=None, weights_backbone=None, num_classes=21).eval()
+        self.model.load_state_dict(load_file(str(model_dir / "model.safetensors")))
+        self.transform = get_weight(SEG_WEIGHTS).transforms(**SEG_SIZE)
+
+    def __call__(self, paths):
+        import torch
+        import torch.nn.functional as F
+        from PIL import Image
+
+        images = [Image.open(p).convert("RGB") for p in paths]
+        with torch.inference_mode():
+            logits = self.model(torch.stack([self.transform(img) for img in images]))["out"]
+            return [F.interpolate(logits[i:i + 1], size=(img.height, img.width), mode="bilinear",
+                                  align_corners=False)[0].argmax(0) for i, img in enumerate(images)]
+
+
+def segmentation_rows(model_dir: Path, paths: list[Path]) -> list[Row]:
+    """Hub fp32 and auto against torchvision direct fp32, and the pixel agreement of auto with the anchor."""
+    import hub
+    import torch
+    from bench.bench_vision import interleaved
+
+    anchor = DirectSegmentation(model_dir)
+    fp32 = hub.load(str(model_dir), device="cpu", dtype="fp32", cache=False)
+    auto = hub.load(str(model_dir), device="cpu", dtype="auto", cache=False)
+    files = [str(p) for p in paths]
+    fns = {"anchor": lambda: anchor(paths), "fp32": lambda: fp32(files, batch_size=len(files)),
+           "auto": lambda: auto(files, batch_size=len(files))}
+    rates, outs = interleaved(fns, len(paths), 1)
+    maps = {name: [torch.tensor(r.class_map) for r in outs[name]] for name in ("fp32", "auto")}
+    total = sum(m.numel() for m in outs["anchor"])
+    agree = {name: 100.0 * sum(int((a == b).sum()) for a, b in zip(outs["anchor"], maps[name])) / total
+             for name in maps}
+    classes = len(set(torch.cat([m.flatten() for m in outs["anchor"]]).tolist()))
+    times = {name: len(paths) / rate for name, rate in rates.items()}
+    n, plan = len(paths), auto.device_manager.plan
+    notes = (f"{n} JPEGs (320x240), one batch, resize_size 256, best of 1; random weights (offline); "
+             f"{torch.get_num_threads()} torch threads")
+    return [
+        Row(SEG_GROUP, f"hub fp32, {n} images (s)", times["fp32"], "torchvision direct fp32", times["anchor"], "s",
+            ">= 0.97x", f"{notes}; pixel agreement with the anchor {agree['fp32']:.2f}%"),
+        Row(SEG_GROUP, f"hub auto policy: {plan.dtype}, channels-last, {n} images (s)", times["auto"],
+            "torchvision direct fp32", times["anchor"], "s", "informational", f"{notes}; {plan.reason}"),
+        Row(SEG_GROUP, f"pixel agreement, hub auto ({plan.dtype}) vs torchvision fp32 (%)", agree["auto"],
+            "identical (100%)", 100.0, "%", "informational",
+            f"{classes} distinct classes in the anchor's maps; untrained weights have near-tied logits"),
+    ]
+
+
 def list_row(quick: bool) -> Row:
     """`hub list` with the four shipped plugins installed, against Python importing the core's dependencies."""
     from hub.plugins import installed_plugin_names
@@ -145,7 +225,7 @@ def list_row(quick: bool) -> Row:
     ours = command_time([str(bin_dir / "hub"), "list"], repeat=repeat)
     anchor = command_time([sys.executable, "-c", "import click, pluggy, yaml"], repeat=repeat)
     plugins = installed_plugin_names()
-    return Row(GROUP, f"hub list with {len(plugins)} plugins installed (median wall time)", ours,
+    return Row("hub list (four plugins)", f"hub list with {len(plugins)} plugins installed (median wall time)", ours,
                "python + click, pluggy, yaml imported", anchor, "s", "<= 0.12 s", ", ".join(plugins))
 
 
