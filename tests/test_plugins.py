@@ -108,9 +108,9 @@ def test_hub_plugins_reports_unknown_names_and_an_empty_switch(third_party):
     named = run_hub(["plugins"], third_party, {"HUB_PLUGINS": "toy,transformerz"})
     assert named.returncode == 0
     assert "HUB_PLUGINS names plugin(s) that are not installed: transformerz" in named.stderr
-    assert "disables the installed plugin(s) broken, openclip, timm, transformers" in named.stderr
+    assert "disables the installed plugin(s) broken, openclip, timm, torchvision, transformers" in named.stderr
     empty = run_hub(["plugins"], third_party, {"HUB_PLUGINS": ""})
-    assert "HUB_PLUGINS is set to an empty value, which disables all 5 installed plugins" in empty.stderr
+    assert "HUB_PLUGINS is set to an empty value, which disables all 6 installed plugins" in empty.stderr
     listed = run_hub(["list"], third_party, {"HUB_PLUGINS": ""})
     assert listed.returncode == 0 and "HUB_PLUGINS is set to an empty value" in listed.stderr
 
