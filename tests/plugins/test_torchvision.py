@@ -416,3 +416,23 @@ def test_importing_the_plugin_and_listing_never_import_torch():
             "if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_cli_segmentation_json_and_save_dir(tmp_path, images):
+    weights = SEGMENTERS["fcn_resnet50"]
+    directory = loading.save_directory(direct_segmenter("fcn_resnet50"), tmp_path / "fcn", "fcn_resnet50",
+                                       weights.meta["categories"], weights=full_name(weights), preprocess=SEG_SMALL)
+    out = tmp_path / "masks"
+    done = subprocess.run([HUB, "run", str(directory), str(images[2]), "--device", "cpu", "--dtype", "fp32",
+                           "-o", "masks=true", "--json", "--save-dir", str(out)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    result = Segmentation.from_dict(json.loads(done.stdout)[0])
+    assert (result.width, result.height) == (64, 80) and len(result.masks) == len(result.classes) >= 1
+    assert sorted(p.name for p in out.iterdir()) == ["shapes2.classes.png", "shapes2.segmentation.png"]
+
+
+def test_bf16_detection_runs_on_the_original_image_size(faster_rcnn, images):
+    bf16 = hub.load(faster_rcnn.spec.source, device="cpu", dtype="bf16", cache=False)
+    result = bf16(str(images[2]), score_threshold=0.0)
+    assert (result.width, result.height) == (64, 80) and result.boxes
+    assert all(isinstance(b.score, float) and 0 <= b.box[0] <= b.box[2] <= 64 for b in result.boxes)
