@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("transformers")
 
-from hub.testing import ContractError, check_model_contract  # noqa: E402
+from hub.testing import check_model_contract  # noqa: E402
 from test_transformers_speech import _wav2vec2_config, _wav2vec2_fe  # noqa: E402
 from test_transformers_text import NER_LABELS, bert_config, bert_tokenizer, save, tiny_gpt2  # noqa: E402
 from tiny_models import save_ctc  # noqa: E402
@@ -118,9 +118,6 @@ def test_speech_models_keep_the_contract(isolated_hub, tiny, model, task):
     check_model_contract(str(tiny[model]), clips(), task=task, skip=PROCESS_CHECKS)
 
 
-@pytest.mark.xfail(strict=True, raises=ContractError,
-                   reason="a wav2vec2 with a group-norm feature encoder (as wav2vec2-base-960h) normalises over "
-                          "the zero padding of a batch, so its transcripts depend on the batch it runs in")
 def test_group_norm_ctc_models_transcribe_the_same_in_any_batch(isolated_hub, tiny):
     check_model_contract(str(tiny["speech-recognition-group-norm"]), clips(), task="speech-recognition",
                          properties=["single-input", "batch-size"])

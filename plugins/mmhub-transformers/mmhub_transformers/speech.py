@@ -115,6 +115,22 @@ class AudioPipeline(TransformersPipeline):
     def length(self, item) -> int:
         return int(item.shape[0])
 
+    def run_batches(self, prepared: list, batch_size, progress: bool, **kwargs):
+        """Batches as the base makes them; for a group-norm feature encoder (wav2vec2-base and kin), which
+        normalises over a batch's zero padding, only clips of equal length share a batch, so a clip gives
+        the same result alone or in any batch."""
+        if getattr(self.model.config, "feat_extract_norm", None) != "group":
+            return super().run_batches(prepared, batch_size, progress, **kwargs)
+        same: dict[int, list[int]] = {}
+        for i, wave in enumerate(prepared):
+            same.setdefault(self.length(wave), []).append(i)
+        out: list = [None] * len(prepared)
+        for indices in same.values():
+            results = super().run_batches([prepared[i] for i in indices], batch_size, False, **kwargs)
+            for i, result in zip(indices, results):
+                out[i] = result
+        return out
+
     def features(self, waves: list, padding="longest", **kwargs):
         """Feature-extractor output for a list of waveforms, padded to the longest by default."""
         mask = getattr(self.feature_extractor, "return_attention_mask", False)
