@@ -278,10 +278,19 @@ def encode_input(item, kind: str, index: int):
         return data_uri(*_image_bytes(item, index))
     if kind == "audio":
         return data_uri(*_audio_bytes(item, index))
-    if isinstance(item, str):  # a task the hub added later: strings go as they are
+    return _own_kind_input(item, kind, index)
+
+
+def _own_kind_input(item, kind: str, index: int) -> str:
+    """An input of a kind a plugin's task declares: a data: URI as it is, else a file's or bytes' content."""
+    if isinstance(item, str) and item.startswith("data:"):
         return item
+    if isinstance(item, (bytes, bytearray)):
+        return data_uri(bytes(item), "application/octet-stream")
+    if isinstance(item, (str, Path)):
+        return data_uri(*_file_bytes(item, index, kind))
     raise InputError(f"input {index}: this client cannot send {type(item).__name__} for inputs of kind '{kind}'; "
-                     "pass text or a data: URI")
+                     "pass a file path, bytes or a data: URI")
 
 
 def data_uri(data: bytes, mime: str) -> str:
@@ -364,12 +373,23 @@ def _result(result_name: str, data):
     from hub.tasks.results import RESULT_TYPES, result_from_dict
 
     if result_name not in RESULT_TYPES:
-        return data
+        return _plugin_result(result_name, data)
     try:
         return result_from_dict(result_name, data)
     except ValueError as exc:
         raise ServerError(f"the server's answer is not a {result_name} result ({exc}); are client and server "
                           "the same version of mmhub?") from None
+
+
+def _plugin_result(result_ref: str, data):
+    """A plugin task's result class read from its JSON when that plugin is installed here, else the dict."""
+    from hub.tasks import list_tasks
+
+    for info in list_tasks():
+        if info.result == result_ref and info.plugin != "core":
+            cls = info.result_type()
+            return cls.from_dict(data) if hasattr(cls, "from_dict") else data
+    return data
 
 
 def _floats(value) -> list[float]:

@@ -379,6 +379,24 @@ def test_a_plugin_task_through_the_servers_native_route(with_plugins, tmp_path):
         assert_stats(form.json()["results"][0], columns)
         bad = httpx.post(f"{url}/v1/run/table-stats", json={"inputs": [base64.b64encode(b"x\nnope\n").decode()]})
         assert bad.status_code == 400 and "input 0" in bad.json()["error"]["message"]
+        check_sdk_and_cli_through_server(url, path, columns)
+
+
+def check_sdk_and_cli_through_server(url, path, columns):
+    """The SDK sends a plugin kind's file as its bytes and reads the plugin's result class back; so does --server."""
+    from click.testing import CliRunner
+
+    from hub.cli import cli
+    from hub.client import Client
+
+    with Client(url) as client:
+        result = client.run("table-stats", str(path), ddof=1)
+        assert type(result) is hub.tasks.task_info("table-statistics").result_type()
+        assert_stats(result.to_dict(), columns, sample=True)
+        assert_stats(client.run("table-stats", [path.read_bytes()])[0].to_dict(), columns)
+    res = CliRunner().invoke(cli, ["run", "--server", url, "table-stats", str(path), "--json"])
+    assert res.exit_code == 0, res.output
+    assert_stats(json.loads(res.output)[0], columns)
 
 
 class Slow:
