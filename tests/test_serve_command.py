@@ -60,7 +60,7 @@ def test_serve_preloads_needs_its_key_and_stops_gracefully_on_sigterm():
         process.send_signal(signal.SIGTERM)
         slow.join()
         assert result["r"].status_code == 200 and len(result["r"].json()["results"][0]["embedding"]) == 384
-        assert process.wait(timeout=60) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal once stopped
+        assert process.wait(timeout=60) == 0  # a graceful stop on SIGTERM exits 0
     finally:
         if process.poll() is None:
             process.kill()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ipaddress
+import signal
 
 import click
 
@@ -80,5 +81,8 @@ def draining_server(uvicorn, config):
         def handle_exit(self, sig, frame):
             config.app.state.hub.begin_shutdown()
             super().handle_exit(sig, frame)
+            captured = getattr(self, "_captured_signals", None)
+            if sig == signal.SIGTERM and captured and captured[-1] == sig:
+                captured.pop()  # a graceful stop asked for by SIGTERM exits 0, not by re-raising the signal
 
     return DrainingServer(config)
