@@ -128,7 +128,12 @@ def test_health_ready_metrics_and_docs(server, dirs):
     for name in ("hub_requests_total", "hub_request_seconds_bucket", "hub_queue_depth", "hub_batch_size_bucket",
                  'hub_model_loaded{model="tiny-timm"} 1.0', "hub_models_loaded 4.0"):
         assert name in metrics.text, name
-    assert "swagger" in httpx.get(url + "/docs", headers=auth()).text.lower()
+    docs = httpx.get(url + "/docs", headers=auth()).text
+    assert "swagger" in docs.lower() and "cdn" not in docs.lower()  # works offline: Swagger UI is served here
+    for asset in ("swagger-ui-bundle.js", "swagger-ui.css"):
+        assert f"/static-docs/{asset}" in docs
+        served = httpx.get(f"{url}/static-docs/{asset}")
+        assert served.status_code == 200 and len(served.content) > 10_000
     schema = httpx.get(url + "/openapi.json", headers=auth()).json()
     assert {"/v1/embeddings", "/v1/audio/transcriptions", "/v1/run/{model_id}", "/ready"} <= set(schema["paths"])
     assert httpx.get(url + "/", headers=auth()).headers["content-type"].startswith("text/html")

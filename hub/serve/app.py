@@ -24,6 +24,7 @@ from hub.serve.metrics import Metrics
 from hub.serve.models import ModelHost
 
 STATIC = Path(__file__).resolve().parent / "static"
+DOCS_ASSETS = "/static-docs"
 ERROR_SCHEMA = {"type": "object", "required": ["error"], "properties": {"error": {
     "type": "object", "required": ["message", "type", "param", "code"],
     "properties": {"message": {"type": "string"}, "type": {"type": "string"},
@@ -74,7 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state.preload_task.cancel()
         await state.host.close()
 
-    app = FastAPI(title="mmhub", version=__version__, lifespan=lifespan,
+    app = FastAPI(title="mmhub", version=__version__, lifespan=lifespan, docs_url=None,
                   description="Every model of the hub's catalogue over HTTP: native routes for every task, "
                               "OpenAI-compatible embeddings and transcriptions, cross-request micro-batching.")
     app.state.hub = state
@@ -83,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(run.router)
     app.include_router(openai.router)
     add_page(app)
+    add_docs(app)
     document_errors(app)
     app.add_middleware(Gate, state=state)
     return app
@@ -155,6 +157,30 @@ def add_page(app: FastAPI) -> None:
         return FileResponse(STATIC / "index.html")
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+
+def add_docs(app: FastAPI) -> None:
+    """The OpenAPI page at ``/docs``, its Swagger UI files served from the swagger-ui-bundle package (no CDN)."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+
+    assets = swagger_ui_dir()
+    if assets is not None:
+        app.mount(DOCS_ASSETS, StaticFiles(directory=assets), name="docs-assets")
+    urls = {"swagger_js_url": f"{DOCS_ASSETS}/swagger-ui-bundle.js", "swagger_css_url": f"{DOCS_ASSETS}/swagger-ui.css",
+            "swagger_favicon_url": f"{DOCS_ASSETS}/favicon-32x32.png"} if assets is not None else {}
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs():
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="mmhub - API", **urls)
+
+
+def swagger_ui_dir() -> Path | None:
+    """Swagger UI's files from the swagger-ui-bundle package, or None when it is not installed."""
+    try:
+        from swagger_ui_bundle import swagger_ui_path
+    except ImportError:
+        return None
+    return Path(swagger_ui_path)
 
 
 def document_errors(app: FastAPI) -> None:

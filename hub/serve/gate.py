@@ -2,9 +2,9 @@
 
 - Every request is counted and timed by route template and status.
 - While the server shuts down, new requests get 503 (``/health`` still answers).
-- With an API key, every route but ``/health`` and the static page (``/`` and ``/static/...``, which hold
-  no data; the page sends the key with its API calls) needs ``Authorization: Bearer KEY``, compared in
-  constant time.
+- With an API key, every route but ``/health`` and the static files (``/``, ``/static/...`` and Swagger UI's
+  ``/static-docs/...``, which hold no data; the page sends the key with its API calls) needs
+  ``Authorization: Bearer KEY``, compared in constant time.
 - A body over ``--max-body-mb`` gets 413: at once when ``Content-Length`` says so, else while it is read.
 """
 from __future__ import annotations
@@ -74,7 +74,7 @@ class Gate:
     def authorised(self, scope) -> bool:
         key = self.state.api_key
         path = scope["path"]
-        if not key or path in OPEN_PATHS or path in PAGE_PATHS or path.startswith("/static/"):
+        if not key or path in OPEN_PATHS or path in PAGE_PATHS or path.startswith(("/static/", "/static-docs/")):
             return True
         given = header(scope, b"authorization") or ""
         scheme, _, token = given.partition(" ")
