@@ -134,6 +134,10 @@ def trainable(spec: ModelSpec, task: str, num_labels: int, labels: list[str] | N
     checkpoint's head when it was trained for exactly ``labels`` (set ``new_head`` on the
     adapter when one is initialised); ``labels=None`` for a classification task asks for the
     model as saved, its head and labels included, or :class:`hub.train.adapter.NoHeadError`.
+    For a task the hub has no training for, the adapter's ``kind`` is the plugin's own
+    :class:`hub.train.adapter.TrainKind`; the hub then calls first with ``labels=None`` (the model
+    as saved, whose kind reads the data) and again with the classes the data declares when
+    they differ from the model's.
 
     Returns: a :class:`hub.train.adapter.TrainAdapter` (module, loss, collate, save), or
     None when this plugin does not train ``spec`` for ``task``. firstresult: declared so for
