@@ -203,3 +203,18 @@ def test_a_request_waiting_past_its_timeout_gets_504():
     with pytest.raises(ApiError) as info:
         asyncio.run(scenario())
     assert info.value.status == 504 and "--timeout-s" in info.value.message
+
+
+def test_waiting_items_are_sorted_by_length_and_cut_within_both_batch_limits():
+    from hub.serve.batcher import Item
+
+    batcher = Batcher("sizes", None, Limits(max_batch=3, max_batch_tokens=10))
+    items = [Item(i, tokens, None) for i, tokens in enumerate([5, 1, 4, 1, 2, 9, 1, 12, 3])]
+    batches = batcher.split(items)
+    assert sorted(item.value for batch in batches for item in batch) == list(range(9))  # each item once
+    flat = [item.tokens for batch in batches for item in batch]
+    assert flat == sorted(flat)  # shortest first
+    for batch in batches:
+        assert len(batch) <= 3
+        assert len(batch) == 1 or sum(item.tokens for item in batch) <= 10  # one over-long item runs alone
+    assert [[item.value for item in batch] for batch in batches] == [[1, 3, 6], [4, 8, 2], [0], [5], [7]]
