@@ -7,7 +7,8 @@ validation rows are known), then checks two things of the output directory:
   that ``finetune`` recorded in ``OUT/metrics.json``: the same confusion matrix, and every scalar
   (accuracy, loss, recall@k, WER, ...) within 1e-4. A re-initialised head would change the loss.
 - ``hub run OUT`` agrees with the evaluation on the same inputs: its predictions give the same
-  confusion matrix (classification), the same image->text recall (contrastive), the same WER (CTC).
+  confusion matrix (classification; of pixels for segmentation), the same image->text recall
+  (contrastive), the same WER (CTC).
 
 The tiny models and data come from the plugin tests' builders (tests/plugins/test_*_train.py).
 """
@@ -144,7 +145,16 @@ def timm_case(tmp: Path):
     return base, "image-classification", tmp / "train", tmp / "val", {"lr": 3e-3}
 
 
-CASES = {"text-classification": text_case, "token-classification": token_case, "audio-classification": audio_case,
+def segmentation_case(tmp: Path):
+    pytest.importorskip("mmhub_torchvision")
+    from shapes_data import CLASSES, write_folder
+    from test_torchvision_train import start_model
+
+    train, val = write_folder(tmp / "train", range(24)), write_folder(tmp / "val", range(100, 108))
+    return start_model(tmp / "fcn", CLASSES), "image-segmentation", train, val, {"lr": 1e-3}
+
+
+CASES = {"image-segmentation": segmentation_case, "text-classification": text_case, "token-classification": token_case, "audio-classification": audio_case,
          "speech-recognition": ctc_case, "zero-shot-image-classification": clip_case,
          "image-classification": timm_case}
 
@@ -201,6 +211,18 @@ def run_wer(out: Path, val: Path) -> tuple[float, float]:
     return M.wer(refs, hyps), errors / chars
 
 
+def run_pixel_confusion(out: Path, folder: Path, n: int) -> list[list[int]]:
+    """The confusion of pixels (true x predicted) of ``hub.run(OUT)``'s class maps against the masks."""
+    from PIL import Image
+
+    images = sorted((folder / "images").iterdir())
+    cm = np.zeros((n, n), dtype=np.int64)
+    for path, result in zip(images, hub.run(str(out), [str(p) for p in images], dtype="fp32")):
+        truth = np.asarray(Image.open(folder / "masks" / path.name), dtype=np.int64)
+        np.add.at(cm, (truth.ravel(), np.asarray(result.class_map).ravel()), 1)
+    return cm.tolist()
+
+
 def scalars(metrics: dict) -> dict:
     return {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
@@ -226,7 +248,9 @@ def test_eval_reproduces_the_recorded_metrics_and_agrees_with_hub_run(task, tmp_
         for key, value in scalars(recorded).items():
             assert measured[key] == pytest.approx(value, abs=1e-4), (key, measured[key], value)
 
-    if "confusion" in recorded:
+    if task == "image-segmentation":
+        assert run_pixel_confusion(out, val, len(recorded["per_class"])) == recorded["confusion"]
+    elif "confusion" in recorded:
         labels = list(recorded["per_class"])
         assert run_confusion(out, task, val, labels) == recorded["confusion"]
     elif "wer" in recorded:
