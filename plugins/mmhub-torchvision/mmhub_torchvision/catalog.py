@@ -31,19 +31,22 @@ MODELS: dict[str, dict] = {
         "task": DETECTION, "arch": "fasterrcnn_resnet50_fpn_v2",
         "source": SOURCE_PREFIX + "FasterRCNN_ResNet50_FPN_V2_Weights.COCO_V1",
         "aliases": ["fasterrcnn_resnet50_fpn_v2", "faster-rcnn"], "params": 43712278,
-        "description": f"Faster R-CNN ResNet-50 FPN v2: boxes for the 91 COCO categories (box mAP 46.7), trained on {_COCO}.",
+        "description": ("Faster R-CNN ResNet-50 FPN v2: boxes for the 91 COCO categories (box mAP 46.7)"
+                        f", trained on {_COCO}."),
     },
     "retinanet-resnet50-fpn-v2": {
         "task": DETECTION, "arch": "retinanet_resnet50_fpn_v2",
         "source": SOURCE_PREFIX + "RetinaNet_ResNet50_FPN_V2_Weights.COCO_V1",
         "aliases": ["retinanet_resnet50_fpn_v2", "retinanet"], "params": 38198935,
-        "description": f"RetinaNet ResNet-50 FPN v2: one-stage detector, 91 COCO categories (box mAP 41.5), trained on {_COCO}.",
+        "description": ("RetinaNet ResNet-50 FPN v2: one-stage detector, 91 COCO categories (box mAP 41.5)"
+                        f", trained on {_COCO}."),
     },
     "fcos-resnet50-fpn": {
         "task": DETECTION, "arch": "fcos_resnet50_fpn",
         "source": SOURCE_PREFIX + "FCOS_ResNet50_FPN_Weights.COCO_V1",
         "aliases": ["fcos_resnet50_fpn", "fcos"], "params": 32269600,
-        "description": f"FCOS ResNet-50 FPN: anchor-free detector, 91 COCO categories (box mAP 39.2), trained on {_COCO}.",
+        "description": ("FCOS ResNet-50 FPN: anchor-free detector, 91 COCO categories (box mAP 39.2)"
+                        f", trained on {_COCO}."),
     },
     "deeplabv3-resnet50": {
         "task": SEGMENTATION, "arch": "deeplabv3_resnet50",

@@ -67,7 +67,8 @@ def load(spec) -> Loaded:
         return load_directory(directory, spec)
     if not spec.source.startswith(SOURCE_PREFIX):
         raise ModelUnavailableError(f"weights for model '{spec.id}' not found at '{spec.source}'; give a directory "
-                                    f"with {CONFIG_NAME} and {WEIGHTS_NAME}, or a source {SOURCE_PREFIX}<Enum>.<MEMBER>")
+                                    f"with {CONFIG_NAME} and {WEIGHTS_NAME}, or a source "
+                                    f"{SOURCE_PREFIX}<Enum>.<MEMBER>")
     return load_enum(spec, get_weights(spec.source[len(SOURCE_PREFIX):]))
 
 
@@ -122,7 +123,8 @@ def read_checkpoint(model_id: str, weights) -> dict:
 
 def download_hint(weights, path: Path) -> str:
     """The command that puts the checkpoint where torchvision (and this plugin) looks for it."""
-    code = f"import torchvision; torchvision.models.get_weight({type(weights).__name__ + '.' + weights.name!r}).get_state_dict()"
+    name = f"{type(weights).__name__}.{weights.name}"
+    code = f"import torchvision; torchvision.models.get_weight({name!r}).get_state_dict()"
     return f"run {shell_command(sys.executable, '-c', code)} (it writes '{path}')"
 
 

@@ -128,7 +128,9 @@ class SegmentationPipeline(TorchvisionPipeline):
         sums = torch.zeros(n, dtype=torch.float64).index_add_(0, flat, prob.flatten().double())
         present = [int(c) for c in counts.argsort(descending=True, stable=True) if counts[c] > 0]
         classes = [SegmentClass(self.label(c), c, int(counts[c]), float(sums[c] / counts[c])) for c in present]
-        found = [SegmentMask(self.label(c), c, (class_map == c).to(torch.uint8).tolist()) for c in present] if masks else None
+        found = None
+        if masks:
+            found = [SegmentMask(self.label(c), c, (class_map == c).to(torch.uint8).tolist()) for c in present]
         height, width = class_map.shape
         return Segmentation(class_map.tolist(), [self.label(i) for i in range(n)], classes, int(width), int(height),
                             found)
