@@ -154,7 +154,7 @@ def test_ready_is_503_when_a_model_worker_has_died(monkeypatch):
     from hub.serve.batcher import Batcher
 
     with running(hub_app(preload=(MINILM,))) as url:
-        def broken(self, queue):
+        def broken(self, *args):
             raise RuntimeError("worker fault injected by the test")
 
         monkeypatch.setattr(Batcher, "take", broken)
