@@ -72,7 +72,8 @@ def test_an_incompatible_plugin_is_left_out_and_shown_like_any_failure(tmp_path,
 def test_the_shipped_plugins_pin_the_version():
     import mmhub_openclip
     import mmhub_timm
+    import mmhub_torchvision
     import mmhub_transformers
 
-    for module in (mmhub_transformers, mmhub_timm, mmhub_openclip):
+    for module in (mmhub_transformers, mmhub_timm, mmhub_openclip, mmhub_torchvision):
         assert api_problem(module.MMHUB_PLUGIN_API) is None, module.__name__

@@ -9,6 +9,8 @@ from hub import hookimpl
 from hub.plugin_kit import build_pipeline, pipeline_options
 from mmhub_torchvision.catalog import DETECTION, PLUGIN, SEGMENTATION, TASK_DECLARATIONS, model_entries
 
+MMHUB_PLUGIN_API = "1.0"  # the hub plugin-API version this plugin is written against
+
 # task -> "module:Class" of the pipeline that serves it (imported on load)
 PIPELINES: dict[str, str] = {
     DETECTION: "mmhub_torchvision.pipelines:ObjectDetectionPipeline",
