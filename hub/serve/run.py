@@ -104,8 +104,11 @@ def prepare(pipeline, items: list) -> list:
 
 
 async def unless_disconnected(request: Request, work):
-    """Await ``work``; if the client goes away first, cancel it (its queued items are then skipped)."""
-    from fastapi.responses import Response
+    """Await ``work``; if the client goes away first, cancel it (its queued items are then skipped).
+
+    A dict answer is serialised here straight to JSON: FastAPI's generic encoder walks every float of
+    every embedding in Python, which costs more than the serialisation itself."""
+    from fastapi.responses import JSONResponse, Response
 
     task = asyncio.ensure_future(work)
     watcher = asyncio.ensure_future(wait_for_disconnect(request))
@@ -114,7 +117,8 @@ async def unless_disconnected(request: Request, work):
     finally:
         watcher.cancel()
     if task.done():
-        return task.result()
+        result = task.result()
+        return JSONResponse(result) if isinstance(result, dict) else result
     task.cancel()
     return Response(status_code=499)  # nobody reads it: the client closed the request
 
