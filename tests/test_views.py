@@ -1,7 +1,6 @@
 """CLI views: the streamed table and JSON array of 'hub run', bounded for any number of inputs."""
 import json
 import math
-import time
 
 import pytest
 
@@ -54,13 +53,11 @@ def test_more_embeddings_get_a_bounded_pairs_list_and_no_matrix(capsys, n):
 
 @pytest.mark.parametrize("n", [SIMILAR_PAIRS_MAX + 1, 10_000])
 def test_many_embeddings_print_one_line_each_and_a_note(capsys, n):
-    start = time.perf_counter()
     feed(TableView(), [f"sentence number {i}" for i in range(n)], embeddings(n, dim=384), chunk=256)
     captured = capsys.readouterr()
     assert len(captured.out.splitlines()) == n
     assert "cosine similarity" not in captured.out and "most similar pairs" not in captured.out
     assert f"{n} were given" in captured.err and "--json" in captured.err
-    assert time.perf_counter() - start < 30  # linear: all pairs of 10,000 would take many minutes
 
 
 def test_results_that_are_not_embeddings_get_no_similarity(capsys):
