@@ -63,12 +63,7 @@ def read_records(path, kind: str, inputs: str, text_column: str = "text", label_
         records, problems = _read_folder(root, kind, inputs, text_column, label_column, purpose)
     else:
         records, problems = _read_table(root, kind, inputs, text_column, label_column, purpose)
-    if problems and on_bad == "error":
-        raise HubError(_problem_message(f"training data '{path}'", problems, "rows"))
-    if not records:
-        hint = f" ({len(problems)} bad rows, e.g. {problems[0]})" if problems else ""
-        raise HubError(f"training data '{path}' holds no usable rows{hint}")
-    return records, problems
+    return _kept_rows(f"training data '{path}'", records, problems, on_bad)
 
 
 def read_kind_records(kind, path, on_bad: str = "skip", purpose: str = "training"):
@@ -83,11 +78,16 @@ def read_kind_records(kind, path, on_bad: str = "skip", purpose: str = "training
         raise HubError(f"the {kind.name} training kind's read() returned {type(result).__name__}, not "
                        "(records, problems); the plugin is at fault")
     records, problems = list(result[0]), sorted(result[1], key=_line_key)
+    return _kept_rows(f"{purpose} data '{path}'", records, problems, on_bad)
+
+
+def _kept_rows(what: str, records: list, problems: list[str], on_bad: str):
+    """(records, problems) under the bad-row rule: any problem stops an ``error`` run; no rows left stops any."""
     if problems and on_bad == "error":
-        raise HubError(_problem_message(f"{purpose} data '{path}'", problems, "rows"))
+        raise HubError(_problem_message(what, problems, "rows"))
     if not records:
         hint = f" ({len(problems)} bad rows, e.g. {problems[0]})" if problems else ""
-        raise HubError(f"{purpose} data '{path}' holds no usable rows{hint}")
+        raise HubError(f"{what} holds no usable rows{hint}")
     return records, problems
 
 
