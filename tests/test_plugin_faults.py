@@ -18,6 +18,7 @@ import pytest
 
 import hub
 from hub.errors import HubError, PluginError
+from hub.testing.isolation import write_dist_info
 
 FAULTS = Path(__file__).resolve().parent / "fault_plugins"
 ALL_FAULTS = sorted(p.stem for p in FAULTS.glob("*.py"))
@@ -28,10 +29,7 @@ def install_fault(root: Path, name: str) -> None:
     """Install fault plugin ``name`` under ``root`` as distribution mmhub-fault-NAME, entry point NAME."""
     module = f"mmhub_fault_{name}"
     shutil.copy(FAULTS / f"{name}.py", root / f"{module}.py")
-    info = root / f"mmhub_fault_{name}-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: mmhub-fault-{name}\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text(f"[mmhub]\n{name} = {module}\n")
+    write_dist_info(root, f"mmhub-fault-{name}", "0.1", name, module)
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ import pytest
 
 import hub
 from hub.errors import HubError, PluginError
+from hub.testing.isolation import write_dist_info
 
 PLUGINS = Path(__file__).resolve().parent / "task_plugins"
 FAULTY = ["bad_fields", "conflicting_task", "raising_tasks"]
@@ -31,10 +32,7 @@ def install_plugin(root: Path, name: str) -> None:
     """Install plugin ``name`` under ``root``: module mmhub_task_NAME, distribution mmhub-task-NAME."""
     module = f"mmhub_task_{name}"
     shutil.copy(PLUGINS / f"{name}.py", root / f"{module}.py")
-    info = root / f"{module}-0.2.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: mmhub-task-{name}\nVersion: 0.2\n")
-    (info / "entry_points.txt").write_text(f"[mmhub]\n{name} = {module}\n")
+    write_dist_info(root, f"mmhub-task-{name}", "0.2", name, module)
 
 
 @pytest.fixture

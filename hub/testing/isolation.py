@@ -86,10 +86,7 @@ class IsolatedHub:
         import importlib
 
         site = self.root / "site"
-        info = site / f"mmhub_test_{name.replace('-', '_')}-{version}.dist-info"
-        info.mkdir(parents=True, exist_ok=True)
-        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: mmhub-test-{name}\nVersion: {version}\n")
-        (info / "entry_points.txt").write_text(f"[mmhub]\n{name} = {module}\n")
+        write_dist_info(site, f"mmhub-test-{name}", version, name, module)
         for path in (str(site), *([str(search_path)] if search_path else [])):
             if path not in self._paths:
                 self._paths.append(path)
@@ -138,6 +135,15 @@ class IsolatedHub:
         from hub.testing.cli import invoke_hub
 
         return invoke_hub(list(args))
+
+
+def write_dist_info(site: Path, distribution: str, version: str, name: str, module: str) -> Path:
+    """A ``*.dist-info`` under ``site`` declaring ``module`` as the ``mmhub`` entry point ``name``, as pip writes it."""
+    info = Path(site) / f"{distribution.replace('-', '_')}-{version}.dist-info"
+    info.mkdir(parents=True, exist_ok=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {distribution}\nVersion: {version}\n")
+    (info / "entry_points.txt").write_text(f"[mmhub]\n{name} = {module}\n")
+    return info
 
 
 def reset_hub_state(plugins: bool = True) -> None:
