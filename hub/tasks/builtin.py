@@ -32,6 +32,11 @@ def core_tasks() -> list[TaskInfo]:
         T("image-text-similarity", "crossmodal", "image+text", "Similarity",
           "Image and text embeddings, their similarity matrix and top-k retrieval.",
           ("image-text-retrieval", "clip-similarity")),
+        # -- seq2seq: translation, summarization --
+        # -- extractive question answering --
+        # -- zero-shot text classification, text ranking --
+        # -- text-to-speech, zero-shot audio classification --
+        # -- image captioning --
     ]
 
 

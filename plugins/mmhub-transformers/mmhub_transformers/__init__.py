@@ -19,6 +19,11 @@ PIPELINES = {
     "text-generation": "mmhub_transformers.generate:TextGenerationPipeline",
     "speech-recognition": "mmhub_transformers.speech:SpeechRecognitionPipeline",
     "audio-classification": "mmhub_transformers.speech:AudioClassificationPipeline",
+    # -- seq2seq --
+    # -- question answering --
+    # -- zero-shot text classification, text ranking --
+    # -- text-to-speech, zero-shot audio classification --
+    # -- image captioning --
 }
 
 
