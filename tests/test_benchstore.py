@@ -1,0 +1,113 @@
+"""The per-machine benchmark store: where it lives, records, lookups, the fastest backend, bad files."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from hub import benchstore
+from hub.benchstore import BenchStoreWarning
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    """An empty store in a temporary cache directory."""
+    monkeypatch.setenv("HUB_CACHE_DIR", str(tmp_path / "cache"))
+    benchstore._warned.clear()
+    return tmp_path / "cache" / "bench"
+
+
+def test_the_cache_dir_follows_the_environment(tmp_path, monkeypatch):
+    monkeypatch.delenv("HUB_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert benchstore.store_dir() == tmp_path / "xdg" / "mmhub" / "bench"
+    monkeypatch.setenv("HUB_CACHE_DIR", str(tmp_path / "own"))
+    assert benchstore.store_dir() == tmp_path / "own" / "bench"
+
+
+def test_the_machine_key_names_the_machine_and_changes_with_it():
+    info = {"cpu": "Some CPU 9000", "cores": 8, "gpu": "NVIDIA H100 80GB HBM3", "torch": "2.5.1"}
+    key = benchstore.machine_key(info)
+    assert key.startswith("some-cpu-9000-8c-nvidia-h100-80gb-hbm3-torch2.5.1-")
+    assert benchstore.machine_key(info) == key
+    for change in ({"gpu": None}, {"torch": "2.6.0"}, {"cores": 16}, {"cpu": "Other"}):
+        assert benchstore.machine_key({**info, **change}) != key
+    assert "/" not in benchstore.machine_key({**info, "cpu": "a/b c"})
+
+
+def test_a_record_is_written_as_json_for_this_machine_and_read_back(store):
+    benchstore.record("resnet18", "torch", "bf16", {"throughput": 120.5, "latency_ms_p50": 9.1}, device="cpu")
+    files = list(store.glob("*.json"))
+    assert [f.name for f in files] == [f"{benchstore.machine_key()}.json"]
+    data = json.loads(files[0].read_text())
+    assert data["machine"] == benchstore.machine() and data["format"] == benchstore.FORMAT
+    (found,) = benchstore.lookup("resnet18")
+    assert (found.model, found.backend, found.dtype, found.device) == ("resnet18", "torch", "bf16", "cpu")
+    assert found.figures == {"throughput": 120.5, "latency_ms_p50": 9.1} and found.measured_at > 0
+
+
+def test_a_new_measurement_replaces_the_old_one_of_the_same_slot(store):
+    benchstore.record("m", "torch", "fp32", {"throughput": 1.0}, device="cuda:1")
+    benchstore.record("m", "torch", "fp32", {"throughput": 2.0}, device="cuda")
+    benchstore.record("m", "torch", "bf16", {"throughput": 3.0}, device="cuda")
+    assert [r.throughput for r in benchstore.lookup("m", dtype="fp32")] == [2.0]
+    assert len(benchstore.lookup("m")) == 2
+    assert benchstore.lookup("m", device="cpu") == []
+    assert benchstore.lookup("other") == []
+    assert benchstore.measured_models() == ["m"]
+
+
+def test_the_fastest_backend_is_the_one_with_the_highest_throughput_at_that_dtype(store):
+    assert benchstore.fastest_backend("m", "fp32") is None
+    benchstore.record("m", "torch", "fp32", {"throughput": 10.0})
+    benchstore.record("m", "onnx", "fp32", {"throughput": 25.0})
+    benchstore.record("m", "openvino", "fp32", {"throughput": 20.0})
+    benchstore.record("m", "openvino", "bf16", {"throughput": 99.0})
+    benchstore.record("m", "broken", "fp32", {"latency_ms_p50": 1.0})  # no throughput: never chosen
+    assert benchstore.fastest_backend("m", "fp32") == "onnx"
+    assert benchstore.fastest_backend("m", "bf16") == "openvino"
+    assert benchstore.fastest_backend("m", "fp16") is None
+    assert benchstore.fastest_backend("m", "fp32", device="cuda") is None
+
+
+@pytest.mark.parametrize("content", [b"{not json", b"[1, 2]", b'{"models": []}', b'{"format": 99, "models": {}}',
+                                     b"\xff\xfe\x00garbage", b""])
+def test_a_corrupt_store_is_a_warning_naming_the_file_and_the_fix_and_reads_as_empty(store, content):
+    path = benchstore.store_path()
+    path.parent.mkdir(parents=True)
+    path.write_bytes(content)
+    with pytest.warns(BenchStoreWarning) as caught:
+        assert benchstore.lookup("m") == []
+        assert benchstore.fastest_backend("m", "fp32") is None
+    message = str(caught[0].message)
+    assert str(path) in message and "Delete it" in message and "hub bench" in message
+    benchstore.record("m", "torch", "fp32", {"throughput": 5.0})  # rewritten from empty, warned once only
+    assert benchstore.fastest_backend("m", "fp32") == "torch"
+
+
+def test_records_with_a_bad_shape_are_skipped(store):
+    path = benchstore.store_path()
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"format": 1, "models": {"m": {
+        "a": "nonsense", "b": {"backend": "torch"}, "c": {"backend": "torch", "dtype": "fp32", "device": "cpu",
+                                                         "figures": {"throughput": "fast"}}}}}))
+    (only,) = benchstore.lookup("m")
+    assert only.throughput is None and benchstore.fastest_backend("m", "fp32") is None
+
+
+def test_the_store_never_imports_torch(tmp_path):
+    code = ("import sys, hub.benchstore as b; b.machine_key(); b.lookup('x'); b.fastest_backend('x', 'fp32'); "
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    env = {"HUB_CACHE_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+
+
+def test_records_lists_plain_dicts_for_every_model(store):
+    benchstore.record("a", "torch", "fp32", {"throughput": 1.0})
+    benchstore.record("b", "onnx", "fp32", {"throughput": 2.0}, device="cuda:0")
+    rows = benchstore.records()
+    assert [(r["model"], r["backend"], r["device"]) for r in rows] == [("a", "torch", "cpu"), ("b", "onnx", "cuda")]
+    assert [r["model"] for r in benchstore.records("b")] == ["b"]
