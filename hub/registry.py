@@ -49,6 +49,8 @@ class ModelSpec:
     description: str = ""
     preprocess: dict = field(default_factory=dict)  # settings bound to the weights
     options: dict = field(default_factory=dict)  # plugin-specific extras
+    accuracy: dict | None = None  # published quality: {metric, value, source} (see hub.published)
+    flops: dict | None = None  # published compute per input: {gflops or gmacs, source}
     origin: str = ""  # the file or plugin that declared the entry
 
     @property
@@ -100,6 +102,7 @@ class ModelSpec:
             values["task"] = normalised(data["task"])
         _check_types(values, origin, model_id)
         _check_revision(values.get("revision"), origin, model_id)
+        _check_published(values, origin, model_id)
         values["aliases"] = [str(a) for a in values.get("aliases") or []]
         return cls(id=str(model_id), origin=str(origin), **values)
 
@@ -107,7 +110,7 @@ class ModelSpec:
 _TYPES = {
     "aliases": list, "params": int, "preprocess": dict, "options": dict,
     "plugin": str, "source": str, "revision": str, "local": str, "arch": str,
-    "pretrained": str, "license": str, "description": str,
+    "pretrained": str, "license": str, "description": str, "accuracy": dict, "flops": dict,
 }
 
 
@@ -118,6 +121,15 @@ def _check_types(values: dict, origin: str, model_id: str) -> None:
             continue
         if expected is int and isinstance(value, bool) or not isinstance(value, expected):
             raise CatalogError(origin, model_id, key, f"expected {expected.__name__}, got {type(value).__name__} {value!r}")
+
+
+def _check_published(values: dict, origin: str, model_id: str) -> None:
+    from hub.published import accuracy_problem, flops_problem
+
+    for key, problem in (("accuracy", accuracy_problem), ("flops", flops_problem)):
+        why = problem(values[key]) if values.get(key) is not None else None
+        if why:
+            raise CatalogError(origin, model_id, key, why)
 
 
 COMMIT = re.compile(r"^[0-9a-f]{40}$")
