@@ -33,9 +33,27 @@ def core_tasks() -> list[TaskInfo]:
           "Image and text embeddings, their similarity matrix and top-k retrieval.",
           ("image-text-retrieval", "clip-similarity")),
         # -- seq2seq: translation, summarization --
+        T("translation", "nlp", "text", "hub.tasks.results_seq2seq:GeneratedText",
+          "Translate text into another language (beam search or sampling).", ("translate", "machine-translation")),
+        T("summarization", "nlp", "text", "hub.tasks.results_seq2seq:GeneratedText",
+          "A shorter text that keeps the gist of a longer one.", ("summarisation", "summarize", "summarise")),
         # -- extractive question answering --
+        T("question-answering", "nlp", "text", "hub.tasks.results_qa:Answers",
+          "Answer spans in a context for a question (extractive; 'no answer' for SQuAD v2 models).",
+          ("qa", "extractive-qa", "extractive-question-answering")),
         # -- zero-shot text classification, text ranking --
+        T("zero-shot-classification", "nlp", "text", "Classification",
+          "Score a text against free-text labels with an NLI model (entailment of 'This example is {label}.').",
+          ("zero-shot-text-classification", "nli")),
+        T("text-ranking", "nlp", "text", "Classification",
+          "Score passages against a query with a cross-encoder; the passages best first.",
+          ("rerank", "reranking", "cross-encoder")),
         # -- text-to-speech, zero-shot audio classification --
+        T("text-to-speech", "speech", "text", "hub.tasks.results_audio:Speech",
+          "Speech synthesised from text: a waveform and its sample rate (--save-dir writes WAV files).",
+          ("tts", "speech-synthesis"), save="hub.tasks.results_audio:save_speech"),
+        T("zero-shot-audio-classification", "speech", "audio", "Classification",
+          "Score an audio clip against free-text labels (CLAP).", ()),
         # -- image captioning --
     ]
 

@@ -20,9 +20,16 @@ PIPELINES = {
     "speech-recognition": "mmhub_transformers.speech:SpeechRecognitionPipeline",
     "audio-classification": "mmhub_transformers.speech:AudioClassificationPipeline",
     # -- seq2seq --
+    "translation": "mmhub_transformers.seq2seq:TranslationPipeline",
+    "summarization": "mmhub_transformers.seq2seq:SummarizationPipeline",
     # -- question answering --
+    "question-answering": "mmhub_transformers.qa:QuestionAnsweringPipeline",
     # -- zero-shot text classification, text ranking --
+    "zero-shot-classification": "mmhub_transformers.pairs:ZeroShotClassificationPipeline",
+    "text-ranking": "mmhub_transformers.pairs:TextRankingPipeline",
     # -- text-to-speech, zero-shot audio classification --
+    "text-to-speech": "mmhub_transformers.tts:TextToSpeechPipeline",
+    "zero-shot-audio-classification": "mmhub_transformers.clap:ZeroShotAudioClassificationPipeline",
     # -- image captioning --
 }
 

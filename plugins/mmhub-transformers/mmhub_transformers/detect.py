@@ -9,13 +9,17 @@ from hub.plugin_kit import read_json_file
 _SUFFIX_TASKS = [
     ("ForSequenceClassification", "text-classification"),
     ("ForTokenClassification", "token-classification"),
+    ("ForQuestionAnswering", "question-answering"),
     ("ForMaskedLM", "fill-mask"),
     ("ForCausalLM", "text-generation"),
     ("LMHeadModel", "text-generation"),
     ("ForConditionalGeneration", "speech-recognition"),
     ("ForCTC", "speech-recognition"),
     ("ForAudioClassification", "audio-classification"),
+    ("ForTextToSpeech", "text-to-speech"),
 ]
+# models whose architecture name does not say the task (VitsModel, ClapModel)
+MODEL_TYPE_TASKS = {"vits": "text-to-speech", "clap": "zero-shot-audio-classification"}
 # ...ForConditionalGeneration is speech only for these (T5, BART, LLaVA... are not)
 SPEECH_SEQ2SEQ_TYPES = {"whisper", "speech_to_text", "speech2text", "speecht5"}
 # ...ForSequenceClassification of these is audio classification
@@ -44,6 +48,8 @@ def guess_task(root: Path, config: dict) -> str:
     if (root / "modules.json").exists():
         return "text-embedding"
     model_type = config.get("model_type")
+    if model_type in MODEL_TYPE_TASKS:
+        return MODEL_TYPE_TASKS[model_type]
     for arch in config.get("architectures") or []:
         for suffix, task in _SUFFIX_TASKS:
             if not arch.endswith(suffix):
@@ -52,5 +58,18 @@ def guess_task(root: Path, config: dict) -> str:
                 break
             if suffix == "ForSequenceClassification" and model_type in AUDIO_ENCODER_TYPES:
                 return "audio-classification"
+            if suffix == "ForSequenceClassification":
+                return pair_task(config) or task
             return task
     return "text-embedding"
+
+
+def pair_task(config: dict) -> str | None:
+    """A sequence classifier that scores text pairs: an NLI head (an entailment label) or a 1-output cross-encoder."""
+    if any(str(name).lower().startswith("entail") for name in config.get("label2id") or {}):
+        return "zero-shot-classification"
+    if "sbert_ce_default_activation_function" in config or "sentence_transformers" in config:
+        return "text-ranking"
+    if len(config.get("id2label") or {}) == 1 and config.get("problem_type") != "regression":
+        return "text-ranking"
+    return None
