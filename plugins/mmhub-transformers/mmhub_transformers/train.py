@@ -40,6 +40,15 @@ def trainable(spec, task, num_labels, labels, device_manager):
         from mmhub_transformers import train_ctc
 
         return train_ctc.trainable(spec, weights_dir(spec), bool((spec.options or {}).get("trust_remote_code")))
+    if task in ("translation", "summarization"):  # seq2seq: mmhub_transformers.train_seq2seq
+        from mmhub_transformers import train_seq2seq
+
+        trust = bool((spec.options or {}).get("trust_remote_code"))
+        return train_seq2seq.trainable(spec, task, weights_dir(spec), trust)
+    if task in ("zero-shot-classification", "text-ranking"):  # pair classification: mmhub_transformers.train_pairs
+        from mmhub_transformers import train_pairs
+
+        return train_pairs.trainable(spec, task, labels)
     if task not in AUTO:
         return None
     directory = weights_dir(spec)
