@@ -121,12 +121,13 @@ def finetune(model_id: str, data, val=None, task: str | None = None, epochs: int
              on_bad_rows: str = "skip", text_column: str = "text", label_column: str = "label",
              max_steps: int | None = None, device: str | None = None, save_every: int | None = None,
              val_fraction: float = 0.2, num_workers: int = 0, progress: bool = True,
-             overwrite: bool = False) -> FinetuneResult:
+             overwrite: bool = False, shard: bool = False) -> FinetuneResult:
     """Fine-tune ``model_id`` on ``data``; returns the final metrics and where things were written.
 
     ``out`` is checked, created and locked first (:mod:`hub.train.outdir`): ``resume`` continues the
     run in it, ``overwrite`` moves what is there aside and starts over. A task outside
     :data:`TASK_KINDS` is trained by the kind its plugin's adapter brings (:mod:`hub.train.kinds`).
+    ``shard`` shards the model over the processes of a distributed run with FSDP2 (:mod:`hub.train.sharded`).
     """
     from hub.api import get_spec
     from hub.device import DeviceManager
@@ -157,7 +158,7 @@ def finetune(model_id: str, data, val=None, task: str | None = None, epochs: int
                              schedule=schedule, warmup=warmup,
                              weight_decay=weight_decay, max_grad_norm=max_grad_norm, head_lr_mult=head_lr_mult,
                              group_by_length=group_by_length, max_steps=max_steps, num_workers=num_workers,
-                             progress=progress)
+                             progress=progress, shard=shard)
         if ctx.is_main:
             check_space(out, adapter.module, config.keep_checkpoints)
         train, val_records, unloadable = _screen(adapter, prep.train, prep.val, on_bad_rows)

@@ -5,6 +5,8 @@ Layout under ``OUT/checkpoints``::
     step-00000120/model.safetensors   module weights (safetensors, shared tensors handled)
     step-00000120/state.pt            optimiser, scheduler, grad scaler, RNG states, position,
                                       best metric, early-stopping counter, run arguments
+    step-00000120/sharded/            instead of model.safetensors (and the optimiser state) when
+                                      trained with --shard: every rank's shards (hub.train.sharded)
     last                              text file naming the newest complete checkpoint
     best                              text file naming the checkpoint with the best metric
 
@@ -47,11 +49,17 @@ def save_checkpoint(root, module, state: dict, best: bool = False, keep: int = 2
         save_model(_unwrap(module), str(tmp / WEIGHTS))
         with open(tmp / STATE, "wb") as fh:
             torch.save(state, fh)
+    publish(root, name, best, keep)
+    return final
+
+
+def publish(root, name: str, best: bool = False, keep: int = 2) -> None:
+    """Point ``last`` (and ``best``) at the checkpoint ``name`` just written; prune older ones."""
+    root = Path(root)
     atomic_write_text(root / "last", name + "\n")
     if best:
         atomic_write_text(root / "best", name + "\n")
     prune(root, keep)
-    return final
 
 
 def _unwrap(module):
@@ -59,7 +67,9 @@ def _unwrap(module):
 
 
 def complete(path: Path) -> bool:
-    return path.is_dir() and (path / WEIGHTS).is_file() and (path / STATE).is_file()
+    """A checkpoint folder with its state and its weights (a safetensors file, or sharded: hub.train.sharded)."""
+    weights = (path / WEIGHTS).is_file() or (path / "sharded" / ".metadata").is_file()
+    return path.is_dir() and weights and (path / STATE).is_file()
 
 
 def checkpoints(root) -> list[Path]:
@@ -127,6 +137,10 @@ def check_weights(path) -> None:
     """Raise HubError when checkpoint ``path``'s weights file is not a whole safetensors file."""
     from safetensors import safe_open
 
+    if (Path(path) / "sharded").is_dir():
+        from hub.train.sharded import check_sharded
+
+        return check_sharded(path)
     try:
         with safe_open(str(Path(path) / WEIGHTS), framework="pt") as fh:
             fh.keys()

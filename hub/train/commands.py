@@ -40,6 +40,9 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
                    "deleted) and the run starts over.")
 @click.option("--nproc", type=click.IntRange(1), default=1, show_default=True,
               help="Processes on this machine (one per GPU); re-runs under torchrun.")
+@click.option("--shard", is_flag=True,
+              help="Shard weights, gradients and optimiser state over the processes (FSDP2), for models beyond "
+                   "one device's memory; checkpoints are saved sharded.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--eval-every", type=click.IntRange(1), help="Evaluate every N steps (always at each epoch end).")
 @click.option("--patience", type=click.IntRange(1), help="Stop after N evaluations without improvement.")
@@ -59,7 +62,7 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
               help="Batch examples of similar length together (less padding).")
 @click.pass_context
 def finetune_cmd(ctx, model_id, data, val, task, epochs, lr, batch_size, grad_accum, precision, freeze_backbone,
-                 unfreeze_last, out, resume, overwrite, nproc, seed, eval_every, patience, metric, schedule, warmup,
+                 unfreeze_last, out, resume, overwrite, nproc, shard, seed, eval_every, patience, metric, schedule, warmup,
                  max_steps, on_bad_rows, text_column, label_column, group_by_length):
     """Fine-tune MODEL_ID on labelled data; the output directory is itself a model (hub run OUT ...)."""
     if nproc > 1 and "WORLD_SIZE" not in os.environ:
@@ -78,7 +81,7 @@ def finetune_cmd(ctx, model_id, data, val, task, epochs, lr, batch_size, grad_ac
                           unfreeze_last=unfreeze_last, out=out, resume=resume, overwrite=overwrite, seed=seed,
                           eval_every=eval_every, patience=patience, metric=metric, schedule=schedule, warmup=warmup,
                           max_steps=max_steps, on_bad_rows=on_bad_rows, text_column=text_column,
-                          label_column=label_column, group_by_length=group_by_length)
+                          label_column=label_column, group_by_length=group_by_length, shard=shard)
     if int(os.environ.get("RANK", 0)) != 0:
         return
     score = result.metrics.get(result.metric)

@@ -2,12 +2,17 @@
 
 ``torchrun`` (``python -m torch.distributed.run``) sets ``RANK``, ``WORLD_SIZE`` and
 ``LOCAL_RANK``; :func:`init_from_env` joins the process group (``nccl`` on CUDA, ``gloo`` on
-the CPU), every rank starts from rank 0's weights, reads its share of each epoch
-(``DistributedSampler``) and averages gradients before each optimiser step (as DDP does);
-evaluation counts are summed with ``all_reduce`` and only rank 0 writes checkpoints, logs, the
-plot and the final model. ``hub finetune --nproc N`` re-runs itself under torchrun on this
-machine; for several machines run torchrun directly on each (``--nnodes``, ``--node_rank``,
-``--master_addr``); ``--resume`` then needs the output directory on a shared filesystem.
+the CPU) and every rank reads its share of each epoch (``DistributedSampler``). The module is
+wrapped in torch's ``DistributedDataParallel`` (:func:`wrap_ddp`), which starts from rank 0's
+weights and averages gradients in buckets that are all-reduced while backward still runs; with
+``--shard`` it is sharded with FSDP2 instead (:mod:`hub.train.sharded`). Either way the wrapped
+module is a :func:`step_module` whose forward is the adapter's own ``loss(module, batch)``, so an
+adapter may call any method of its module (``encode_image``...) and plugins see no change.
+Evaluation counts and the logged loss are reduced over ranks; only rank 0 writes logs, the plot
+and the final model (and, without ``--shard``, the checkpoints). ``hub finetune --nproc N``
+re-runs itself under torchrun on this machine; for several machines run torchrun directly on
+each (``--nnodes``, ``--node_rank``, ``--master_addr``); ``--resume`` then needs the output
+directory on a shared filesystem.
 """
 from __future__ import annotations
 
@@ -76,42 +81,79 @@ def broadcast_parameters(module, ctx: DistContext) -> None:
         dist.broadcast(tensor.data, src=0)
 
 
-def average_gradients(module, ctx: DistContext, bucket_bytes: int = 32 * 2**20) -> None:
-    """Average the gradients over ranks in a few flat all_reduce calls (DDP's arithmetic).
+_STEP_CLASS = None
 
-    Done after the last accumulation micro-batch instead of through a DDP wrapper, so that an
-    adapter's ``loss`` may call any method of its module (``encode_image``...), and parameters
-    a step does not use need no ``find_unused_parameters``. Gradients of trainable parameters
-    that got none this step count as zeros, as in DDP.
+
+def step_module(module, adapter):
+    """An ``nn.Module`` holding ``module`` whose forward is ``adapter.loss`` (``predict=True``: ``adapter.predict``).
+
+    DDP and FSDP hook the forward of the module they wrap; wrapping this one instead of the
+    adapter's module lets ``loss`` call whatever methods it likes while the hooks still run.
     """
-    if not ctx.enabled:
-        return
+    global _STEP_CLASS
+    if _STEP_CLASS is None:
+        import torch
+
+        class AdapterStep(torch.nn.Module):
+            def __init__(self, inner, loss, predict):
+                super().__init__()
+                self.module = inner
+                self._loss, self._predict = loss, predict
+
+            def forward(self, batch, predict: bool = False):
+                return (self._predict if predict else self._loss)(self.module, batch)
+
+        _STEP_CLASS = AdapterStep
+    return _STEP_CLASS(module, adapter.loss, adapter.predict)
+
+
+def wrap_ddp(module, adapter, ctx: DistContext, device: str, find_unused: bool = False):
+    """``DistributedDataParallel`` over :func:`step_module`: call it with a batch to get the loss.
+
+    ``find_unused`` (see :func:`has_unused_parameters`) lets steps leave some trainable
+    parameters without gradients, at the cost of a walk over the autograd graph each step.
+    """
     import torch
-    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [torch.device(device).index or 0] if str(device).startswith("cuda") else None
+    return DistributedDataParallel(step_module(module, adapter), device_ids=ids, find_unused_parameters=find_unused,
+                                   gradient_as_bucket_view=True)
+
+
+def has_unused_parameters(module, loss_of_a_batch, ctx: DistContext) -> bool:
+    """Whether one step's loss leaves a trainable parameter of ``module`` without a gradient, on any rank.
+
+    ``loss_of_a_batch()`` loads a batch and returns its loss; the random generators and the
+    module's buffers (batch-norm statistics) are put back afterwards, so the run is unchanged.
+    """
+    import torch
+
+    from hub.train import checkpoint as ckpt
 
     params = [p for p in module.parameters() if p.requires_grad]
-    for p in params:
-        if p.grad is None:
-            p.grad = torch.zeros_like(p)
-    bucket, size = [], 0
-    for p in params:
-        bucket.append(p.grad)
-        size += p.grad.numel() * p.grad.element_size()
-        if size >= bucket_bytes:
-            _reduce_bucket(bucket, ctx, dist)
-            bucket, size = [], 0
-    if bucket:
-        _reduce_bucket(bucket, ctx, dist)
+    rng, buffers = ckpt.rng_state(), [b.detach().clone() for b in module.buffers()]
+    try:
+        grads = torch.autograd.grad(loss_of_a_batch(), params, allow_unused=True)
+        unused = any(g is None for g in grads)
+    finally:
+        with torch.no_grad():
+            for buf, saved in zip(module.buffers(), buffers):
+                buf.copy_(saved)
+        ckpt.set_rng_state(rng)
+    return mean_over_ranks(float(unused), ctx) > 0
 
 
-def _reduce_bucket(grads, ctx: DistContext, dist) -> None:
-    from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
+def mean_over_ranks(value: float, ctx: DistContext) -> float:
+    """The mean of ``value`` over ranks (``value`` itself when not distributed)."""
+    if not ctx.enabled:
+        return value
+    import torch
 
-    flat = _flatten_dense_tensors(grads)
-    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
-    flat /= ctx.world_size
-    for grad, synced in zip(grads, _unflatten_dense_tensors(flat, grads)):
-        grad.copy_(synced)
+    device = f"cuda:{ctx.local_rank}" if ctx.backend == "nccl" else "cpu"
+    box = torch.tensor([float(value)], dtype=torch.float64, device=device)
+    all_reduce_sum(box, ctx)
+    return float(box.item()) / ctx.world_size
 
 
 def all_reduce_sum(tensor, ctx: DistContext):

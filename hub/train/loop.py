@@ -10,6 +10,10 @@ Evaluation runs every ``eval_every`` steps and at each epoch end; a checkpoint i
 each evaluation, at each epoch end and every ``save_every`` steps. The checkpoint with the best
 validation metric is kept apart (``checkpoints/best``); at the end its weights are the ones
 saved as the output model (without validation data: the last weights).
+
+With several processes the adapter's module is wrapped by torch DDP, or sharded by FSDP2 with
+``shard`` (:mod:`hub.train.distributed`, :mod:`hub.train.sharded`); ``self.module`` stays the
+adapter's own module (for FSDP, the gathered full module once training ends).
 """
 from __future__ import annotations
 
@@ -23,7 +27,8 @@ from pathlib import Path
 from hub.errors import HubError
 from hub.train import checkpoint as ckpt
 from hub.train.batching import epoch_batches
-from hub.train.distributed import DistContext, average_gradients, barrier, broadcast_parameters
+from hub.train.distributed import (DistContext, barrier, broadcast_parameters, has_unused_parameters, mean_over_ranks,
+                                   wrap_ddp)
 from hub.train.evaluation import ExampleSet, evaluate_module, example_lengths, is_lower_better, resolve_metric
 from hub.train.metrics import scalar_metrics
 from hub.train.optim import apply_freezing, clip_gradients, make_optimizer, make_scheduler
@@ -58,6 +63,7 @@ class TrainConfig:
     keep_checkpoints: int = 2
     log_every: int = 10
     progress: bool = True
+    shard: bool = False  # FSDP2 across the ranks (hub.train.sharded) instead of DDP
 
     def check(self) -> None:
         for name in ("epochs", "batch_size", "grad_accum"):
@@ -129,9 +135,9 @@ class Trainer:
         seed_everything(cfg.seed)
         apply_freezing(self.adapter, cfg.freeze_backbone, cfg.unfreeze_last)
         self.module = self.adapter.module.to(self.dm.device).train()
-        broadcast_parameters(self.module, self.ctx)
         self.lengths = example_lengths(self.adapter, self.train_records) if cfg.group_by_length else None
         self.val_lengths = example_lengths(self.adapter, self.val_records) if self.val_records else None
+        self._wrap()
         n_batches = len(self._batches(0))
         self.steps_per_epoch = math.ceil(n_batches / cfg.grad_accum)
         self.total_steps = cfg.epochs * self.steps_per_epoch
@@ -142,6 +148,46 @@ class Trainer:
         self.scheduler = make_scheduler(self.optimizer, self.total_steps, cfg.schedule, cfg.warmup)
         kind = self.dm.device.split(":")[0]
         self.scaler = torch.amp.GradScaler(kind, enabled=self.dm.dtype == "fp16")
+
+    def _wrap(self) -> None:
+        """DDP (or FSDP2 with ``shard``) around the module when distributed; nothing otherwise."""
+        self.ddp = self.sharded = None
+        if not self.ctx.enabled:
+            if self.cfg.shard:
+                warnings.warn("--shard needs several processes (--nproc N, or torchrun); training unsharded",
+                              stacklevel=4)
+            return
+        if self.cfg.shard:
+            from hub.train.sharded import Sharded
+
+            self.sharded = Sharded(self.module, self.adapter, self.ctx)
+        else:
+            unused = has_unused_parameters(self.module, self._probe_loss, self.ctx)
+            self.ddp = wrap_ddp(self.module, self.adapter, self.ctx, self.dm.device, find_unused=unused)
+
+    def _probe_loss(self):
+        """The loss of this rank's first batch (DDP asks whether every trainable parameter gets a gradient)."""
+        examples = ExampleSet(self.adapter, self.train_records, True)
+        batch = self.dm.to_device(self.adapter.collate([examples[i] for i in self._batches(0)[0]]))
+        with self.dm.autocast():
+            return self.adapter.loss(self.module, batch).float()
+
+    def _loss(self, batch, sync: bool):
+        """The adapter's loss of ``batch``; gradients are averaged over ranks when ``sync``."""
+        import contextlib
+
+        if self.sharded is not None:
+            return self.sharded.loss(batch, sync)
+        if self.ddp is not None:
+            with contextlib.nullcontext() if sync else self.ddp.no_sync():
+                return self.ddp(batch)
+        return self.adapter.loss(self.module, batch)
+
+    def _eval_target(self):
+        """(adapter, module) that evaluation runs; through the sharded root under FSDP."""
+        if self.sharded is not None:
+            return self.sharded.eval_adapter(self.adapter), self.sharded.root
+        return self.adapter, self.module
 
     def _batches(self, epoch: int) -> list[list[int]]:
         return epoch_batches(len(self.train_records), self.cfg.batch_size, self.cfg.seed, epoch, self.lengths,
@@ -161,8 +207,11 @@ class Trainer:
                        "optimiser state and learning rates are kept)")
             if self.ctx.is_main:
                 warnings.warn(message, stacklevel=3)
-        ckpt.load_weights(self.module, found, self.dm.device)
-        self.optimizer.load_state_dict(state["optimizer"])
+        if self.sharded is not None:
+            self.sharded.load(found, self.optimizer)
+        else:
+            ckpt.load_weights(self.module, found, self.dm.device)
+            self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
@@ -176,7 +225,7 @@ class Trainer:
 
     def _state(self) -> dict:
         return {"step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
-                "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "optimizer": {} if self.sharded else self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                 "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {},
                 "rng": ckpt.rng_state(), "best": self.best, "best_step": self.best_step,
                 "bad_evals": self.bad_evals, "last_eval_step": self.last_eval_step, "stopped": self.stopped,
@@ -234,25 +283,27 @@ class Trainer:
         import torch
 
         losses = []
-        for cpu_batch in cpu_batches:
+        for i, cpu_batch in enumerate(cpu_batches):
             batch = self.dm.to_device(cpu_batch)
             with self.dm.autocast():
-                loss = self.adapter.loss(self.module, batch)
+                loss = self._loss(batch, sync=i == len(cpu_batches) - 1)
             if not torch.isfinite(loss):
                 raise HubError(f"the loss became {loss.item()} at step {self.step}; lower the learning rate "
                                "(--lr) or use --precision fp32")
             self.scaler.scale(loss.float() / len(cpu_batches)).backward()
             losses.append(float(loss.detach()))
-        average_gradients(self.module, self.ctx)
         self.scaler.unscale_(self.optimizer)
-        clip_gradients(self.module, self.cfg.max_grad_norm)
+        if self.sharded is not None:
+            self.sharded.clip(self.cfg.max_grad_norm)
+        else:
+            clip_gradients(self.module, self.cfg.max_grad_norm)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
         lr = self.optimizer.param_groups[0]["lr"]
-        self.reporter.step(self.step, self._epoch_float(), sum(losses) / len(losses), lr,
+        self.reporter.step(self.step, self._epoch_float(), mean_over_ranks(sum(losses) / len(losses), self.ctx), lr,
                            n_examples * self.ctx.world_size, time.perf_counter() - began)
 
     def _epoch_float(self) -> float:
@@ -271,7 +322,7 @@ class Trainer:
         return stop
 
     def _evaluate(self) -> tuple[bool, bool]:
-        metrics = evaluate_module(self.adapter, self.module, self.val_records, self.dm, self.cfg.batch_size,
+        metrics = evaluate_module(*self._eval_target(), self.val_records, self.dm, self.cfg.batch_size,
                                   self.ctx, self.val_lengths)
         self.last_eval_step = self.step
         if self.metric not in metrics:
@@ -292,6 +343,9 @@ class Trainer:
         return improved, stop
 
     def _save(self, best: bool) -> None:
+        if self.sharded is not None:  # every rank writes its shards
+            self.sharded.save(self.ckpt_dir, self.optimizer, self._state(), best, self.cfg.keep_checkpoints)
+            return
         if self.ctx.is_main:
             ckpt.save_checkpoint(self.ckpt_dir, self.module, self._state(), best=best,
                                  keep=self.cfg.keep_checkpoints)
@@ -307,12 +361,15 @@ class Trainer:
                 best_path = self._load_best(best_path)
             metrics = self.best_metrics
             if metrics is None:  # the best was found before a resume: measure it again
-                metrics = evaluate_module(self.adapter, self.module, self.val_records, self.dm,
+                metrics = evaluate_module(*self._eval_target(), self.val_records, self.dm,
                                           self.cfg.batch_size, self.ctx, self.val_lengths)
         if self.ctx.is_main:
             plot_curves(self.out / METRICS_FILE, self.out / PLOT_FILE)
         barrier(self.ctx)
-        self.module.eval()
+        if self.sharded is not None:
+            self.module = self.sharded.full_module()  # rank 0: the whole trained module; others: None
+        if self.module is not None:
+            self.module.eval()
         return TrainResult(step=self.step, epoch=self.epoch, metrics=metrics, best_metric=self.best,
                            best_step=self.best_step, stopped_early=stopped,
                            last_checkpoint=ckpt.pointer(self.ckpt_dir, "last"), best_checkpoint=best_path,
@@ -323,6 +380,20 @@ class Trainer:
         from hub.train.distributed import broadcast
 
         problem = None
+        if self.sharded is not None:
+            try:
+                ckpt.check_weights(path)
+            except HubError as exc:
+                problem = str(exc)
+            problem = broadcast(problem, self.ctx)  # every rank must take the same way (collectives)
+            if problem is None:
+                self.sharded.load(path)
+                return path
+            if self.ctx.is_main:
+                warnings.warn(f"the best checkpoint cannot be read ({problem}); the model is saved with the "
+                              "last weights instead", stacklevel=3)
+            self.best_metrics = None
+            return None
         if self.ctx.is_main:
             try:
                 ckpt.check_weights(path)
