@@ -420,6 +420,10 @@ from hub.train.commands import eval_cmd, finetune_cmd  # noqa: E402  (click only
 cli.add_command(finetune_cmd), cli.add_command(eval_cmd)
 from hub.serve.command import serve_cmd  # noqa: E402  (click only: stays cheap)
 cli.add_command(serve_cmd)
+from hub.measure.command import bench_cmd  # noqa: E402  (click only: stays cheap)
+cli.add_command(bench_cmd)
+from hub.recommend.command import recommend_cmd  # noqa: E402  (click only: stays cheap)
+cli.add_command(recommend_cmd)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -1,0 +1,62 @@
+"""``hub bench``: the click command. Only click is imported here, so the CLI stays fast to start."""
+from __future__ import annotations
+
+import json
+
+import click
+
+from hub.measure.runner import DEFAULT_REPEATS, DEFAULT_ROUNDS
+
+
+@click.command("bench")
+@click.argument("model_id", metavar="MODEL")
+@click.option("--batch-size", "batch_sizes", multiple=True, metavar="N[,N...]",
+              help="Batch sizes to try for throughput, e.g. 1,8,32 (repeatable; default 1,8,32).")
+@click.option("--dtype", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), help="Dtype policy (default auto).")
+@click.option("--backend", help="What runs the forward pass: torch (default), or a runtime the hub offers.")
+@click.option("--device", help="cpu, cuda, cuda:N or mps (default: the best available).")
+@click.option("--repeats", type=click.IntRange(1, 10_000), default=DEFAULT_REPEATS, show_default=True,
+              help="Timed single-input calls for the latency figures.")
+@click.option("--rounds", type=click.IntRange(1, 1_000), default=DEFAULT_ROUNDS, show_default=True,
+              help="Timed batches per batch size for the throughput figures.")
+@click.option("--no-store", is_flag=True, help="Print the figures without storing them for this machine.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def bench_cmd(model_id, batch_sizes, dtype, backend, device, repeats, rounds, no_store, as_json):
+    """Measure MODEL on this machine: load time, latency at batch 1 (median, p90), throughput at the best
+    batch size, peak memory. The figures are stored per machine for --backend auto and hub recommend."""
+    from hub.measure.runner import bench, parse_batch_sizes
+
+    sizes = parse_batch_sizes(batch_sizes)  # a bad size fails before anything loads
+    result = bench(model_id, sizes, dtype=dtype, backend=backend, device=device, repeats=repeats, rounds=rounds,
+                   progress=not as_json, store=not no_store)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    for line in result_lines(result):
+        click.echo(line)
+
+
+def result_lines(result) -> list[str]:
+    """The figures as aligned 'name  value' lines, then throughput per batch size."""
+    from hub.io import human_bytes
+
+    best = result.best_batch_size
+    rows = [
+        ("model", f"{result.model} ({result.task})"),
+        ("ran on", f"{result.device}, {result.dtype}, backend {result.backend}"),
+        ("load", f"{result.load_s:.2f} s"),
+        ("latency", f"batch 1: median {result.latency_ms_p50:.1f} ms, p90 {result.latency_ms_p90:.1f} ms "
+                    f"({result.latency_repeats} calls)"),
+        ("throughput", f"{result.throughput:.1f} inputs/s at batch {best} (the best of "
+                       f"{', '.join(str(k) for k in result.throughput_by_batch)})"),
+        ("peak memory", f"{human_bytes(result.peak_memory_bytes)} ({result.memory_measure})"
+         if result.peak_memory_bytes is not None else "not measured"),
+        ("stored in", result.store or "not stored (--no-store)"),
+    ]
+    width = max(len(name) for name, _ in rows)
+    lines = [f"{name.ljust(width)}  {value}" for name, value in rows]
+    lines.append("")
+    lines.append("BATCH  INPUTS/S")
+    lines += [f"{str(size).ljust(5)}  {rate:.1f}{'  (best)' if size == best else ''}"
+              for size, rate in result.throughput_by_batch.items()]
+    return lines

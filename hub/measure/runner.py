@@ -1,0 +1,231 @@
+"""``hub bench``: load time, latency at batch 1, throughput at the best batch size and peak memory, measured here.
+
+Each figure is taken on the task's own sample inputs (:mod:`hub.measure.samples`) through the
+pipeline a user runs (``hub.load``, uncached), so preprocessing and postprocessing are in it:
+
+- load time: the first load in this process: importing the backbone library (torch itself is
+  imported before), building the model and reading the weights;
+- latency: one input per call, after a warm-up call, repeated; the median and the 90th percentile;
+- throughput: inputs per second over a few batches at each batch size, after one warm-up batch;
+  the best batch size is the one with the highest rate;
+- peak memory: see :mod:`hub.measure.memory` (CUDA's counter on a GPU, RSS growth on a CPU).
+
+The figures are stored for this machine (:mod:`hub.benchstore`) under the model, backend, effective
+dtype and device kind, where ``--backend auto`` and ``hub recommend`` read them.
+"""
+from __future__ import annotations
+
+import inspect
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from hub.errors import HubError
+
+DEFAULT_BATCH_SIZES = (1, 8, 32)
+MAX_BATCH_SIZE = 4096
+DEFAULT_REPEATS = 20
+DEFAULT_ROUNDS = 3
+
+
+@dataclass
+class BenchResult:
+    """What ``hub bench`` measured for one model, backend, dtype and device."""
+
+    model: str
+    model_key: str
+    task: str
+    device: str
+    dtype: str
+    backend: str
+    load_s: float
+    latency_ms_p50: float
+    latency_ms_p90: float
+    latency_repeats: int
+    throughput: float
+    best_batch_size: int
+    throughput_by_batch: dict = field(default_factory=dict)  # batch size -> inputs per second
+    peak_memory_bytes: int | None = None
+    memory_measure: str = ""
+    store: str = ""
+
+    def figures(self) -> dict:
+        """The figures kept in the store."""
+        keep = ("load_s", "latency_ms_p50", "latency_ms_p90", "latency_repeats", "throughput", "best_batch_size",
+                "peak_memory_bytes", "memory_measure")
+        data = {k: getattr(self, k) for k in keep}
+        data["throughput_by_batch"] = {str(k): v for k, v in self.throughput_by_batch.items()}
+        return data
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["throughput_by_batch"] = {str(k): v for k, v in self.throughput_by_batch.items()}
+        return data
+
+
+def parse_batch_sizes(values) -> tuple[int, ...]:
+    """Batch sizes from '1,8,32' strings (one or several); a HubError naming the bad one otherwise."""
+    sizes: list[int] = []
+    for text in values or ():
+        for part in str(text).split(","):
+            part = part.strip()
+            if not part:
+                raise HubError(f"--batch-size {text!r} has an empty entry; write sizes like 1,8,32")
+            try:
+                size = int(part)
+            except ValueError:
+                raise HubError(f"--batch-size {part!r} is not a whole number; write sizes like 1,8,32") from None
+            if not 1 <= size <= MAX_BATCH_SIZE:
+                raise HubError(f"--batch-size {size} is out of range; use sizes from 1 to {MAX_BATCH_SIZE}")
+            if size not in sizes:
+                sizes.append(size)
+    return tuple(sorted(sizes)) or DEFAULT_BATCH_SIZES
+
+
+def check_backend(backend: str | None) -> str:
+    """The backend to measure: torch, or a runtime the device manager offers; never 'auto'."""
+    value = (backend or "torch").strip().lower()
+    if value == "torch":
+        return value
+    offered = _offered_backends()
+    if value == "auto":
+        raise HubError("--backend auto picks from what hub bench measured; bench one backend at a time: "
+                       f"{', '.join(b for b in offered if b != 'auto')}")
+    if value not in offered:
+        if offered == ("torch",):
+            raise HubError(f"--backend {value!r}: this hub measures only the torch backend (its device manager "
+                           "offers no other runtime yet); use --backend torch")
+        raise HubError(f"--backend {value!r} is not a backend; use one of "
+                       f"{', '.join(b for b in offered if b != 'auto')}")
+    return value
+
+
+def _offered_backends() -> tuple[str, ...]:
+    """The backends the device manager and hub.load accept; ('torch',) before they take a backend."""
+    from hub import api, device
+
+    backends = getattr(device, "BACKENDS", None)
+    if not backends or "backend" not in inspect.signature(api.load).parameters:
+        return ("torch",)
+    return tuple(backends)
+
+
+def model_key(model: str, spec) -> str:
+    """How the store names a model: the catalogue id, or a model directory's resolved path."""
+    path = Path(model).expanduser()
+    return str(path.resolve()) if path.is_dir() else spec.id
+
+
+def bench(model: str, batch_sizes=DEFAULT_BATCH_SIZES, dtype: str | None = None, backend: str | None = None,
+          device: str | None = None, repeats: int = DEFAULT_REPEATS, rounds: int = DEFAULT_ROUNDS,
+          progress: bool = False, store: bool = True) -> BenchResult:
+    """Measure ``model`` on this machine and store the figures (unless ``store`` is False)."""
+    from hub import api, benchstore
+    from hub.device import requested
+
+    requested(device, dtype)  # a bad device or dtype fails before anything loads
+    backend = check_backend(backend)
+    spec = api.get_spec(model)
+    sizes = parse_batch_sizes([",".join(map(str, batch_sizes))])
+    steps = _Steps(progress, 1 + repeats + len(sizes), spec.id)
+    result = _measure(model, spec, sizes, dtype, backend, device, repeats, rounds, steps)
+    steps.close()
+    result.model_key = model_key(model, spec)
+    if store:
+        benchstore.record(result.model_key, result.backend, result.dtype, result.figures(), device=result.device)
+        result.store = str(benchstore.store_path())
+    return result
+
+
+def _measure(model, spec, sizes, dtype, backend, device, repeats, rounds, steps) -> BenchResult:
+    from hub import api
+    from hub.device import get_device_manager
+    from hub.measure.memory import PeakMemory
+    from hub.measure.samples import sample_inputs, sample_options
+
+    dm = get_device_manager(device, dtype)
+    dm.plan  # torch is imported and the device chosen before anything is timed or counted
+    extra = {"backend": backend} if backend != "torch" else {}
+    with PeakMemory(dm.device) as memory:
+        start = time.perf_counter()
+        pipeline = api.load(model, device=device, dtype=dtype, cache=False, **extra)
+        _sync(dm.device)
+        load_s = time.perf_counter() - start
+        steps.advance("loaded")
+        inputs = sample_inputs(pipeline, max(max(sizes) * rounds, repeats))
+        options = sample_options(pipeline)
+        latencies = _latencies(pipeline, inputs, options, repeats, dm.device, steps)
+        rates = {size: _throughput(pipeline, inputs, options, size, rounds, dm.device, steps) for size in sizes}
+    best = max(rates, key=lambda s: rates[s])
+    ran = pipeline.device_manager
+    return BenchResult(
+        model=spec.id, model_key=spec.id, task=pipeline.task, device=ran.device, dtype=ran.dtype, backend=backend,
+        load_s=round(load_s, 4), latency_ms_p50=round(statistics.median(latencies), 3),
+        latency_ms_p90=round(_percentile(latencies, 90), 3), latency_repeats=len(latencies),
+        throughput=round(rates[best], 3), best_batch_size=best, throughput_by_batch={k: round(v, 3) for k, v in rates.items()},
+        peak_memory_bytes=memory.peak_bytes, memory_measure=memory.how)
+
+
+def _latencies(pipeline, inputs, options, repeats, device, steps) -> list[float]:
+    pipeline(inputs[0], **options)  # warm-up: first-call allocations and kernel choices are not latency
+    _sync(device)
+    out = []
+    for i in range(repeats):
+        start = time.perf_counter()
+        pipeline(inputs[i % len(inputs)], **options)
+        _sync(device)
+        out.append(1000 * (time.perf_counter() - start))
+        steps.advance("latency")
+    return out
+
+
+def _throughput(pipeline, inputs, options, size, rounds, device, steps) -> float:
+    pipeline(inputs[:size], batch_size=size, **options)  # warm-up batch
+    _sync(device)
+    items = inputs[:size * rounds]
+    start = time.perf_counter()
+    pipeline(items, batch_size=size, **options)
+    _sync(device)
+    steps.advance(f"batch {size}")
+    return len(items) / max(time.perf_counter() - start, 1e-9)
+
+
+def _percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    if len(ordered) == 1:
+        return ordered[0]
+    rank = (len(ordered) - 1) * pct / 100
+    low = int(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize(device)
+
+
+class _Steps:
+    """A progress bar over the measurement's steps (on stderr, only on a terminal)."""
+
+    def __init__(self, enabled: bool, total: int, label: str):
+        self.bar = None
+        if enabled:
+            import sys
+
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, desc=f"bench {label}", unit="step", file=sys.stderr, leave=False,
+                            disable=None)
+
+    def advance(self, stage: str) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix_str(stage, refresh=False)
+            self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

@@ -1,0 +1,51 @@
+"""Advice from the number of labelled examples a user has: zero-shot, a frozen backbone, or a full fine-tune.
+
+The thresholds follow common practice for transfer learning: with a handful of examples per class a
+linear head on frozen features (or a zero-shot model) generalises better than training the whole
+network; with thousands, fine-tuning every layer pays off.
+"""
+from __future__ import annotations
+
+FEW = 100
+SOME = 2_000
+ZERO_SHOT = {  # a task with labels -> the task that scores free-text labels without training
+    "image-classification": "zero-shot-image-classification",
+    "text-classification": "zero-shot-classification",
+    "audio-classification": "zero-shot-audio-classification",
+}
+NO_TRAINING = {"zero-shot-image-classification", "zero-shot-classification", "zero-shot-audio-classification",
+               "image-text-similarity"}
+EMBEDDINGS = {"text-embedding", "image-embedding"}
+
+
+def data_advice(task: str, examples: int | None) -> str | None:
+    """One sentence of advice for ``examples`` labelled examples; None when the number was not given."""
+    if examples is None:
+        return None
+    zero_shot = _zero_shot_task(task)
+    alternative = f", or no training at all: hub recommend --task {zero_shot}" if zero_shot else ""
+    if task in NO_TRAINING:
+        return (f"{examples} examples: this task needs no training (labels or texts are given at run time); "
+                "use the examples to compare models and prompts")
+    if task in EMBEDDINGS:
+        if examples < SOME:
+            return (f"{examples} examples: use the embeddings as they are (nearest neighbours, or a linear "
+                    "classifier on them); fine-tuning an embedder needs thousands of pairs")
+        return f"{examples} examples: enough to fine-tune the embedder on your pairs, starting from the best model"
+    if examples == 0:
+        return f"no labelled examples: use the models' own labels as they are{alternative}"
+    if examples < FEW:
+        return (f"few examples ({examples}): a frozen backbone with a linear head "
+                f"(hub finetune MODEL --data FILE --freeze-backbone){alternative}")
+    if examples < SOME:
+        return (f"some examples ({examples}): train the head, then the last blocks with a low learning rate "
+                "(hub finetune MODEL --data FILE --unfreeze-last 2)")
+    return (f"many examples ({examples}): a full fine-tune (hub finetune MODEL --data FILE) pays off; "
+            "larger backbones gain most from more data")
+
+
+def _zero_shot_task(task: str) -> str | None:
+    from hub.tasks import TASKS
+
+    other = ZERO_SHOT.get(task)
+    return other if other in TASKS else None
