@@ -92,25 +92,26 @@ def texts(n: int, mask: str | None = None) -> list[str]:
         words = [WORDS[(i * 7 + j * 3) % len(WORDS)] for j in range(length)]
         if mask:
             words[length // 2] = mask
-        out.append(" ".join(words).capitalize() + ".")
+        text = " ".join(words)
+        out.append(text[0].upper() + text[1:] + ".")
     return out
 
 
 def images(n: int) -> list:
-    """``n`` RGB images of several sizes: smooth gradients with shapes and noise, seeded."""
+    """``n`` RGB images of several sizes: a noisy colour gradient scaled up, with an ellipse on it; seeded."""
     import numpy as np
-    from PIL import Image
+    from PIL import Image, ImageDraw
 
     rng = np.random.default_rng(0)
     out = []
     for i in range(n):
         width, height = IMAGE_SIZES[i % len(IMAGE_SIZES)]
-        y, x = np.mgrid[0:height, 0:width]
-        base = np.stack([x / width, y / height, ((x + y) % 64) / 64], axis=-1) * 200
-        cy, cx, r = height * (0.3 + 0.4 * rng.random()), width * (0.3 + 0.4 * rng.random()), min(width, height) / 5
-        base[(y - cy) ** 2 + (x - cx) ** 2 < r * r] = rng.integers(0, 255, 3)
-        pixels = np.clip(base + rng.normal(0, 12, base.shape), 0, 255).astype(np.uint8)
-        out.append(Image.fromarray(pixels, "RGB"))
+        y, x = np.mgrid[0:48, 0:64]
+        small = np.stack([x * 4, y * 5, (x + y) * 2 % 256], axis=-1) + rng.normal(0, 20, (48, 64, 3))
+        img = Image.fromarray(np.clip(small, 0, 255).astype(np.uint8), "RGB").resize((width, height), Image.BILINEAR)
+        cx, cy, r = width * rng.uniform(0.3, 0.7), height * rng.uniform(0.3, 0.7), min(width, height) / 5
+        ImageDraw.Draw(img).ellipse((cx - r, cy - r, cx + r, cy + r), fill=tuple(int(c) for c in rng.integers(0, 255, 3)))
+        out.append(img)
     return out
 
 

@@ -1,0 +1,98 @@
+"""hub bench: the figures' structure on tiny models of every input kind, the store written, bad input refused.
+
+Timings are never asserted: only that each figure is there, of the right kind, and consistent.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from hub import benchstore
+from hub.cli import cli
+from measure_models import BUILDERS
+
+FAST = ["--batch-size", "1,2", "--repeats", "2", "--rounds", "1"]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """Every tiny model, built once: name -> directory."""
+    root = tmp_path_factory.mktemp("bench-models")
+    return {name: str(build(root / name)) for name, (build, _) in BUILDERS.items()}
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    monkeypatch.setenv("HUB_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "bench"
+
+
+def bench_json(cli_runner, *args):
+    done = cli_runner.invoke(cli, ["bench", *args, "--json"])
+    assert done.exit_code == 0, done.output
+    return json.loads(done.stdout)
+
+
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+def test_bench_measures_every_figure_and_stores_them(name, tiny, store, cli_runner):
+    result = bench_json(cli_runner, tiny[name], *FAST)
+    assert result["task"] == BUILDERS[name][1]
+    assert result["device"] == "cpu" and result["backend"] == "torch" and result["dtype"] in ("fp32", "bf16")
+    assert result["load_s"] > 0 and result["latency_repeats"] == 2
+    assert 0 < result["latency_ms_p50"] <= result["latency_ms_p90"]
+    assert set(result["throughput_by_batch"]) == {"1", "2"}
+    assert result["throughput"] == max(result["throughput_by_batch"].values()) > 0
+    assert result["throughput_by_batch"][str(result["best_batch_size"])] == result["throughput"]
+    assert isinstance(result["peak_memory_bytes"], int) and result["peak_memory_bytes"] >= 0
+    assert "RSS" in result["memory_measure"]
+    key = str(Path(tiny[name]).resolve())
+    assert result["model_key"] == key and Path(result["store"]) == benchstore.store_path()
+    (stored,) = benchstore.lookup(key)
+    assert (stored.backend, stored.dtype, stored.device) == ("torch", result["dtype"], "cpu")
+    assert stored.figures["throughput"] == result["throughput"]
+    assert stored.figures["latency_ms_p50"] == result["latency_ms_p50"]
+    assert benchstore.fastest_backend(key, result["dtype"]) == "torch"
+
+
+def test_the_table_names_each_figure_and_marks_the_best_batch(tiny, store, cli_runner):
+    done = cli_runner.invoke(cli, ["bench", tiny["timm"], *FAST, "--dtype", "fp32"])
+    assert done.exit_code == 0, done.output
+    text = done.stdout
+    for name in ("model", "ran on", "load", "latency", "throughput", "peak memory", "stored in"):
+        assert f"\n{name}" in f"\n{text}"
+    assert "cpu, fp32, backend torch" in text and "median" in text and "p90" in text
+    assert text.count("(best)") == 1 and "BATCH  INPUTS/S" in text
+
+
+def test_no_store_leaves_the_store_alone(tiny, store, cli_runner):
+    result = bench_json(cli_runner, tiny["timm"], *FAST, "--no-store")
+    assert result["store"] == "" and not store.exists()
+
+
+BAD = {
+    "unknown model": (["no-such-model-xyz"], "unknown model id"),
+    "batch size zero": (["@timm", "--batch-size", "0"], "--batch-size 0"),
+    "batch size word": (["@timm", "--batch-size", "8,big"], "'big'"),
+    "batch size empty entry": (["@timm", "--batch-size", "1,,8"], "empty entry"),
+    "batch size too big": (["@timm", "--batch-size", "100000"], "out of range"),
+    "batch size negative": (["@timm", "--batch-size=-4"], "out of range"),
+    "unknown dtype": (["@timm", "--dtype", "fp8"], "fp8"),
+    "unknown backend": (["@timm", "--backend", "tensorrt"], "tensorrt"),
+    "auto backend": (["@timm", "--backend", "auto"], "one backend at a time"),
+    "bad device": (["@timm", "--device", "tpu"], "tpu"),
+    "zero repeats": (["@timm", "--repeats", "0"], "--repeats"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_input_is_one_line_and_exit_2_and_stores_nothing(case, tiny, store, cli_runner):
+    args, expected = BAD[case]
+    args = [tiny["timm"] if a == "@timm" else a for a in args]
+    done = cli_runner.invoke(cli, ["bench", *args])
+    assert done.exit_code == 2, done.output
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error:") and expected in lines[0], done.stderr
+    assert "Traceback" not in done.output
+    assert not store.exists()
