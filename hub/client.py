@@ -202,6 +202,16 @@ class Client:
         vectors = [Embedding(_floats(d["embedding"])) for d in data]
         return vectors[0] if single else vectors
 
+    def rerank(self, model: str, query: str, documents, top_n: int | None = None, raw_scores: bool = False):
+        """Documents ranked against ``query`` through ``POST /v1/rerank``: a Classification as ``hub.run`` gives for
+        text-ranking (each label a document, best first, with its score and its index in ``documents``)."""
+        from hub.tasks.results import Classification, LabelScore
+
+        body = {"model": model, "query": query, "documents": documents, "return_documents": True,
+                "raw_scores": raw_scores, **({"top_n": top_n} if top_n is not None else {})}
+        results = self.request("POST", "/v1/rerank", json=body)["results"]
+        return Classification([LabelScore(r["document"], r["relevance_score"], r["index"]) for r in results])
+
     def health(self) -> dict:
         return self.request("GET", "/health")
 

@@ -63,7 +63,7 @@ class ServeState:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The app for ``settings``; models named in ``settings.preload`` load when it starts."""
     from hub import __version__
-    from hub.serve import openai, run
+    from hub.serve import openai, rerank, run
 
     state = ServeState(settings or Settings())
 
@@ -83,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     add_ops_routes(app)
     app.include_router(run.router)
     app.include_router(openai.router)
+    app.include_router(rerank.router)
     add_page(app)
     add_docs(app)
     document_errors(app)

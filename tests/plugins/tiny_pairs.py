@@ -25,7 +25,7 @@ SENTIMENT = {0: "negative", 1: "positive"}
 def tokenizer():
     vocab = (["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + list(string.ascii_lowercase)
              + ["##" + c for c in string.ascii_lowercase] + list(".,!?'{}") + WORDS)
-    return transformers.BertTokenizer(vocab={w: i for i, w in enumerate(vocab)})
+    return transformers.BertTokenizer(vocab={w: i for i, w in enumerate(dict.fromkeys(vocab))})
 
 
 def save_classifier(directory: Path, id2label: dict, seed: int = 0, max_positions: int = 64, **config) -> Path:
@@ -36,7 +36,7 @@ def save_classifier(directory: Path, id2label: dict, seed: int = 0, max_position
                                   intermediate_size=37, max_position_embeddings=max_positions, initializer_range=0.5,
                                   id2label=id2label, label2id={v: k for k, v in id2label.items()}, **config)
     model = transformers.BertForSequenceClassification(cfg)
-    torch.nn.init.normal_(model.classifier.weight, std=2.0)
+    torch.nn.init.normal_(model.classifier.weight, std=0.3)
     model.save_pretrained(directory)
     tok.save_pretrained(directory)
     return Path(directory)
