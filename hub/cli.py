@@ -12,6 +12,7 @@ import sys
 
 import click
 
+from hub.batch.command import batch_options, wants_batch
 from hub.errors import HubError
 
 
@@ -173,12 +174,17 @@ def info_cmd(model_id, as_json):
     if as_json:
         _echo_json({**data, "options": None if options is None else [o.to_dict() for o in options]})
         return
+    from hub.export.manifest import export_lines
+
+    exported = export_lines(data)
     for key, value in data.items():
         if value in (None, "", [], {}):
             continue
         if key == "params":
             value = f"{value:,} ({human_count(value)})"
         click.echo(f"{key + ':':<13}{value}")
+    for line in exported:
+        click.echo(line)
     if options is not None:
         click.echo("options:     " + ("(none)" if not options else "run with -o NAME=VALUE"))
         for line in option_lines(options):
@@ -239,10 +245,12 @@ def _status(row) -> str:
 
 @cli.command("run")
 @click.argument("model_id")
-@click.argument("inputs", nargs=-1, required=True)
+@click.argument("inputs", nargs=-1)
 @click.option("--task", help="Run the model for another task of the same modality.")
 @click.option("--device", help="cpu, cuda, cuda:N or mps (default: HUB_DEVICE, else best available).")
 @click.option("--dtype", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), help="Precision policy (default auto).")
+@click.option("--backend", type=click.Choice(["torch", "onnx", "openvino", "auto"]),
+              help="What runs the forward pass (default: HUB_BACKEND, else auto: the fastest 'hub bench' measured).")
 @click.option("--batch-size", type=click.IntRange(1), help="Inputs per forward pass.")
 @click.option("--label", "labels", multiple=True, help="Candidate label (zero-shot); repeat or comma-separate.")
 @click.option("--text", "texts", multiple=True, help="A text to compare images against (image-text-similarity).")
@@ -254,30 +262,39 @@ def _status(row) -> str:
 @click.option("--server", metavar="URL", help="Run on a hub server ('hub serve') instead; API key from HUB_API_KEY.")
 @click.option("--save-dir", type=click.Path(file_okay=False), metavar="DIR",
               help="Write each result's files here (tasks that save files, e.g. masks or audio).")
-def run_cmd(model_id, inputs, task, device, dtype, batch_size, labels, texts, top_k, extra, trust_remote_code, as_json,
-            server, save_dir):
+@batch_options
+def run_cmd(model_id, inputs, task, device, dtype, backend, batch_size, labels, texts, top_k, extra, trust_remote_code,
+            as_json, server, save_dir, **batch):
     """Run MODEL_ID on INPUTS: strings, file paths (image/audio/.txt), or - for one input per stdin line.
 
     Inputs are read, run and printed a few hundred at a time, so any number of stdin lines streams.
+    For millions of inputs: --input FILE --output OUT.jsonl [--nproc N | --shard K/N] [--resume].
     """
+    if wants_batch(batch):
+        from hub.batch.command import run_batch_cmd
+
+        return run_batch_cmd(model_id, inputs, task, device, dtype, backend, batch_size, labels, texts, top_k, extra,
+                             trust_remote_code, server, save_dir, **batch)
+    if not inputs:
+        raise click.UsageError("Missing argument 'INPUTS...' (or give a file: --input FILE --output OUT.jsonl).")
     if server:
         from hub.client import run_on_server
 
-        local = {"--device": device, "--dtype": dtype, "--trust-remote-code": trust_remote_code,
+        local = {"--device": device, "--dtype": dtype, "--backend": backend, "--trust-remote-code": trust_remote_code,
                  "--save-dir": save_dir}
         return run_on_server(server, model_id, inputs, task, batch_size, extra, labels, texts, top_k, as_json, local)
 
     from itertools import chain
 
     from hub import api
-    from hub.device import requested
+    from hub.device import requested, requested_backend
     from hub.options import check_model_options
     from hub.run_inputs import RUN_CHUNK, call_options, input_chunks, no_input_error
     from hub.tasks import TASKS
     from hub.views import ResultFiles, stop_writing, view_for
 
     spec = api.get_spec(model_id, task)
-    requested(device, dtype)  # a bad HUB_DEVICE / HUB_DTYPE fails before any input is read
+    requested(device, dtype), requested_backend(backend)  # a bad HUB_DEVICE / HUB_DTYPE / HUB_BACKEND fails early
     kwargs = call_options(extra, labels, texts, top_k)
     check_model_options(spec, kwargs)  # unknown or mistyped options fail before the weights load
     info = TASKS[spec.task]
@@ -287,7 +304,7 @@ def run_cmd(model_id, inputs, task, device, dtype, batch_size, labels, texts, to
     if first is None:
         raise no_input_error()
     load_options = {"trust_remote_code": True} if trust_remote_code else {}
-    pipeline = api.load(model_id, device=device, dtype=dtype, task=task, **load_options)
+    pipeline = api.load(model_id, device=device, dtype=dtype, task=task, backend=backend, **load_options)
     view = view_for(info, as_json)
     progress = _run_progress(spec.id)
     try:
@@ -420,6 +437,8 @@ from hub.train.commands import eval_cmd, finetune_cmd  # noqa: E402  (click only
 cli.add_command(finetune_cmd), cli.add_command(eval_cmd)
 from hub.serve.command import serve_cmd  # noqa: E402  (click only: stays cheap)
 cli.add_command(serve_cmd)
+from hub.export.command import export_cmd  # noqa: E402  (click only: stays cheap)
+cli.add_command(export_cmd)
 from hub.measure.command import bench_cmd  # noqa: E402  (click only: stays cheap)
 cli.add_command(bench_cmd)
 from hub.recommend.command import recommend_cmd  # noqa: E402  (click only: stays cheap)
