@@ -24,8 +24,9 @@ WORDS = sorted(set(NAMES + CITIES + JOBS + YEARS + FILLER))
 
 
 def wordpiece_vocab() -> list[str]:
-    return (["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + list(string.ascii_lowercase + string.digits)
-            + ["##" + c for c in string.ascii_lowercase + string.digits] + list(".,?!'\"") + WORDS)
+    tokens = (["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + list(string.ascii_lowercase + string.digits)
+              + ["##" + c for c in string.ascii_lowercase + string.digits] + list(".,?!'\"") + WORDS)
+    return list(dict.fromkeys(tokens))  # once each: ids 0..N-1
 
 
 def bert_tokenizer():
