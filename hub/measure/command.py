@@ -5,7 +5,7 @@ import json
 
 import click
 
-from hub.measure.runner import DEFAULT_REPEATS, DEFAULT_ROUNDS
+from hub.measure import DEFAULT_REPEATS, DEFAULT_ROUNDS
 
 
 @click.command("bench")

@@ -22,11 +22,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from hub.errors import HubError
+from hub.measure import DEFAULT_BATCH_SIZES, DEFAULT_REPEATS, DEFAULT_ROUNDS
 
-DEFAULT_BATCH_SIZES = (1, 8, 32)
 MAX_BATCH_SIZE = 4096
-DEFAULT_REPEATS = 20
-DEFAULT_ROUNDS = 3
 
 
 @dataclass
