@@ -57,7 +57,9 @@ def test_cosine():
 
 def test_the_core_declares_eleven_tasks_first():
     core = [t for t in TASKS.values() if t.plugin == "core"]
-    assert len(core) == 11 and list(TASKS.values())[:11] == core
+    from hub.tasks.builtin import core_tasks
+
+    assert len(core) == len(core_tasks()) >= 11 and list(TASKS.values())[:len(core)] == core
     assert all(t.view == "table" and t.save is None and t.loader is None for t in core)
 
 
