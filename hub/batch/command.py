@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import click
 
-BATCH_OPTIONS = ("input_file", "output", "nproc", "shard", "resume", "overwrite")
+BATCH_OPTIONS = ("input_file", "output", "nproc", "shard", "resume", "overwrite", "chunk_size")
 
 
 def batch_options(f):
     """Add ``--input``, ``--output``, ``--nproc``, ``--shard``, ``--resume`` and ``--overwrite`` to ``hub run``."""
     options = [
+        click.option("--chunk-size", type=click.IntRange(1), metavar="LINES",
+                     help="Batch: input lines per part file, the unit of work and of resuming (default 1000)."),
         click.option("--overwrite", is_flag=True, default=None,
                      help="Batch: start over, replacing --output once the new one is complete."),
         click.option("--resume", is_flag=True, default=None,
@@ -32,8 +34,9 @@ def wants_batch(batch: dict) -> bool:
 
 def run_batch_cmd(model_id, inputs, task, device, dtype, backend, batch_size, labels, texts, top_k, extra,
                   trust_remote_code, server, save_dir, input_file=None, output=None, nproc=None, shard=None,
-                  resume=None, overwrite=None) -> None:
+                  resume=None, overwrite=None, chunk_size=None) -> None:
     """``hub run MODEL --input FILE --output OUT.jsonl [--nproc N | --shard K/N] [--resume | --overwrite]``."""
+    from hub.batch.plan import CHUNK
     from hub.batch.runner import Job, run_batch
     from hub.errors import HubError
     from hub.run_inputs import call_options
@@ -47,7 +50,7 @@ def run_batch_cmd(model_id, inputs, task, device, dtype, backend, batch_size, la
     options = call_options(extra, labels, texts, top_k)
     job = Job(model_id, task, device, dtype, backend, batch_size, options, bool(trust_remote_code))
     done = run_batch(job, input_file, output, nproc=nproc or 1, shard=shard, resume=bool(resume),
-                     overwrite=bool(overwrite))
+                     overwrite=bool(overwrite), chunk_size=chunk_size or CHUNK)
     if done.rows is not None:
         click.echo(f"Wrote {done.rows} results to {output}.", err=True)
     elif done.missing:

@@ -1,0 +1,181 @@
+"""hub run --input FILE --output OUT.jsonl: chunks, bad input, kill -9 and resume, shards, worker processes."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from hub.batch.plan import parse_line, parse_shard, read_chunks, work_dir
+from hub.cli import cli
+from hub.errors import HubError, InputError
+
+HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE / "plugins"))
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory) -> Path:
+    from tiny_models import save_transformers
+
+    return save_transformers(tmp_path_factory.mktemp("batch") / "bert")
+
+
+def _texts(path: Path, n: int, blank_every: int = 0) -> Path:
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    lines = ["" if blank_every and i % blank_every == blank_every - 1 else
+             " ".join(letters[(i * 7 + j) % 26] * (1 + (i + j) % 4) for j in range(1 + i % 5)) for i in range(n)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+# -- pieces ----------------------------------------------------------------------------------
+def test_shard_spec():
+    assert parse_shard(None) == (0, 1) and parse_shard("2/3") == (2, 3) and parse_shard("0/1") == (0, 1)
+
+
+def test_chunks_hold_their_physical_lines(tmp_path):
+    path = tmp_path / "in.txt"
+    path.write_bytes(b"a\nb\n\nc\nd\ne\nf")  # no newline at the end
+    got = dict(read_chunks(path, 3, [0, 2]))
+    assert got == {0: [(1, b"a"), (2, b"b"), (3, b"")], 2: [(7, b"f")]}
+
+
+@pytest.mark.parametrize("raw, jsonl, expected", [
+    (b"a cat", False, "a cat"), (b"   ", False, None), (b'"a cat"', True, "a cat"),
+    (b'{"input": "a cat", "id": 3}', True, "a cat"), (b"", True, None)])
+def test_line_parsing(raw, jsonl, expected):
+    assert parse_line(5, raw, jsonl) == expected
+
+
+@pytest.mark.parametrize("raw", [b"{not json", b'{"text": "no input field"}', b"3", b"\xff\xfe"])
+def test_unusable_lines_name_their_line(raw):
+    with pytest.raises(InputError, match="line 5"):
+        parse_line(5, raw, True)
+
+
+# -- bad input: one line, exit 2 -------------------------------------------------------------
+BAD = {
+    "shard K >= N": (["--shard", "3/2"], "--shard 3/2"),
+    "shard 0/0": (["--shard", "0/0"], "--shard 0/0"),
+    "shard words": (["--shard", "half"], "must look like K/N"),
+    "nproc 0": (["--nproc", "0"], "--nproc"),
+    "chunk 0": (["--chunk-size", "0"], "--chunk-size"),
+    "output exists": (["@exists"], "exists; pass --overwrite"),
+    "input missing": (["@no-input"], "is not a file"),
+    "resume and overwrite": (["--resume", "--overwrite"], "pass one of them"),
+    "inputs too": (["@inputs"], "cannot be used with --input"),
+    "output is a directory": (["@out-dir"], "is a directory"),
+    "output's directory missing": (["@out-nowhere"], "does not exist; create it first"),
+    "unfinished parts": (["@parts"], "pass --resume to finish it"),
+    "parts of another job": (["@other-job"], "made for another job"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_batch_arguments_exit_2(case, model, tmp_path, cli_runner):
+    extra, message = BAD[case]
+    src, out = _texts(tmp_path / "in.txt", 4), tmp_path / "out.jsonl"
+    args = ["run", str(model), "--input", str(src), "--output", str(out)]
+    if extra == ["@exists"]:
+        out.write_text("old\n")
+    elif extra == ["@no-input"]:
+        args[3] = str(tmp_path / "missing.txt")
+    elif extra == ["@inputs"]:
+        args.insert(2, "a cat")
+    elif extra == ["@out-dir"]:
+        out.mkdir()
+    elif extra == ["@out-nowhere"]:
+        args[5] = str(tmp_path / "nowhere" / "out.jsonl")
+    elif extra == ["@parts"]:
+        work_dir(out).mkdir()
+        (work_dir(out) / "manifest.json").write_text("{}")
+    elif extra == ["@other-job"]:
+        work_dir(out).mkdir()
+        (work_dir(out) / "manifest.json").write_text(json.dumps({"model": "another-model"}))
+        args.append("--resume")
+    else:
+        args += extra
+    res = cli_runner.invoke(cli, args)
+    assert res.exit_code == 2, res.output
+    assert message in res.output and "Traceback" not in res.output
+    assert not out.is_file() or out.read_text() == "old\n"
+
+
+def test_shard_errors_are_hub_errors():
+    for bad in ("3/2", "0/0", "-1/2", "1/", "a/b"):
+        with pytest.raises(HubError):
+            parse_shard(bad)
+
+
+# -- runs ------------------------------------------------------------------------------------
+def _hub(*args, env=None):
+    full = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
+    return subprocess.Popen([sys.executable, "-m", "hub.cli", "run", *map(str, args)], env=full,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _check_complete(rows: list[dict], src: Path) -> None:
+    """One row per non-blank input line, in order, each with a result."""
+    lines = src.read_text(encoding="utf-8").splitlines()
+    expected = [(i + 1, text) for i, text in enumerate(lines) if text.strip()]
+    assert [(r["line"], r["input"]) for r in rows] == expected
+    assert all("result" in r and r["result"]["labels"] for r in rows)
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_with_every_row_once(model, tmp_path):
+    src = _texts(tmp_path / "in.txt", 6000, blank_every=97)
+    whole = _hub(model, "--input", src, "--output", tmp_path / "whole.jsonl", "--chunk-size", "50")
+    out = tmp_path / "killed.jsonl"
+    victim = _hub(model, "--input", src, "--output", out, "--chunk-size", "50")
+    parts, deadline = work_dir(out), time.time() + 120
+    while len(list(parts.glob("part-*.jsonl"))) < 3 and victim.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=30)
+    assert victim.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    finished = sorted(parts.glob("part-*.jsonl"))
+    assert 3 <= len(finished) < 120 and not out.exists()
+    again = _hub(model, "--input", src, "--output", out, "--chunk-size", "50")  # no --resume: refused
+    assert again.wait(timeout=120) == 2 and "--resume" in again.stderr.read()
+    before = {p.name: p.stat().st_mtime_ns for p in finished}
+    resumed = _hub(model, "--input", src, "--output", out, "--chunk-size", "50", "--resume")
+    assert resumed.wait(timeout=180) == 0, resumed.stderr.read()
+    assert whole.wait(timeout=180) == 0, whole.stderr.read()
+    rows = _rows(out)
+    _check_complete(rows, src)
+    assert rows == _rows(tmp_path / "whole.jsonl")
+    assert not parts.exists()  # merged and cleaned up
+    assert before  # finished chunks were not redone: their files were kept until the merge
+
+
+@pytest.mark.slow
+def test_shards_and_worker_processes_match_a_single_run(model, tmp_path, cli_runner):
+    src = _texts(tmp_path / "in.txt", 230, blank_every=11)
+    common = ["run", str(model), "--input", str(src), "--chunk-size", "20"]
+    res = cli_runner.invoke(cli, [*common, "--output", str(tmp_path / "one.jsonl")])
+    assert res.exit_code == 0, res.output
+    single = _rows(tmp_path / "one.jsonl")
+    _check_complete(single, src)
+    sharded = tmp_path / "sharded.jsonl"
+    res = cli_runner.invoke(cli, [*common, "--output", str(sharded), "--shard", "1/3"])
+    assert res.exit_code == 0 and "not written yet" in res.output and not sharded.exists()
+    for k in (2, 0):  # shards join the work directory in any order; the last one merges
+        res = cli_runner.invoke(cli, [*common, "--output", str(sharded), "--shard", f"{k}/3"])
+        assert res.exit_code == 0, res.output
+    assert _rows(sharded) == single
+    procs = _hub(model, "--input", src, "--output", tmp_path / "procs.jsonl", "--chunk-size", "20", "--nproc", "2")
+    assert procs.wait(timeout=300) == 0, procs.stderr.read()
+    assert _rows(tmp_path / "procs.jsonl") == single
+    res = cli_runner.invoke(cli, [*common, "--output", str(tmp_path / "one.jsonl"), "--resume"])
+    assert res.exit_code == 0 and "already complete" in res.output
