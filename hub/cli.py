@@ -182,6 +182,10 @@ def info_cmd(model_id, as_json):
             continue
         if key == "params":
             value = f"{value:,} ({human_count(value)})"
+        elif key in ("accuracy", "flops"):
+            from hub.published import field_text
+
+            value = field_text(key, value)
         click.echo(f"{key + ':':<13}{value}")
     for line in exported:
         click.echo(line)

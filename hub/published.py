@@ -73,3 +73,12 @@ def gflops_per_input(flops: dict | None) -> float | None:
     if not flops:
         return None
     return float(flops["gflops"]) if "gflops" in flops else 2.0 * float(flops["gmacs"])
+
+
+def field_text(key: str, data: dict) -> str:
+    """How ``hub info`` shows an accuracy or flops field: the figure, its conditions, its source."""
+    note = f", {data['note']}" if data.get("note") else ""
+    if key == "accuracy":
+        return f"{metric_name(data['metric'])} {data['value']:g}{note} ({data['source']})"
+    unit = "GMACs" if "gmacs" in data else "GFLOPs"
+    return f"{data.get('gmacs', data.get('gflops')):g} {unit} per input{note} ({data['source']})"

@@ -194,3 +194,10 @@ def test_a_bad_accuracy_or_flops_field_names_the_file_entry_and_field(case, tmp_
         read_catalog_file(path)
     field = line.split(":")[0]
     assert f"entry 'm', field '{field}'" in str(caught.value) and expected in str(caught.value)
+
+
+def test_hub_info_shows_the_published_figures_with_their_sources(hub_env, cli_runner):
+    done = cli_runner.invoke(cli, ["info", "resnet50.a1_in1k"])
+    assert done.exit_code == 0, done.output
+    assert f"accuracy:    ImageNet top-1 80.382, 224 px ({TIMM_ACC})" in done.stdout.splitlines()
+    assert "flops:       4.11 GMACs per input, 224 px (timm results/" in done.stdout

@@ -144,7 +144,7 @@ def _measure(model, spec, sizes, dtype, backend, device, repeats, rounds, steps)
 
     dm = get_device_manager(device, dtype)
     dm.plan  # torch is imported and the device chosen before anything is timed or counted
-    extra = {"backend": backend} if backend != "torch" else {}
+    extra = {"backend": backend} if _offered_backends() != ("torch",) else {}  # never left to 'auto'
     with PeakMemory(dm.device) as memory:
         start = time.perf_counter()
         pipeline = api.load(model, device=device, dtype=dtype, cache=False, **extra)
