@@ -12,7 +12,7 @@ of this plugin. Data is a CSV, TSV or JSONL file (or a folder holding ``data.jso
   into [0, 1]. The head has one output (a new one when the checkpoint has none); loss: binary
   cross-entropy on the logit, as sentence-transformers trains cross-encoders. Metrics: ``mrr`` (mean
   reciprocal rank of the first relevant passage, per query with at least one relevant passage and one
-  other), ``accuracy`` (the sigmoid on the right side of 0.5) and loss.
+  other; what checkpoints are chosen by), ``pair_accuracy`` (the sigmoid on the right side of 0.5) and loss.
 
 The output is ``save_pretrained`` of the model and its tokenizer: ``hub run OUTDIR`` ranks or classifies.
 """
@@ -146,7 +146,7 @@ def ranking_metrics(adapter, device: str):
     from hub.train.evaluation import SummedMetrics
 
     class RankingMetrics(SummedMetrics):
-        """Each pair's (query, score, relevance), gathered over ranks; MRR per query, accuracy and loss."""
+        """Each pair's (query, score, relevance), gathered over ranks; MRR per query, pair accuracy and loss."""
 
         def __init__(self):
             super().__init__(adapter, device)
@@ -165,7 +165,7 @@ def ranking_metrics(adapter, device: str):
 
 
 def ranking_report(rows: list[tuple[str, float, float]]) -> dict:
-    """MRR over queries, accuracy at 0.5 and the binary cross-entropy, from (query, logit, relevance) rows."""
+    """MRR over queries, pair accuracy at 0.5 and the binary cross-entropy, from (query, logit, relevance) rows."""
     import math
 
     by_query: dict[str, list[tuple[float, float]]] = {}
@@ -180,7 +180,8 @@ def ranking_report(rows: list[tuple[str, float, float]]) -> dict:
     correct = sum((score >= 0) == (rel >= 0.5) for _, score, rel in rows)
     loss = sum(max(s, 0) - s * rel + math.log1p(math.exp(-abs(s))) for _, s, rel in rows)
     n = len(rows)
-    return {"mrr": sum(reciprocal) / len(reciprocal) if reciprocal else 0.0, "accuracy": correct / n if n else 0.0,
+    return {"mrr": sum(reciprocal) / len(reciprocal) if reciprocal else 0.0,
+            "pair_accuracy": correct / n if n else 0.0,
             "loss": loss / n if n else 0.0, "count": n, "queries": len(reciprocal)}
 
 
@@ -189,7 +190,7 @@ def kind(task: str, saved: list[str] | None):
 
     if task == "text-ranking":
         return TrainKind(name="ranking", read=reader(task), metrics=ranking_metrics,
-                         metric_names=("mrr", "accuracy", "loss"), default_metric="mrr", default_lr=2e-5)
+                         metric_names=("mrr", "pair_accuracy", "loss"), default_metric="mrr", default_lr=2e-5)
     return TrainKind(name="nli", read=reader(task), metrics=nli_metrics, metric_names=("accuracy", "loss"),
                      default_metric="accuracy", labels=nli_labels(saved), default_lr=2e-5)
 
