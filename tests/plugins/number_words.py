@@ -43,8 +43,12 @@ def t5_tokenizer(texts: list[str], vocab_size: int = 160):
 
 
 def tiny_t5(directory: Path, texts: list[str], d_model: int = 16, layers: int = 1, seed: int = 0,
-            task_specific_params: dict | None = None, max_length: int = 32) -> Path:
-    """A random T5 with ``layers`` encoder and decoder layers of width ``d_model``, and its tokenizer."""
+            task_specific_params: dict | None = None, max_length: int = 32, init: float = 1.0) -> Path:
+    """A random T5 with ``layers`` encoder and decoder layers of width ``d_model``, and its tokenizer.
+
+    ``init`` scales the initial weights (T5's ``initializer_factor``): large values make a random model's output
+    depend on its input.
+    """
     import torch
     import transformers
 
@@ -55,7 +59,7 @@ def tiny_t5(directory: Path, texts: list[str], d_model: int = 16, layers: int = 
                                    num_layers=layers, num_decoder_layers=layers, num_heads=4, dropout_rate=0.1,
                                    relative_attention_num_buckets=16, decoder_start_token_id=tokenizer.pad_token_id,
                                    pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-                                   task_specific_params=task_specific_params)
+                                   task_specific_params=task_specific_params, initializer_factor=init)
     model = transformers.T5ForConditionalGeneration(config)
     model.generation_config = transformers.GenerationConfig(
         decoder_start_token_id=tokenizer.pad_token_id, pad_token_id=tokenizer.pad_token_id,
