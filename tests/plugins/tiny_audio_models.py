@@ -40,6 +40,7 @@ def train_char_spm(prefix: Path) -> Path:
 
 def save_speecht5(root: Path, with_vocoder: bool = True, max_text_positions: int = 64) -> Path:
     """A one-layer SpeechT5 text-to-speech model (8 mel bins, 8-dim speaker embeddings) and a tiny HiFi-GAN."""
+    import torch
     import transformers
 
     root.mkdir(parents=True, exist_ok=True)
@@ -53,6 +54,8 @@ def save_speecht5(root: Path, with_vocoder: bool = True, max_text_positions: int
         encoder_max_relative_position=16, reduction_factor=2)
     _seed()
     model = transformers.SpeechT5ForTextToSpeech(config).eval()
+    with torch.no_grad():  # a stop probability near 0: the random decoder runs to its length limit
+        model.speech_decoder_postnet.prob_out.bias.fill_(-20.0)
     model.save_pretrained(root)
     tokenizer.save_pretrained(root)
     if with_vocoder:
