@@ -46,7 +46,7 @@ def test_bench_measures_every_figure_and_stores_them(name, tiny, store, cli_runn
     assert result["throughput"] == max(result["throughput_by_batch"].values()) > 0
     assert result["throughput_by_batch"][str(result["best_batch_size"])] == result["throughput"]
     assert isinstance(result["peak_memory_bytes"], int) and result["peak_memory_bytes"] >= 0
-    assert "RSS" in result["memory_measure"]
+    assert "RSS" in result["memory_measure"] and result["cores"] >= 1 and result["load_average"] >= 0
     key = str(Path(tiny[name]).resolve())
     assert result["model_key"] == key and Path(result["store"]) == benchstore.store_path()
     (stored,) = benchstore.lookup(key)
@@ -60,7 +60,7 @@ def test_the_table_names_each_figure_and_marks_the_best_batch(tiny, store, cli_r
     done = cli_runner.invoke(cli, ["bench", tiny["timm"], *FAST, "--dtype", "fp32"])
     assert done.exit_code == 0, done.output
     text = done.stdout
-    for name in ("model", "ran on", "load", "latency", "throughput", "peak memory", "stored in"):
+    for name in ("model", "ran on", "load", "latency", "throughput", "peak memory", "machine load", "stored in"):
         assert f"\n{name}" in f"\n{text}"
     assert "cpu, fp32, backend torch" in text and "median" in text and "p90" in text
     assert text.count("(best)") == 1 and "BATCH  INPUTS/S" in text

@@ -53,6 +53,9 @@ def result_lines(result) -> list[str]:
          if result.peak_memory_bytes is not None else "not measured"),
         ("stored in", result.store or "not stored (--no-store)"),
     ]
+    if result.load_average is not None:
+        rows.insert(-1, ("machine load", f"{result.load_average:g} runnable on {result.cores} cores"
+                         + (" (busy: other work competed, so these figures are pessimistic)" if result.busy else "")))
     width = max(len(name) for name, _ in rows)
     lines = [f"{name.ljust(width)}  {value}" for name, value in rows]
     lines.append("")

@@ -16,6 +16,7 @@ dtype and device kind, where ``--backend auto`` and ``hub recommend`` read them.
 from __future__ import annotations
 
 import inspect
+import os
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
@@ -46,12 +47,19 @@ class BenchResult:
     throughput_by_batch: dict = field(default_factory=dict)  # batch size -> inputs per second
     peak_memory_bytes: int | None = None
     memory_measure: str = ""
+    load_average: float | None = None  # runnable processes (1-minute mean) when measuring began
+    cores: int | None = None
     store: str = ""
+
+    @property
+    def busy(self) -> bool:
+        """Whether other work competed for the cores: the figures are then pessimistic."""
+        return bool(self.load_average and self.cores and self.load_average > self.cores)
 
     def figures(self) -> dict:
         """The figures kept in the store."""
         keep = ("load_s", "latency_ms_p50", "latency_ms_p90", "latency_repeats", "throughput", "best_batch_size",
-                "peak_memory_bytes", "memory_measure")
+                "peak_memory_bytes", "memory_measure", "load_average", "cores")
         data = {k: getattr(self, k) for k in keep}
         data["throughput_by_batch"] = {str(k): v for k, v in self.throughput_by_batch.items()}
         return data
@@ -144,6 +152,7 @@ def _measure(model, spec, sizes, dtype, backend, device, repeats, rounds, steps)
 
     dm = get_device_manager(device, dtype)
     dm.plan  # torch is imported and the device chosen before anything is timed or counted
+    busy = _load_average()
     extra = {"backend": backend} if _offered_backends() != ("torch",) else {}  # never left to 'auto'
     with PeakMemory(dm.device) as memory:
         start = time.perf_counter()
@@ -162,7 +171,14 @@ def _measure(model, spec, sizes, dtype, backend, device, repeats, rounds, steps)
         load_s=round(load_s, 4), latency_ms_p50=round(statistics.median(latencies), 3),
         latency_ms_p90=round(_percentile(latencies, 90), 3), latency_repeats=len(latencies),
         throughput=round(rates[best], 3), best_batch_size=best, throughput_by_batch={k: round(v, 3) for k, v in rates.items()},
-        peak_memory_bytes=memory.peak_bytes, memory_measure=memory.how)
+        peak_memory_bytes=memory.peak_bytes, memory_measure=memory.how, load_average=busy, cores=os.cpu_count())
+
+
+def _load_average() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (OSError, AttributeError):
+        return None
 
 
 def _latencies(pipeline, inputs, options, repeats, device, steps) -> list[float]:
