@@ -233,12 +233,14 @@ def _resolved(task: str) -> str:
 
 # -- loading --------------------------------------------------------------------------------------
 def load(model_id: str, device: str | None = None, dtype: str | None = None, task: str | None = None,
-         cache: bool = True, **options):
-    """Load a model (catalogue id, alias or directory) as a callable pipeline, through the cache."""
+         cache: bool = True, backend: str | None = None, **options):
+    """Load a model (catalogue id, alias or directory) as a callable pipeline, through the cache.
+
+    ``backend`` (torch, onnx, openvino or auto; default HUB_BACKEND, else auto) runs its forward pass."""
     from hub.device import get_device_manager
 
     spec = get_spec(model_id, task)
-    dm = get_device_manager(device, dtype)
+    dm = get_device_manager(device, dtype, backend)
     key = (spec.id, spec.source, spec.task, tuple(sorted((k, repr(v)) for k, v in options.items())))
     if not cache:
         return _load_uncached(spec, dm, options)
@@ -272,7 +274,7 @@ def check_pipeline(spec: ModelSpec, pipeline) -> None:
 
 
 def run(model_id: str, inputs, device: str | None = None, dtype: str | None = None, task: str | None = None,
-        batch_size: int | None = None, **kwargs):
+        batch_size: int | None = None, backend: str | None = None, **kwargs):
     """Load (or reuse) a model and run it on ``inputs``; returns result objects."""
-    pipeline = load(model_id, device=device, dtype=dtype, task=task)
+    pipeline = load(model_id, device=device, dtype=dtype, task=task, backend=backend)
     return pipeline(inputs, batch_size=batch_size, **kwargs)

@@ -6,7 +6,10 @@ fine-tuning loop takes its precision from it. Torch is imported only when a meth
 Device choice: an explicit argument, else ``HUB_DEVICE``, else cuda > mps > cpu.
 Dtype policy (``auto|fp32|bf16|fp16``, argument or ``HUB_DTYPE``): ``auto`` runs bf16 autocast
 where the hardware runs bf16 fast (CUDA with bf16 support; CPUs with AMX or AVX-512 BF16) and
-fp32 elsewhere. Loaded models are cached, least recently used evicted first, under a memory
+fp32 elsewhere. Backend (``torch|onnx|openvino|auto``, argument or ``HUB_BACKEND``; default auto): what
+runs a model's forward pass. ``auto`` takes what ``hub bench`` measured fastest on this machine at the
+chosen dtype (:func:`hub.benchstore.fastest_backend`), and torch when nothing was measured; an exported
+directory runs on its own runtime (see :mod:`hub.export.backends`). Loaded models are cached, least recently used evicted first, under a memory
 budget (``HUB_CACHE_BUDGET``, e.g. ``8GB``; default: half the device's memory).
 """
 from __future__ import annotations
@@ -20,6 +23,7 @@ from dataclasses import dataclass
 from hub.errors import HubError
 
 DTYPE_POLICIES = ("auto", "fp32", "bf16", "fp16")
+BACKENDS = ("torch", "onnx", "openvino", "auto")
 _CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 
 
@@ -79,6 +83,19 @@ def check_policy(policy: str | None, env: str | None = None) -> str:
     return value
 
 
+def check_backend(backend: str | None, env: str | None = None) -> str:
+    """``backend`` (default auto) if it is a backend; else a HubError naming it (and ``env``)."""
+    value = (backend or "auto").strip().lower()
+    if value not in BACKENDS:
+        raise HubError(f"{_named(backend, env, 'backend')} is not a backend; use one of {', '.join(BACKENDS)}")
+    return value
+
+
+def requested_backend(backend: str | None) -> str:
+    """The checked backend from the argument, else from HUB_BACKEND, else auto."""
+    return check_backend(backend) if backend else check_backend(env_setting("HUB_BACKEND"), "HUB_BACKEND")
+
+
 def requested(device: str | None, dtype: str | None) -> tuple[str | None, str]:
     """The checked (device, dtype policy) from the arguments, else from HUB_DEVICE / HUB_DTYPE."""
     dev = check_device(device) if device else check_device(env_setting("HUB_DEVICE"), "HUB_DEVICE")
@@ -99,8 +116,9 @@ class DevicePlan:
 class DeviceManager:
     """Chooses device and dtype, places modules, provides autocast, caches loaded models."""
 
-    def __init__(self, device: str | None = None, dtype: str | None = None):
+    def __init__(self, device: str | None = None, dtype: str | None = None, backend: str | None = None):
         self.requested_device, self.policy = requested(device, dtype)
+        self.backend = requested_backend(backend)
         self.device_source = "requested" if device else "requested by HUB_DEVICE"
         self._plan: DevicePlan | None = None
 
@@ -214,11 +232,12 @@ class DeviceManager:
 
     def cached(self, key: tuple, loader):
         """Return the cached object for ``key`` on this device/dtype, or load and cache it."""
-        return MODEL_CACHE.get_or_load((*key, self.device, self.dtype), self.device, loader)
+        return MODEL_CACHE.get_or_load((*key, self.device, self.dtype, self.backend), self.device, loader)
 
     def describe(self) -> dict:
         plan = self.plan
         return {"device": plan.device, "dtype": plan.dtype, "policy": plan.policy, "reason": plan.reason,
+                "backend": self.backend,
                 "cache_budget_bytes": self.budget, "cached_models": [k[0] for k in MODEL_CACHE.keys()]}
 
 
@@ -303,9 +322,10 @@ def module_bytes(obj) -> int:
 _managers: dict[tuple, DeviceManager] = {}
 
 
-def get_device_manager(device: str | None = None, dtype: str | None = None) -> DeviceManager:
-    """The shared manager for a (device, dtype) request; all share one model cache."""
-    key = requested(device, dtype)
+def get_device_manager(device: str | None = None, dtype: str | None = None,
+                       backend: str | None = None) -> DeviceManager:
+    """The shared manager for a (device, dtype, backend) request; all share one model cache."""
+    key = (*requested(device, dtype), requested_backend(backend))
     if key not in _managers:
-        _managers[key] = DeviceManager(device, dtype)
+        _managers[key] = DeviceManager(device, dtype, backend)
     return _managers[key]

@@ -13,8 +13,11 @@ def resolve_ref(ref: str):
 
 
 def build_pipeline(ref: str, spec, device_manager, options: dict | None):
-    """Import the pipeline class ``ref`` and build it with its ``from_spec`` classmethod."""
-    return resolve_ref(ref).from_spec(spec, device_manager, **(options or {}))
+    """Import the pipeline class ``ref`` and build it with its ``from_spec`` classmethod, or around an exported
+    graph (``from_runtime``) when the backend chosen for the model is a runtime (see hub.export.backends)."""
+    from hub.export.backends import load
+
+    return load(resolve_ref(ref), spec, device_manager, dict(options or {}))
 
 
 def pipeline_options(pipelines: dict[str, str], spec) -> list | None:

@@ -16,7 +16,8 @@ def limit_options(command):
     defaults = Limits()
     for name in reversed(limit_names()):
         value = getattr(defaults, name)
-        kind = click.IntRange(1) if isinstance(value, int) else click.FloatRange(0, min_open=name != "max_wait_ms")
+        kind = click.IntRange(0 if name == "workers" else 1) if isinstance(value, int) \
+            else click.FloatRange(0, min_open=name != "max_wait_ms")
         command = click.option(flag(name), name, type=kind, default=value, show_default=True, help=HELP[name])(command)
     return command
 
@@ -31,14 +32,20 @@ def limit_options(command):
 @click.option("--api-key", envvar="HUB_API_KEY", help="Require 'Authorization: Bearer KEY' (also: HUB_API_KEY).")
 @click.option("--device", help="cpu, cuda, cuda:N or mps (default: the best available).")
 @click.option("--dtype", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), help="Dtype policy (default auto).")
+@click.option("--backend", type=click.Choice(["torch", "onnx", "openvino", "auto"]),
+              help="What runs the forward pass (sets HUB_BACKEND for the server; default auto).")
 @limit_options
-def serve_cmd(host, port, models, allow, api_key, device, dtype, **limits):
+def serve_cmd(host, port, models, allow, api_key, device, dtype, backend, **limits):
     """Serve models over HTTP: native routes for every task, OpenAI-compatible embeddings and
     transcriptions, and a page at / (needs the serve extra: pip install 'mmhub[serve]')."""
     from hub.api import get_spec
     from hub.device import requested
 
     requested(device, dtype)  # a bad --device / HUB_DEVICE fails before anything starts
+    if backend:
+        import os
+
+        os.environ["HUB_BACKEND"] = backend  # every model the server loads goes through the device manager
     for model in models:  # an unknown id or unusable directory fails before anything starts
         get_spec(model)
     if not api_key and not is_loopback(host):

@@ -44,6 +44,53 @@ class ClipPipeline(Pipeline):
         return cls(spec, model, device_manager, transform=transform, tokenizer=tokenizer, directory=directory,
                    channels_last=channels_last, **options)
 
+    # -- export: the two towers, the files that go with them, and the pipeline around a runtime ---------
+    def graph_inputs(self, name: str, items: list) -> dict:
+        """Pixels for the ``image`` graph (items are images), token ids for the ``text`` graph (texts)."""
+        if name == "image":
+            return {"pixel_values": self.preprocess([self.prepare(x) for x in items])}
+        return {"input_ids": self.tokenize(list(items))}
+
+    def export_graphs(self, texts: list[str], images: list) -> list:
+        """The image and text towers, each returning unnormalised embeddings (normalised after the runtime)."""
+        from hub.export.onnx import GraphSpec
+
+        model = self.model
+        return [GraphSpec("image", _Tower(model, "encode_image"), self.graph_inputs("image", images), ["embeds"],
+                          {"pixel_values": {0: "batch"}}, kind="image"),
+                GraphSpec("text", _Tower(model, "encode_text"), self.graph_inputs("text", texts), ["embeds"],
+                          {"input_ids": {0: "batch"}}, kind="text")]
+
+    def export_assets(self, directory) -> None:
+        """open_clip's config and tokenizer files, plus the preprocessing and logit scale and bias in use."""
+        from pathlib import Path
+
+        from hub.export.assets import copy_matching, write_json
+        from mmhub_openclip.loading import CONFIG_NAME, TOKENIZER_FILES
+
+        copy_matching(Path(self.directory), Path(directory), [CONFIG_NAME, *TOKENIZER_FILES])
+        scale, bias = self.scale_and_bias()
+        write_json(Path(directory) / "clip.json", {
+            "preprocess": dict(getattr(self.model.visual, "preprocess_cfg", {}) or {}),
+            "logit_scale": float(self.model.logit_scale.detach()),
+            "logit_bias": None if bias is None else float(bias.detach()),
+            "embed_dim": self.embed_dim, "arch": self.spec.arch})
+
+    @classmethod
+    def from_runtime(cls, spec, device_manager, runtime, **options):
+        import open_clip
+        from open_clip.transform import PreprocessCfg, image_transform_v2
+
+        from mmhub_openclip.loading import read_config
+
+        found = runtime.read_json("clip.json")
+        cfg = {k: tuple(v) if k == "size" and isinstance(v, list) else v for k, v in found["preprocess"].items()}
+        transform = image_transform_v2(PreprocessCfg(**cfg), is_train=False)
+        name = f"local-dir:{runtime.directory}" if read_config(runtime.directory) else found.get("arch")
+        tokenizer = open_clip.get_tokenizer(name)
+        return cls(spec, RuntimeClip(runtime, found), device_manager, transform=transform, tokenizer=tokenizer,
+                   directory=runtime.directory, **options)
+
     # -- images -----------------------------------------------------------------------------
     def prepare(self, item):
         """An RGB PIL image; a missing or unreadable file raises InputError naming it."""
@@ -157,3 +204,45 @@ def check_texts(texts, name: str, allow_empty: bool = True) -> list[str]:
     if not texts and not allow_empty:
         raise InputError(f"'{name}' is empty; pass at least one string")
     return list(texts)
+
+
+class RuntimeClip:
+    """Exported CLIP towers in the shape of the open_clip model they replace (``encode_image``, ``encode_text``)."""
+
+    def __init__(self, runtime, found: dict):
+        import torch
+        from types import SimpleNamespace
+
+        self.runtime = runtime
+        self.logit_scale = torch.tensor(float(found["logit_scale"]))
+        self.logit_bias = None if found.get("logit_bias") is None else torch.tensor(float(found["logit_bias"]))
+        self.text_projection = None
+        self.visual = SimpleNamespace(output_dim=int(found["embed_dim"]))
+
+    def encode_image(self, pixels, normalize: bool = False):
+        return _normalized(self.runtime.graph("image")(pixel_values=pixels)["embeds"], normalize)
+
+    def encode_text(self, tokens, normalize: bool = False):
+        return _normalized(self.runtime.graph("text")(input_ids=tokens)["embeds"], normalize)
+
+
+def _normalized(features, normalize: bool):
+    import torch.nn.functional as F
+
+    return F.normalize(features, dim=-1) if normalize else features
+
+
+def _Tower(model, method: str):  # noqa: N802  (builds a module lazily: torch is imported here)
+    """A torch module running one CLIP tower without normalising (what the exporter traces)."""
+    import torch
+
+    class Tower(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        def forward(self, **inputs):
+            (value,) = inputs.values()
+            return getattr(self.model, method)(value, normalize=False)
+
+    return Tower().eval()

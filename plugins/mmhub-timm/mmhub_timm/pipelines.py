@@ -23,12 +23,50 @@ class TimmPipeline(Pipeline):
 
     default_batch_size = 32
 
-    def __init__(self, spec, model, device_manager, transform=None, config=None, data_config=None, **options):
+    def __init__(self, spec, model, device_manager, transform=None, config=None, data_config=None, forward_fn=None,
+                 **options):
         super().__init__(spec, model, device_manager, **options)
         self.transform = transform
         self.config = config or {}
         self.data_config = data_config or {}
         self.workers = max(1, min(8, os.cpu_count() or 1))
+        self.forward_fn = forward_fn or self.torch_forward  # the runtime seam: an export replaces only this
+
+    def torch_forward(self, pixels):
+        """The torch module's forward for this task (logits, or pooled features)."""
+        return self.model(pixels)
+
+    # -- export: the graph, the files that go with it, and the pipeline around a runtime ---------------
+    def graph_inputs(self, name: str, items: list) -> dict:
+        return {"pixel_values": self.preprocess([self.prepare(x) for x in items])}
+
+    def export_graphs(self, texts=(), images=()) -> list:
+        from hub.export.onnx import GraphSpec
+
+        return [GraphSpec("model", _Forward(self.torch_forward), self.graph_inputs("model", images), ["model_output"],
+                          {"pixel_values": {0: "batch"}}, kind="image")]
+
+    def export_assets(self, directory: Path) -> None:
+        """timm's config.json (with the label names in use) and the resolved eval transform."""
+        from hub.export.assets import write_json
+
+        labels = getattr(self, "labels", None)
+        write_json(Path(directory) / "config.json", {**self.config, **({"label_names": labels} if labels else {})})
+        write_json(Path(directory) / "preprocess.json", {"data_config": self.data_config, "labels": labels})
+
+    @classmethod
+    def from_runtime(cls, spec, device_manager, runtime, **options):
+        from timm.data import create_transform
+
+        found = runtime.read_json("preprocess.json")
+        data_cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in found["data_config"].items()}
+        graph = runtime.graph("model")
+        pipeline = cls(spec, runtime, device_manager, transform=create_transform(**data_cfg, is_training=False),
+                       config=runtime.read_json("config.json"), data_config=data_cfg,
+                       forward_fn=lambda pixels: graph(pixel_values=pixels)["model_output"], **options)
+        if found.get("labels"):
+            pipeline.labels = list(found["labels"])
+        return pipeline
 
     @classmethod
     def from_spec(cls, spec, device_manager, **options):
@@ -86,7 +124,7 @@ class ImageClassificationPipeline(TimmPipeline):
         self.labels = loading.label_names(model, self.config, spec)
 
     def forward(self, batch, **kwargs):
-        return self.model(self.model_input(batch)).float().softmax(dim=-1)
+        return self.forward_fn(self.model_input(batch)).float().softmax(dim=-1)
 
     def postprocess(self, outputs, items, top_k: int = TOP_K.default, **kwargs):
         scores, indices = outputs.cpu().topk(min(top_k, outputs.shape[-1]), dim=-1)
@@ -99,12 +137,29 @@ class ImageEmbeddingPipeline(TimmPipeline):
 
     task = "image-embedding"
 
+    def torch_forward(self, pixels):
+        return self.model.forward_head(self.model.forward_features(pixels), pre_logits=True)
+
     def forward(self, batch, **kwargs):
-        features = self.model.forward_features(self.model_input(batch))
-        return self.model.forward_head(features, pre_logits=True).float().flatten(1)
+        return self.forward_fn(self.model_input(batch)).float().flatten(1)
 
     def postprocess(self, outputs, items, **kwargs):
         return [Embedding(row) for row in outputs.cpu().tolist()]
+
+
+def _Forward(fn):  # noqa: N802  (builds a module lazily: torch is imported here)
+    """A torch module whose forward is ``fn(pixel_values)`` (what the exporter traces)."""
+    import torch
+
+    class Forward(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = getattr(fn, "__self__", None) and fn.__self__.model
+
+        def forward(self, pixel_values):
+            return fn(pixel_values)
+
+    return Forward().eval()
 
 
 def _checked_path(path: Path) -> Path:

@@ -57,12 +57,13 @@ class TextClassificationPipeline(HeadPipeline):
     task = "text-classification"
     auto_class = "AutoModelForSequenceClassification"
     call_options = (TOP_K,)
+    export_output = "logits"
 
     def preprocess(self, items, **kwargs):
         return dict(self.tokenize(items))
 
     def forward(self, batch, **kwargs):
-        return self.model(**batch).logits.float()
+        return self.forward_fn(**batch).logits.float()
 
     def scores(self, logits):
         """Probabilities as transformers' pipeline computes them from the config's problem type."""

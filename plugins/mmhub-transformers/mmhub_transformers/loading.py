@@ -162,6 +162,47 @@ class TransformersPipeline(Pipeline):
         model = device_manager.place(model)
         return cls(spec, model, device_manager, tokenizer=tokenizer, directory=directory, **options)
 
+    # -- the runtime seam: forward goes through ``forward_fn``; an export replaces only that -------------
+    export_output = "last_hidden_state"  # the output of the torch module that the pipeline's forward reads
+    EXPORT_FILES = ("*.json", "*.txt", "*.model", "vocab.*", "merges.txt", "*/*.json")
+
+    @property
+    def forward_fn(self):
+        """What runs the model: the torch module, or a runtime graph returning the same outputs."""
+        return self.model
+
+    def graph_inputs(self, name: str, items: list) -> dict:
+        """The tensors graph ``name`` takes for raw inputs ``items`` (texts), as ``preprocess`` makes them."""
+        return dict(self.tokenize(items))
+
+    def export_graphs(self, texts: list[str], images=()) -> list:
+        """The one graph to export: the Auto model from token tensors to ``export_output``."""
+        from hub.export.onnx import GraphSpec
+
+        batch = self.graph_inputs("model", texts)
+        names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in batch]
+        module = ModelOutput(self.model, self.export_output)
+        return [GraphSpec("model", module, {n: batch[n] for n in names}, [self.export_output],
+                          {n: {0: "batch", 1: "sequence"} for n in names}, kind="text")]
+
+    def export_assets(self, directory: Path) -> None:
+        """Copy the config, tokenizer and pooling files (never weights or code) into ``directory``."""
+        from hub.export.assets import copy_matching
+
+        copy_matching(Path(self.directory), Path(directory), self.EXPORT_FILES)
+
+    @classmethod
+    def from_runtime(cls, spec, device_manager, runtime, **options):
+        """This pipeline around an exported graph: the same tokenizer, config, pooling and labels."""
+        from transformers import AutoConfig
+
+        directory = runtime.directory
+        tokenizer = load_tokenizer(directory)
+        with translated_errors(directory, "config"):
+            config = AutoConfig.from_pretrained(str(directory))
+        model = RuntimeModel(runtime.graph("model"), config, cls.export_output)
+        return cls(spec, model, device_manager, tokenizer=tokenizer, directory=directory, **options)
+
     def max_length(self) -> int:
         """The longest input the model takes: the catalogue's setting, else tokenizer/config limits."""
         configured = self.spec.preprocess.get("max_length")
@@ -202,3 +243,30 @@ class TransformersPipeline(Pipeline):
 
     def length(self, item) -> int:
         return len(item)
+
+
+class RuntimeModel:
+    """An exported graph in the shape of the transformers model it replaces: ``model(**batch).<output>``."""
+
+    def __init__(self, graph, config, output: str):
+        self.graph, self.config, self.output = graph, config, output
+
+    def __call__(self, **batch):
+        from types import SimpleNamespace
+
+        return SimpleNamespace(**{self.output: self.graph(**batch)[self.output]})
+
+
+def ModelOutput(model, output: str):  # noqa: N802  (builds a module class lazily: torch is imported here)
+    """A torch module returning only ``model(**inputs).<output>`` (what the exporter traces)."""
+    import torch
+
+    class _Output(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        def forward(self, **inputs):
+            return getattr(self.model(**inputs), output)
+
+    return _Output().eval()

@@ -51,6 +51,7 @@ class TextEmbeddingPipeline(TransformersPipeline):
 
     task = "text-embedding"
     auto_class = "AutoModel"
+    concurrent_batches = True
 
     def __init__(self, spec, model, device_manager, **kwargs):
         super().__init__(spec, model, device_manager, **kwargs)
@@ -76,7 +77,7 @@ class TextEmbeddingPipeline(TransformersPipeline):
     def forward(self, batch, **kwargs):
         import torch
 
-        hidden = self.model(**batch).last_hidden_state
+        hidden = self.forward_fn(**batch).last_hidden_state
         pooled = pool(hidden.float(), batch["attention_mask"], self.pooling)
         if self.normalize:
             pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)

@@ -1,0 +1,105 @@
+"""Which backend runs a model's forward, and the pipeline built for it.
+
+- An exported directory (``options.export`` in its ``mmhub.yaml``) runs on its runtime: ``onnx`` exports
+  on ONNX Runtime (or OpenVINO, which reads ONNX too), ``openvino`` exports on OpenVINO. It has no
+  torch weights, so ``--backend torch`` is refused by name.
+- Any other model runs on the device manager's backend: ``torch``, ``onnx``, ``openvino``, or ``auto``
+  (what ``hub bench`` measured fastest here at the chosen dtype; torch when nothing was measured). A
+  runtime backend exports the model on first use (fp32, measured against torch, refused below the
+  default gate) into the hub's cache, keyed by id, revision, task, runtime version and precision, and
+  loads it from there afterwards.
+"""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+from hub.errors import HubError
+from hub.export.manifest import FORMATS, export_info
+
+RUNTIME_BACKENDS = ("onnx", "openvino")
+
+
+def choose(spec, device_manager) -> str:
+    """The backend that will run ``spec``: torch, onnx or openvino."""
+    wanted = getattr(device_manager, "backend", "torch")
+    info = export_info(spec)
+    if info is not None:
+        return _for_export(spec, info, wanted)
+    if wanted != "auto":
+        return wanted
+    if device_manager.device != "cpu":
+        return "torch"  # the runtimes here run on the CPU; an accelerator keeps torch
+    from hub.benchstore import fastest_backend
+
+    found = fastest_backend(spec.id, device_manager.dtype)
+    return found if found in ("torch", *RUNTIME_BACKENDS) else "torch"
+
+
+def _for_export(spec, info: dict, wanted: str) -> str:
+    fmt = info.get("format")
+    if fmt not in FORMATS:
+        raise HubError(f"model '{spec.id}': its mmhub.yaml names the export format {fmt!r}; expected one of "
+                       f"{', '.join(FORMATS)}. Export it again with 'hub export'")
+    if wanted in ("auto", fmt) or (wanted == "openvino" and fmt == "onnx"):
+        return fmt if wanted == "auto" else wanted
+    raise HubError(f"model '{spec.id}' is an {fmt} export without torch weights; it runs on backend "
+                   f"{'onnx or openvino' if fmt == 'onnx' else 'openvino'}, not '{wanted}'. Use --backend auto, or "
+                   f"run the source model '{info.get('source_model', '?')}' for torch")
+
+
+def load(cls, spec, device_manager, options: dict):
+    """``cls`` (a pipeline class) built for ``spec`` on the backend chosen for it."""
+    backend = choose(spec, device_manager)
+    if backend == "torch":
+        return cls.from_spec(spec, device_manager, **options)
+    if not hasattr(cls, "from_runtime"):
+        if export_info(spec) is None and getattr(device_manager, "backend", "torch") == "auto":
+            return cls.from_spec(spec, device_manager, **options)
+        raise HubError(f"model '{spec.id}' ({spec.task}) cannot run on backend '{backend}': its pipeline has no "
+                       "runtime support; use --backend torch")
+    from hub.export.runtime import Runtime
+
+    info = export_info(spec)
+    if info is not None:
+        directory = Path(spec.source)
+    else:
+        try:
+            directory, info = cached_export(cls, spec, backend, options)
+        except HubError as exc:
+            if getattr(device_manager, "backend", "torch") != "auto":
+                raise
+            _warn(f"{spec.id}: backend auto falls back to torch: {exc}")
+            return cls.from_spec(spec, device_manager, **options)
+    runtime = Runtime(directory, backend, info, dtype=device_manager.dtype)
+    return cls.from_runtime(spec, device_manager, runtime, **options)
+
+
+def cached_export(cls, spec, backend: str, options: dict) -> tuple[Path, dict]:
+    """The fp32 export of ``spec`` for ``backend`` in the hub cache, made now if it is not there yet."""
+    from hub.export.exporter import build, check_exportable, export_card
+    from hub.export.manifest import cache_dir
+    from hub.export.runtime import runtime_version
+    from hub.io import atomic_directory
+    from hub.local import spec_from_directory, write_card
+
+    check_exportable(spec)
+    target = cache_dir(spec, backend, "fp32", runtime_version(backend))
+    if (target / "mmhub.yaml").is_file():
+        cached = spec_from_directory(target)
+        if cached is not None and export_info(cached) is not None:
+            return target, export_info(cached)
+    from hub.device import get_device_manager
+
+    reference = cls.from_spec(spec, get_device_manager("cpu", "fp32", "torch"), **options)
+    _warn(f"{spec.id}: exporting to {backend} on first use into {target} (once per revision and runtime version)")
+    with atomic_directory(target) as stage:
+        info = build(reference, spec, backend, Path(stage))
+        write_card(stage, export_card(spec, info))
+    return target, info
+
+
+def _warn(message: str) -> None:
+    from hub.tasks.base import HubWarning
+
+    warnings.warn(message, HubWarning, stacklevel=4)
