@@ -47,9 +47,9 @@ def test_unknown_model_exit_2_with_suggestions_and_no_traceback():
 
 
 def test_unknown_task_lists_valid_tasks(cli_runner):
-    result = cli_runner.invoke(cli, ["list", "--task", "translation"])
+    result = cli_runner.invoke(cli, ["list", "--task", "telepathy"])
     assert result.exit_code == 2
-    assert "unknown task 'translation'" in result.output and "text-generation" in result.output
+    assert "unknown task 'telepathy'" in result.output and "text-generation" in result.output
 
 
 def test_unknown_modality(cli_runner):

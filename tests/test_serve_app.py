@@ -253,7 +253,7 @@ def test_audio_as_multipart_and_data_uri(server, dirs, media):
     ({"inputs": "a cat"}, 422, "inputs"),
     ({"inputs": [3]}, 400, "input 0 must be a string"),
     ({"inputs": ["a"], "task": "image-classification"}, 400, "cannot serve the task 'image-classification'"),
-    ({"inputs": ["a"], "task": "translation"}, 400, "unknown task 'translation'"),
+    ({"inputs": ["a"], "task": "telepathy"}, 400, "unknown task 'telepathy'"),
 ])
 def test_bad_requests_name_the_problem(server, dirs, body, status, words):
     url, _ = server

@@ -218,3 +218,69 @@ def test_waiting_items_are_sorted_by_length_and_cut_within_both_batch_limits():
         assert len(batch) <= 3
         assert len(batch) == 1 or sum(item.tokens for item in batch) <= 10  # one over-long item runs alone
     assert [[item.value for item in batch] for batch in batches] == [[1, 3, 6], [4, 8, 2], [0], [5], [7]]
+
+
+class SideBySide(Picky):
+    """Batches that only finish when two run at once (a barrier of two threads)."""
+
+    concurrent_batches = True
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        import threading
+
+        self.barrier = threading.Barrier(2, timeout=20)
+        self.threads = set()
+
+    def forward(self, batch, **kwargs):
+        import threading
+
+        self.threads.add(threading.get_ident())
+        self.barrier.wait()  # raises BrokenBarrierError unless a second batch runs meanwhile
+        return super().forward(batch, **kwargs)
+
+
+@pytest.fixture
+def torch_threads_kept():
+    """Workers set torch's thread count (partly process-wide); put it back for the tests that follow."""
+    import torch
+
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_a_model_that_allows_it_runs_batches_side_by_side_on_several_workers(torch_threads_kept):
+    from hub.device import get_device_manager
+
+    side = SideBySide(hub.get_spec(MINILM), None, get_device_manager("cpu", "fp32"))
+
+    async def scenario():
+        batcher = Batcher("side", side, Limits(max_batch=2, max_wait_ms=50, workers=2))
+        got = await asyncio.gather(batcher.submit([1, 2], {}), batcher.submit([3, 4], {}))
+        await batcher.close()
+        return got
+
+    results = asyncio.run(scenario())
+    assert sorted(r.embedding[0] for pair in results for r in pair) == [2.0, 4.0, 6.0, 8.0]
+    assert len(side.threads) == 2
+
+
+@pytest.mark.parametrize("concurrent,device,asked,cores,plan", [
+    (False, "cpu", 0, 4, (1, None)),   # a model that cannot: one worker, torch's own threads
+    (False, "cpu", 3, 4, (1, None)),
+    (True, "cpu", 0, 4, (4, 1)),       # auto: one worker per core, a core each
+    (True, "cpu", 2, 4, (2, 2)),
+    (True, "cpu", 1, 4, (1, None)),
+    (True, "cpu", 8, 2, (8, 1)),
+    (True, "cuda", 0, 4, (1, None)),   # a GPU: one worker unless asked
+    (True, "cuda", 2, 4, (2, None)),
+])
+def test_worker_plan_follows_the_model_the_device_and_the_flag(monkeypatch, concurrent, device, asked, cores, plan):
+    from types import SimpleNamespace
+
+    from hub.serve import batcher
+
+    monkeypatch.setattr(batcher, "cpu_cores", lambda: cores)
+    pipeline = SimpleNamespace(concurrent_batches=concurrent, device_manager=SimpleNamespace(device=device))
+    assert batcher.worker_plan(pipeline, asked) == plan

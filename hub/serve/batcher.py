@@ -7,8 +7,11 @@ batches' worth of waiting items, sorts them by length and cuts them into batches
 length share a batch and little of it is padding (mixed texts padded to the longest of 32 in arrival order
 ran a few times slower on the CPU). It runs each batch through
 the pipeline's own batch path (``Pipeline.run_batches``, which sorts by length and splits into the
-pipeline's batch size) in the model's worker thread, off the event loop, and hands each item its
-result. A request larger than a batch spreads over several batches and is merged back in order.
+pipeline's batch size) in one of the model's worker threads, off the event loop, and hands each item its
+result. A pipeline that can run batches side by side (``concurrent_batches``) gets one worker per CPU
+core on the CPU, each with its share of the cores as torch threads: two batches on one thread each keep
+two cores busy without the barrier waits of one batch on two threads that also share them with the
+server's event loop. Other pipelines, and models on a GPU, get one worker. A request larger than a batch spreads over several batches and is merged back in order.
 Items of cancelled requests are skipped; a batch that fails is retried item by item, so one bad
 item fails only its own request.
 """
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -56,7 +60,12 @@ class Batcher:
 
     def __init__(self, name: str, pipeline, limits: Limits, metrics=None):
         self.name, self.pipeline, self.limits, self.metrics = name, pipeline, limits, metrics
-        self.executor = ThreadPoolExecutor(1, thread_name_prefix=f"hub-model-{name[:20]}")
+        self.workers, threads = worker_plan(pipeline, limits.workers)
+        self.executor = ThreadPoolExecutor(self.workers, thread_name_prefix=f"hub-model-{name[:20]}",
+                                           initializer=set_torch_threads if threads else None,
+                                           initargs=(threads,) if threads else ())
+        self.slots: asyncio.Semaphore | None = None  # made in the event loop, on first use
+        self.in_flight: set[asyncio.Task] = set()
         self.queues: dict[str, Queue] = {}
         self.waiting = 0
         self.running = 0
@@ -136,14 +145,40 @@ class Batcher:
     async def loop(self, queue: Queue) -> None:
         while True:
             await queue.event.wait()
+            await self.free_worker()  # the window is taken when a worker can start on it, so it holds all that waited
             await self.collect(queue)
             window = self.take(queue, SORT_WINDOW)
             if not queue.items:
                 queue.event.clear()
+            holding = True
             for batch in self.split(window):
+                if not holding:
+                    await self.free_worker()
                 batch = [item for item in batch if not item.future.done()]  # requests that left meanwhile
+                holding = not batch
                 if batch:
-                    await self.run(batch, queue.options)
+                    self.start(batch, queue.options)
+            if holding:
+                self.slots.release()
+
+    async def free_worker(self) -> None:
+        """Wait until one of the model's workers is free, and take it."""
+        if self.slots is None:
+            self.slots = asyncio.Semaphore(self.workers)
+        await self.slots.acquire()
+
+    def start(self, batch: list[Item], options: dict) -> None:
+        """Run ``batch`` on the worker just taken, giving the worker back when it is done."""
+
+        async def run_and_release():
+            try:
+                await self.run(batch, options)
+            finally:
+                self.slots.release()
+
+        task = asyncio.get_running_loop().create_task(run_and_release())
+        self.in_flight.add(task)
+        task.add_done_callback(self.in_flight.discard)
 
     async def collect(self, queue: Queue) -> None:
         """Wait until the batch is full or ``max_wait_ms`` has passed since this call."""
@@ -229,8 +264,39 @@ class Batcher:
     async def close(self) -> None:
         """Stop the loops (after in-flight requests have finished) and the worker thread."""
         self.closed = True
+        for task in list(self.in_flight):
+            task.cancel()
         for queue in self.queues.values():
             if queue.task is not None:
                 queue.task.cancel()
             self.fail_all(queue, ApiError(503, "the server is shutting down", None, "shutting_down"))
         self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def worker_plan(pipeline, asked: int) -> tuple[int, int | None]:
+    """How many batches the model runs at once, and the torch threads of each (None: leave torch's own)."""
+    concurrent = bool(getattr(pipeline, "concurrent_batches", False))
+    manager = getattr(pipeline, "device_manager", None)
+    on_cpu = getattr(manager, "device", "cpu") == "cpu"
+    if not concurrent:
+        return 1, None
+    cores = cpu_cores()
+    workers = asked or (cores if on_cpu else 1)
+    if workers == 1 or not on_cpu:
+        return workers, None
+    return workers, max(1, cores // workers)
+
+
+def cpu_cores() -> int:
+    """The CPU cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def set_torch_threads(threads: int) -> None:
+    """A worker thread's torch thread count (intra-op threads are set per thread)."""
+    import torch
+
+    torch.set_num_threads(threads)

@@ -25,6 +25,7 @@ class Limits:
     max_text_chars: int = 32768        # characters per text input
     max_image_pixels: int = 40_000_000  # width x height per image
     max_audio_s: float = 600.0         # seconds per audio input
+    workers: int = 0                   # batches a model runs at once; 0: one per CPU core on the CPU, else 1
 
     @property
     def max_body_bytes(self) -> int:
@@ -42,6 +43,8 @@ HELP = {
     "max_text_chars": "Longest text input in characters; longer gets 422.",
     "max_image_pixels": "Largest image (width x height); larger gets 422.",
     "max_audio_s": "Longest audio input in seconds; longer gets 422.",
+    "workers": "Batches one model runs at once, each on its share of the CPU cores (0: one per core on the CPU, "
+               "1 on a GPU; models that cannot run batches side by side use 1).",
 }
 
 

@@ -8,6 +8,7 @@ call options against the pipeline's ``call_options`` (see :mod:`hub.options`) be
 from __future__ import annotations
 
 import sys
+import threading
 from abc import ABC, abstractmethod
 from typing import Any, Iterable
 
@@ -28,6 +29,7 @@ class Pipeline(ABC):
     task: str = ""
     default_batch_size: int = DEFAULT_BATCH_SIZE
     call_options: tuple[Option, ...] = ()
+    concurrent_batches: bool = False  # True: batches may run in several threads at once (hub serve's workers)
 
     def __init__(self, spec, model, device_manager, **options):
         self.spec = spec
@@ -97,10 +99,16 @@ class Pipeline(ABC):
 
     def run_one_batch(self, chunk: list, **kwargs) -> list[Result]:
         dm = self.device_manager
-        batch = dm.to_device(self.preprocess(chunk, **kwargs))
+        with self.preprocess_lock:  # tokenizers may not be called from two threads at once
+            batch = dm.to_device(self.preprocess(chunk, **kwargs))
         with dm.inference():
             outputs = self.forward(batch, **kwargs)
         return self.postprocess(outputs, chunk, **kwargs)
+
+    @property
+    def preprocess_lock(self) -> threading.Lock:
+        """The lock ``preprocess`` runs under when batches run in several threads."""
+        return self.__dict__.setdefault("_preprocess_lock", threading.Lock())
 
     def batch_order(self, prepared: list) -> list[int]:
         lengths = [self.length(x) for x in prepared]
