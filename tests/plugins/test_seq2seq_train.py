@@ -129,6 +129,42 @@ def test_predictions_are_greedy_generate_even_where_the_model_asks_for_beams(mod
     assert len(set(texts)) > 1 and all(texts)
 
 
+FAMILIES = [("marian", "translation", "", "▁"), ("bart", "summarization", "", "<s>"),
+            ("mbart", "translation", "preprocess: {src_lang: en_XX, tgt_lang: de_DE}\n", "de_DE"),
+            ("t5", "translation", "preprocess: {src_lang: en, tgt_lang: fr}\n", "▁")]
+
+
+@pytest.mark.parametrize("family,task,card,first_label", FAMILIES, ids=[f[0] for f in FAMILIES])
+def test_each_family_is_prepared_and_decoded_as_hub_run_does(tmp_path, family, task, card, first_label):
+    """Marian's target vocabulary, BART's <s>, mBART's language codes, T5's pair prefix; greedy texts = hub run's."""
+    import torch
+    import tiny_seq2seq as S
+
+    directory = S.BUILDERS[family](tmp_path / family)
+    if card:
+        (directory / "mmhub.yaml").write_text(f"task: {task}\nplugin: transformers\n{card}")
+    adapter = adapter_for(directory, task)
+    tokenizer = tokenizer_of(directory)
+    sources = ["The weather is nice today.", "Where is the train station?"]
+    examples = [adapter.load_example(Record(s, text="Das Wetter ist schön."), False) for s in sources]
+    assert tokenizer.convert_ids_to_tokens(examples[0]["labels"])[0].startswith(first_label)
+    if family == "t5":
+        assert examples[0]["input_ids"] == tokenizer("translate English to French: " + sources[0])["input_ids"]
+    assert torch.isfinite(adapter.loss(adapter.module, adapter.collate(examples)))
+    with torch.no_grad():
+        texts = adapter.predict(adapter.module.eval(), adapter.collate(examples))
+    ran = hub.run(str(directory), sources, task=task, dtype="fp32", num_beams=1)
+    assert [r.text for r in ran] == texts
+
+
+def test_a_model_that_needs_languages_names_where_to_give_them(tmp_path):
+    import tiny_seq2seq as S
+
+    directory = S.BUILDERS["t5"](tmp_path / "t5")  # translates en->de and en->fr: which one?
+    with pytest.raises(HubError, match=r"several language pairs.*src_lang.*'preprocess:' in its catalogue entry"):
+        adapter_for(directory)
+
+
 def test_a_decoder_only_model_is_refused(tmp_path):
     from transformers import GPT2Config, GPT2LMHeadModel
 

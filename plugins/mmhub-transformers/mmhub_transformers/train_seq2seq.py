@@ -70,8 +70,8 @@ def language_plan(spec, task: str, tokenizer, model):
 
     Training prepares sources as ``hub run`` does: the same prefix (T5's ``task_specific_params``, a
     multi-target Marian's ``>>fr<<``) and mBART's language codes, set on the tokenizer here. Languages and a
-    prefix of one's own come from the start model's ``src_lang`` / ``tgt_lang`` / ``prefix`` (``options:``
-    or ``preprocess:`` of its mmhub.yaml).
+    prefix of one's own come from the start model's ``src_lang`` / ``tgt_lang`` / ``prefix`` (``preprocess:``
+    or ``options:`` of its catalogue entry or mmhub.yaml, as the catalogue's t5-small has them).
     """
     from types import SimpleNamespace
 
@@ -84,7 +84,7 @@ def language_plan(spec, task: str, tokenizer, model):
         plan = plan_for(view, task, settings.get("src_lang"), settings.get("tgt_lang"), settings.get("prefix"))
     except OptionError as exc:
         raise HubError(f"{exc}. To fine-tune it, name the languages (src_lang, tgt_lang) or a prefix under "
-                       "'options:' in the model directory's mmhub.yaml") from None
+                       "'preprocess:' in its catalogue entry or its directory's mmhub.yaml") from None
     if plan.tokenizer_src_lang is not None:
         tokenizer.src_lang = plan.tokenizer_src_lang
     if plan.tgt_lang is not None and hasattr(tokenizer, "tgt_lang") and hasattr(tokenizer, "lang_code_to_id"):
