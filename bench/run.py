@@ -16,7 +16,7 @@ from pathlib import Path
 
 from bench.common import Row, machine
 
-MODULES = ["core", "vision", "clip", "train", "detection", "serve"]
+MODULES = ["core", "vision", "clip", "train", "detection", "serve", "distributed"]
 ROOT = Path(__file__).resolve().parent.parent
 
 
