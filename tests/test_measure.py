@@ -83,6 +83,7 @@ BAD = {
     "auto backend": (["@timm", "--backend", "auto"], "one backend at a time"),
     "bad device": (["@timm", "--device", "tpu"], "tpu"),
     "zero repeats": (["@timm", "--repeats", "0"], "--repeats"),
+    "unknown task": (["@timm", "--task", "no-such-task"], "unknown task 'no-such-task'"),
 }
 
 

@@ -46,9 +46,12 @@ def test_options_a_call_needs_are_filled_and_generation_is_kept_short():
     assert sample_options(fake("zero-shot-image-classification", (LABELS, TOP_K)))["labels"] == samples.SAMPLE_LABELS
     assert sample_options(fake("zero-shot-classification", (LABELS,)))["labels"] == samples.TEXT_LABELS
     assert sample_options(fake("image-text-similarity", (TEXTS,))) == {"texts": samples.SAMPLE_LABELS}
+    assert sample_options(fake("text-ranking", (TEXTS,))) == {"texts": samples.texts(5)}
     assert sample_options(fake("text-generation", (MAX_NEW_TOKENS,))) == {"max_new_tokens": samples.GENERATION_TOKENS}
     question = Option("question", str, None, "the question")
-    assert "question" in sample_options(fake("question-answering", (question,)))
+    qa = fake("question-answering", (question,))
+    assert "question" in sample_options(qa)
+    assert min(len(c.split()) for c in sample_inputs(qa, 12)) >= samples.CONTEXT_WORDS  # contexts, not questions
     assert sample_options(fake("image-classification", (TOP_K,))) == {}
     assert sample_options(fake("text-classification", (LABELS.but(default=["a"]),))) == {}  # has a default
 

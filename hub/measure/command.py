@@ -10,6 +10,7 @@ from hub.measure import DEFAULT_REPEATS, DEFAULT_ROUNDS
 
 @click.command("bench")
 @click.argument("model_id", metavar="MODEL")
+@click.option("--task", help="The task to measure it for, when the model serves several (default: its own).")
 @click.option("--batch-size", "batch_sizes", multiple=True, metavar="N[,N...]",
               help="Batch sizes to try for throughput, e.g. 1,8,32 (repeatable; default 1,8,32).")
 @click.option("--dtype", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), help="Dtype policy (default auto).")
@@ -21,14 +22,14 @@ from hub.measure import DEFAULT_REPEATS, DEFAULT_ROUNDS
               help="Timed batches per batch size for the throughput figures.")
 @click.option("--no-store", is_flag=True, help="Print the figures without storing them for this machine.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
-def bench_cmd(model_id, batch_sizes, dtype, backend, device, repeats, rounds, no_store, as_json):
+def bench_cmd(model_id, task, batch_sizes, dtype, backend, device, repeats, rounds, no_store, as_json):
     """Measure MODEL on this machine: load time, latency at batch 1 (median, p90), throughput at the best
     batch size, peak memory. The figures are stored per machine for --backend auto and hub recommend."""
     from hub.measure.runner import bench, parse_batch_sizes
 
     sizes = parse_batch_sizes(batch_sizes)  # a bad size fails before anything loads
     result = bench(model_id, sizes, dtype=dtype, backend=backend, device=device, repeats=repeats, rounds=rounds,
-                   progress=not as_json, store=not no_store)
+                   progress=not as_json, store=not no_store, task=task)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
         return

@@ -125,17 +125,17 @@ def model_key(model: str, spec) -> str:
 
 def bench(model: str, batch_sizes=DEFAULT_BATCH_SIZES, dtype: str | None = None, backend: str | None = None,
           device: str | None = None, repeats: int = DEFAULT_REPEATS, rounds: int = DEFAULT_ROUNDS,
-          progress: bool = False, store: bool = True) -> BenchResult:
+          progress: bool = False, store: bool = True, task: str | None = None) -> BenchResult:
     """Measure ``model`` on this machine and store the figures (unless ``store`` is False)."""
     from hub import api, benchstore
     from hub.device import requested
 
     requested(device, dtype)  # a bad device or dtype fails before anything loads
     backend = check_backend(backend)
-    spec = api.get_spec(model)
+    spec = api.get_spec(model, task)
     sizes = parse_batch_sizes([",".join(map(str, batch_sizes))])
     steps = _Steps(progress, 1 + repeats + len(sizes), spec.id)
-    result = _measure(model, spec, sizes, dtype, backend, device, repeats, rounds, steps)
+    result = _measure(model, spec, sizes, dtype, backend, device, repeats, rounds, steps, task)
     steps.close()
     result.model_key = model_key(model, spec)
     if store:
@@ -144,7 +144,7 @@ def bench(model: str, batch_sizes=DEFAULT_BATCH_SIZES, dtype: str | None = None,
     return result
 
 
-def _measure(model, spec, sizes, dtype, backend, device, repeats, rounds, steps) -> BenchResult:
+def _measure(model, spec, sizes, dtype, backend, device, repeats, rounds, steps, task=None) -> BenchResult:
     from hub import api
     from hub.device import get_device_manager
     from hub.measure.memory import PeakMemory
@@ -156,7 +156,7 @@ def _measure(model, spec, sizes, dtype, backend, device, repeats, rounds, steps)
     extra = {"backend": backend} if _offered_backends() != ("torch",) else {}  # never left to 'auto'
     with PeakMemory(dm.device) as memory:
         start = time.perf_counter()
-        pipeline = api.load(model, device=device, dtype=dtype, cache=False, **extra)
+        pipeline = api.load(model, device=device, dtype=dtype, task=task, cache=False, **extra)
         _sync(dm.device)
         load_s = time.perf_counter() - start
         steps.advance("loaded")

@@ -24,6 +24,7 @@ FILLED_OPTIONS = {"question": "What did the people write down?", "query": "what 
                   "texts": SAMPLE_LABELS}
 GENERATION_TOKENS = 8
 DISTINCT = 12  # distinct samples made; longer lists repeat them
+CONTEXT_WORDS = 14  # the shortest text when each text is a context for a question
 
 
 class NoSamplesError(HubError):
@@ -39,7 +40,8 @@ def sample_inputs(pipeline, n: int) -> list:
             raise NoSamplesError(f"the pipeline of '{pipeline.spec.id}' returned no sample inputs")
         return [items[i % len(items)] for i in range(n)]
     kind = input_kind(pipeline)
-    make = {"text": lambda k: texts(k, mask_token(pipeline)), "image": images, "image+text": images,
+    shortest = CONTEXT_WORDS if "question" in {o.name for o in getattr(pipeline, "call_options", ())} else 1
+    make = {"text": lambda k: texts(k, mask_token(pipeline), shortest), "image": images, "image+text": images,
             "audio": audio_clips}.get(kind)
     if make is not None:
         distinct = make(min(n, DISTINCT))  # reused in turn: the samples add little to the memory measured
@@ -59,8 +61,11 @@ def sample_options(pipeline) -> dict:
     for name, value in FILLED_OPTIONS.items():
         if name in declared and declared[name].default is None:
             options[name] = value
+    on_text = input_kind(pipeline) == "text"
+    if "texts" in options and on_text:
+        options["texts"] = texts(5)  # passages to rank or compare with
     if "labels" in declared and declared["labels"].default is None:
-        options["labels"] = TEXT_LABELS if input_kind(pipeline) == "text" else SAMPLE_LABELS
+        options["labels"] = TEXT_LABELS if on_text else SAMPLE_LABELS
     if "max_new_tokens" in declared:
         options["max_new_tokens"] = GENERATION_TOKENS
     return options
@@ -84,11 +89,12 @@ def mask_token(pipeline) -> str | None:
     return token
 
 
-def texts(n: int, mask: str | None = None) -> list[str]:
-    """``n`` texts of mixed length (3 to 64 words); each holds ``mask`` once when given."""
+def texts(n: int, mask: str | None = None, shortest: int = 1) -> list[str]:
+    """``n`` texts of mixed length (3 to 64 words, at least ``shortest``); each holds ``mask`` once when given."""
+    lengths = [k for k in TEXT_LENGTHS if k >= shortest]
     out = []
     for i in range(n):
-        length = TEXT_LENGTHS[i % len(TEXT_LENGTHS)]
+        length = lengths[i % len(lengths)]
         words = [WORDS[(i * 7 + j * 3) % len(WORDS)] for j in range(length)]
         if mask:
             words[length // 2] = mask
