@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
@@ -88,3 +90,79 @@ def test_nproc_reruns_under_torchrun(monkeypatch, tmp_path, cli_runner):
     assert seen["nproc"] == 2
     assert seen["argv"] == ["some-model", "--data", str(tmp_path), "--epochs", "5", "--freeze-backbone",
                             "--metric", "f1_macro", "--no-group-by-length"]
+
+
+def test_shard_passes_on_to_torchrun(monkeypatch, tmp_path, cli_runner):
+    from hub.cli import cli
+    from hub.train import distributed
+
+    seen = {}
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.setattr(distributed, "launch", lambda nproc, argv: seen.update(nproc=nproc, argv=argv) or 0)
+    res = cli_runner.invoke(cli, ["finetune", "m", "--data", str(tmp_path), "--nproc", "2", "--shard"])
+    assert res.exit_code == 0, res.output
+    assert seen == {"nproc": 2, "argv": ["m", "--data", str(tmp_path), "--shard", "--group-by-length"]}
+
+
+def _probe_module():
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    return nn.ModuleDict({"used": nn.Linear(4, 3), "norm": nn.BatchNorm1d(3), "spare": nn.Linear(4, 3)})
+
+
+def _probe_loss(module, use_spare: bool):
+    import torch
+
+    def loss():
+        x = torch.randn(8, 4)  # draws from the RNG, as an augmentation would
+        out = module["norm"](module["used"](x))  # updates the batch-norm statistics
+        return (out + module["spare"](x)).sum() if use_spare else out.sum()
+
+    return loss
+
+
+@pytest.mark.parametrize("use_spare", [False, True])
+def test_unused_parameter_probe_leaves_the_run_unchanged(use_spare):
+    import torch
+
+    from hub.train.distributed import has_unused_parameters
+
+    module = _probe_module()
+    stats = {k: v.clone() for k, v in module.state_dict().items()}
+    torch.manual_seed(5)
+    expected = torch.rand(3)
+    torch.manual_seed(5)
+    assert has_unused_parameters(module, _probe_loss(module, use_spare), DistContext()) is (not use_spare)
+    assert torch.equal(torch.rand(3), expected)  # the RNG is where it was
+    for key, value in module.state_dict().items():
+        assert torch.equal(value, stats[key]), key  # batch-norm statistics put back
+    assert all(p.grad is None for p in module.parameters())
+    module["spare"].requires_grad_(False)  # a frozen part is not "unused"
+    assert not has_unused_parameters(module, _probe_loss(module, False), DistContext())
+
+
+def test_step_module_runs_the_adapters_loss_and_predict():
+    import torch
+
+    from hub.train.distributed import step_module
+
+    inner = torch.nn.Linear(2, 2)
+    adapter = D.make_adapter([str(i) for i in range(10)])
+    adapter.loss = lambda m, b: ("loss", m is inner, b)
+    adapter.predict = lambda m, b: ("predict", m is inner, b)
+    step = step_module(inner, adapter)
+    assert step("b") == ("loss", True, "b") and step("b", predict=True) == ("predict", True, "b")
+    assert [name for name, _ in step.named_parameters()] == ["module.weight", "module.bias"]
+
+
+def test_shard_without_several_processes_warns_and_trains(tmp_path):
+    from hub.train.loop import TrainConfig, Trainer
+
+    records = D.index_records(96)
+    cfg = TrainConfig(epochs=1, lr=3e-3, batch_size=32, precision="fp32", progress=False, shard=True)
+    trainer = Trainer(D.make_adapter([str(i) for i in range(10)]), records[:64], records[64:], cfg, tmp_path)
+    with pytest.warns(UserWarning, match="--shard needs several processes"):
+        result = trainer.fit()
+    assert result.step == 2 and ckpt.pointer(tmp_path / "checkpoints") is not None
