@@ -237,6 +237,30 @@ def test_resume_ends_with_the_weights_of_an_uninterrupted_run(model_dir, data, t
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.slow
+def test_two_ranks_score_every_held_out_row_once(model_dir, data, tmp_path):
+    """hub finetune --nproc 2 (two gloo processes): the texts of both ranks are gathered and scored together, and the
+    saved model measured in this process gives the scores the run recorded."""
+    import os
+    import subprocess
+
+    from hub.train.api import evaluate
+
+    train, val = data
+    out = tmp_path / "two"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "hub.cli", "finetune", str(model_dir), "--task", TASK, "--data", str(train), "--val",
+           str(val), "--out", str(out), "--nproc", "2", "--epochs", "1", "--batch-size", "4", "--lr", "3e-3",
+           "--precision", "fp32"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("Saved the model to") == 1  # only rank 0 reports
+    recorded = json.loads((out / "metrics.json").read_text())
+    assert recorded["count"] == 12  # every held-out row, once
+    again = evaluate(str(out), val, precision="fp32")
+    assert again == pytest.approx(recorded, abs=1e-9)
+
+
 BAD_DATA = [
     ('{"source": "one", "label": "un"}\n', [], "has no target column (target / tgt / output / summary)"),
     ('{"source": "one", "target": "un"}\n{"source": "two", "target": ""}\n', ["--on-bad-rows", "error"],
