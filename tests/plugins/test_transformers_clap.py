@@ -189,3 +189,10 @@ def test_cli_bad_input_exits_2_with_one_line(clap_dir, tmp_path, cli_runner, con
     assert done.exit_code == 2 and "Traceback" not in done.output, done.output
     lines = done.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: ") and words in lines[0], done.output
+
+
+@pytest.mark.mmhub_plugins("transformers")
+def test_clap_keeps_the_plugin_contract(isolated_hub, clap_dir):
+    from hub.testing import check_model_contract
+
+    check_model_contract(str(clap_dir), CLIPS, options={"labels": LABELS}, skip=("listing-imports", "import-time"))

@@ -320,3 +320,13 @@ def test_round_trip_with_real_weights():
         rows = round_trip(tts.strip(), asr, SENTENCES)
         mean = sum(r["wer"] for r in rows) / len(rows)
         assert mean <= 0.35, f"{tts} -> {asr}: mean WER {mean:.2f}: {rows}"
+
+
+# -- the plugin contract (hub.testing) ------------------------------------------------------------------
+@pytest.mark.mmhub_plugins("transformers")
+@pytest.mark.parametrize("family", ["speecht5_dir", "vits_dir"])
+def test_tts_models_keep_the_plugin_contract(isolated_hub, family, request):
+    from hub.testing import check_model_contract
+
+    check_model_contract(str(request.getfixturevalue(family)), ["hello world", "abc", "zebra quiz"],
+                         skip=("listing-imports", "import-time"), atol=0, rtol=0)
