@@ -135,8 +135,10 @@ def bench(model: str, batch_sizes=DEFAULT_BATCH_SIZES, dtype: str | None = None,
     spec = api.get_spec(model, task)
     sizes = parse_batch_sizes([",".join(map(str, batch_sizes))])
     steps = _Steps(progress, 1 + repeats + len(sizes), spec.id)
-    result = _measure(model, spec, sizes, dtype, backend, device, repeats, rounds, steps, task)
-    steps.close()
+    try:
+        result = _measure(model, spec, sizes, dtype, backend, device, repeats, rounds, steps, task)
+    finally:
+        steps.close()
     result.model_key = model_key(model, spec)
     if store:
         benchstore.record(result.model_key, result.backend, result.dtype, result.figures(), device=result.device)
@@ -145,6 +147,7 @@ def bench(model: str, batch_sizes=DEFAULT_BATCH_SIZES, dtype: str | None = None,
 
 
 def _measure(model, spec, sizes, dtype, backend, device, repeats, rounds, steps, task=None) -> BenchResult:
+    """Load, warm up and time the pipeline, all inside the peak-memory watch."""
     from hub import api
     from hub.device import get_device_manager
     from hub.measure.memory import PeakMemory
@@ -170,7 +173,8 @@ def _measure(model, spec, sizes, dtype, backend, device, repeats, rounds, steps,
         model=spec.id, model_key=spec.id, task=pipeline.task, device=ran.device, dtype=ran.dtype, backend=backend,
         load_s=round(load_s, 4), latency_ms_p50=round(statistics.median(latencies), 3),
         latency_ms_p90=round(_percentile(latencies, 90), 3), latency_repeats=len(latencies),
-        throughput=round(rates[best], 3), best_batch_size=best, throughput_by_batch={k: round(v, 3) for k, v in rates.items()},
+        throughput=round(rates[best], 3), best_batch_size=best,
+        throughput_by_batch={k: round(v, 3) for k, v in rates.items()},
         peak_memory_bytes=memory.peak_bytes, memory_measure=memory.how, load_average=busy, cores=os.cpu_count())
 
 

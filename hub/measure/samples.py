@@ -3,9 +3,10 @@
 A pipeline may bring its own: ``sample_inputs(n) -> list`` and, when its calls need options,
 ``sample_options() -> dict``. Otherwise the samples follow the task's input kind: texts of mixed
 length (a mask token put in for fill-mask), images of several sizes, audio clips of 1 to 4 seconds,
-and images with texts to compare for image+text; twelve distinct ones, repeated for longer lists. Options a call needs and has no default for
-(``labels``, ``texts``, ``question``, ``query``) are filled with fitting values; generation is held
-to a few new tokens. A task of another input kind, without the pipeline's own samples, is refused
+and images with texts to compare for image+text; twelve distinct ones, repeated for longer lists.
+Options a call needs and has no default for (``labels``, ``texts``, ``question``, ``query``) are
+filled with fitting values (texts are then contexts long enough for the question); generation is
+held to a few new tokens. A task of another input kind, without the pipeline's own samples, is refused
 with the reason.
 """
 from __future__ import annotations
@@ -116,7 +117,8 @@ def images(n: int) -> list:
         small = np.stack([x * 4, y * 5, (x + y) * 2 % 256], axis=-1) + rng.normal(0, 20, (48, 64, 3))
         img = Image.fromarray(np.clip(small, 0, 255).astype(np.uint8), "RGB").resize((width, height), Image.BILINEAR)
         cx, cy, r = width * rng.uniform(0.3, 0.7), height * rng.uniform(0.3, 0.7), min(width, height) / 5
-        ImageDraw.Draw(img).ellipse((cx - r, cy - r, cx + r, cy + r), fill=tuple(int(c) for c in rng.integers(0, 255, 3)))
+        colour = tuple(int(c) for c in rng.integers(0, 255, 3))
+        ImageDraw.Draw(img).ellipse((cx - r, cy - r, cx + r, cy + r), fill=colour)
         out.append(img)
     return out
 

@@ -56,7 +56,8 @@ class Recommendation:
 
     def lines(self) -> list[str]:
         latency, memory = self.constraints.get("max_latency_ms"), self.constraints.get("max_memory_gb")
-        limits = [f"{latency:g} ms per input" if latency is not None else "", f"{memory:g} GB" if memory is not None else ""]
+        limits = [f"{latency:g} ms per input" if latency is not None else None,
+                  f"{memory:g} GB" if memory is not None else None]
         within = " and ".join(x for x in limits if x)
         out = [f"Models for {self.task} on {self.device}" + (f" within {within}" if within else "") + ":"]
         out += [c.line() for c in self.ranked] or ["(no model fits: loosen the limits, or see the excluded ones)"]
