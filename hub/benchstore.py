@@ -46,6 +46,14 @@ def store_dir() -> Path:
     return hub_cache_dir() / "bench"
 
 
+def model_key(spec) -> str:
+    """The store's name for a model: its catalogue id, or the resolved path of a model directory."""
+    source = getattr(spec, "source", "") or ""
+    if source and getattr(spec, "origin", None) == source and Path(source).expanduser().is_dir():
+        return str(Path(source).expanduser().resolve())
+    return spec.id
+
+
 def store_path(key: str | None = None) -> Path:
     """This machine's store file (or the file of machine ``key``)."""
     return store_dir() / f"{key or machine_key()}.json"

@@ -111,3 +111,16 @@ def test_records_lists_plain_dicts_for_every_model(store):
     rows = benchstore.records()
     assert [(r["model"], r["backend"], r["device"]) for r in rows] == [("a", "torch", "cpu"), ("b", "onnx", "cuda")]
     assert [r["model"] for r in benchstore.records("b")] == ["b"]
+
+
+def test_a_model_is_keyed_by_its_catalogue_id_or_its_directory(tmp_path):
+    from types import SimpleNamespace
+
+    assert benchstore.model_key(SimpleNamespace(id="resnet50.a1_in1k", source="hf-hub:timm/resnet50.a1_in1k",
+                                                origin="/x/registry.yaml")) == "resnet50.a1_in1k"
+    directory = tmp_path / "model"
+    directory.mkdir()
+    spec = SimpleNamespace(id="model", source=str(directory), origin=str(directory))
+    assert benchstore.model_key(spec) == str(directory.resolve())
+    in_catalogue = SimpleNamespace(id="mine", source=str(directory), origin=str(tmp_path / "catalog.yaml"))
+    assert benchstore.model_key(in_catalogue) == "mine"

@@ -20,7 +20,6 @@ import os
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 from hub.errors import HubError
 from hub.measure import DEFAULT_BATCH_SIZES, DEFAULT_REPEATS, DEFAULT_ROUNDS
@@ -117,12 +116,6 @@ def _offered_backends() -> tuple[str, ...]:
     return tuple(backends)
 
 
-def model_key(model: str, spec) -> str:
-    """How the store names a model: the catalogue id, or a model directory's resolved path."""
-    path = Path(model).expanduser()
-    return str(path.resolve()) if path.is_dir() else spec.id
-
-
 def bench(model: str, batch_sizes=DEFAULT_BATCH_SIZES, dtype: str | None = None, backend: str | None = None,
           device: str | None = None, repeats: int = DEFAULT_REPEATS, rounds: int = DEFAULT_ROUNDS,
           progress: bool = False, store: bool = True, task: str | None = None) -> BenchResult:
@@ -139,7 +132,7 @@ def bench(model: str, batch_sizes=DEFAULT_BATCH_SIZES, dtype: str | None = None,
         result = _measure(model, spec, sizes, dtype, backend, device, repeats, rounds, steps, task)
     finally:
         steps.close()
-    result.model_key = model_key(model, spec)
+    result.model_key = benchstore.model_key(spec)
     if store:
         benchstore.record(result.model_key, result.backend, result.dtype, result.figures(), device=result.device)
         result.store = str(benchstore.store_path())
