@@ -23,8 +23,8 @@ import _train_digits as D  # noqa: E402
 from hub.train import checkpoint as ckpt  # noqa: E402
 
 pytestmark = pytest.mark.slow
-ARGS = dict(epochs=2, lr=3e-3, head_lr_mult=1.0, precision="fp32", seed=1, group_by_length=False,
-            schedule="constant", warmup=0.0)  # 600 digits: 480 train rows = 15 steps of 32 per epoch
+ARGS = dict(epochs=1, lr=3e-3, head_lr_mult=1.0, precision="fp32", seed=1, group_by_length=False,
+            schedule="constant", warmup=0.0, eval_every=5)  # 600 digits: 480 train rows = 15 steps of 32
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
 TOL = 1e-5
 
@@ -65,11 +65,11 @@ def runs(tmp_path_factory):
 def test_two_processes_follow_the_single_process_curve(runs, name):
     root, _, results = runs
     one, two = _log(root / "one", "train"), _log(root / name, "train")
-    assert sorted(one) == sorted(two) == list(range(1, 31))
+    assert sorted(one) == sorted(two) == list(range(1, 16))
     for step in one:
         assert abs(one[step]["loss"] - two[step]["loss"]) <= TOL, (step, one[step]["loss"], two[step]["loss"])
     val_one, val_two = _log(root / "one", "val"), _log(root / name, "val")
-    assert sorted(val_one) == sorted(val_two) == [15, 30]
+    assert sorted(val_one) == sorted(val_two) == [5, 10, 15]
     for step in val_one:
         assert val_one[step]["accuracy"] == val_two[step]["accuracy"]
         assert abs(val_one[step]["loss"] - val_two[step]["loss"]) <= TOL
@@ -84,7 +84,7 @@ def test_two_processes_follow_the_single_process_curve(runs, name):
 def test_fsdp_checkpoints_are_sharded(runs):
     root, _, _ = runs
     found = ckpt.checkpoints(root / "fsdp" / "checkpoints")
-    assert [p.name for p in found] == ["step-00000015", "step-00000030"]
+    assert [p.name for p in found][-2:] == ["step-00000010", "step-00000015"]
     for path in found:
         assert (path / "sharded" / ".metadata").is_file() and not (path / ckpt.WEIGHTS).exists()
         ckpt.check_weights(path)
@@ -98,9 +98,9 @@ def test_sharded_resume_continues_the_same_curve(runs):
     part = root / "part"
     assert ckpt.load_state(ckpt.pointer(part / "checkpoints"))["step"] == 7
     result, stderr = _finish(_start(TORCHRUN, data, part, batch_size=16, shard=True, resume=True))
-    assert "resumed from step-00000007" in stderr and result["steps"] == 30
+    assert "resumed from step-00000007" in stderr and result["steps"] == 15
     full, resumed = _log(root / "fsdp", "train"), _log(part, "train")
-    assert sorted(resumed) == list(range(1, 31))  # the log holds the whole run, once
+    assert sorted(resumed) == list(range(1, 16))  # the log holds the whole run, once
     for step in full:
         assert abs(full[step]["loss"] - resumed[step]["loss"]) <= 1e-6, step
     wa, wb = load_file(str(root / "fsdp" / "model.safetensors")), load_file(str(part / "model.safetensors"))
