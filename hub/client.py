@@ -392,11 +392,12 @@ def _result(result_name: str, data):
 
 
 def _plugin_result(result_ref: str, data):
-    """A plugin task's result class read from its JSON when that plugin is installed here, else the dict."""
+    """A result class named "module:Class" (a plugin's, or a core task's such as text-to-speech's) read from its
+    JSON when that module is installed here, else the dict."""
     from hub.tasks import list_tasks
 
     for info in list_tasks():
-        if info.result == result_ref and info.plugin != "core":
+        if info.result == result_ref:
             cls = info.result_type()
             return cls.from_dict(data) if hasattr(cls, "from_dict") else data
     return data

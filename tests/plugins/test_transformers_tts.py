@@ -197,6 +197,10 @@ def test_the_server_returns_base64_wav(vits_dir, vits):
         assert [Speech.from_dict(r) for r in rows] == vits(["hello world", "abc"], seed=4)
         blank = httpx.post(f"{url}/v1/run/{vits_dir.name}", json={"inputs": ["  "]}, timeout=60)
         assert blank.status_code == 400 and "empty" in blank.json()["error"]["message"]
+        from hub.client import Client
+
+        with Client(url) as client:  # the SDK gives back the same Speech results as hub.run
+            assert client.run(vits_dir.name, "hello world", seed=4) == vits("hello world", seed=4)
 
 
 # -- bad input ------------------------------------------------------------------------------------------
