@@ -18,8 +18,9 @@ CITIES = ("paris london berlin madrid rome vienna prague lisbon dublin oslo wars
           "lyon porto naples krakow bergen").split()
 JOBS = ("baker teacher nurse pilot farmer painter doctor lawyer writer singer chemist tailor").split()
 YEARS = [str(y) for y in range(1900, 2000, 3)]
-FILLER = ("the of and in was born works as a where when what does is lives city year who old river weather "
-          "today quiet street market people").split()
+PLACES = ("river", "market", "street", "bridge", "harbour", "station")
+FILLER = ("the of and in was born works as a where when what does is lives city year who old weather today quiet "
+          "people").split() + list(PLACES)
 WORDS = sorted(set(NAMES + CITIES + JOBS + YEARS + FILLER))
 
 
@@ -62,33 +63,38 @@ def roberta_tokenizer():
     return transformers.RobertaTokenizer(vocab=vocab, merges=[tuple(line.split()) for line in lines if line])
 
 
-def save_qa(kind: str, directory: Path, seed: int = 0, positions: int = 64, **config) -> Path:
-    """A random ``kind`` (bert, distilbert, roberta) question-answering model and its tokenizer in ``directory``."""
+def save_qa(kind: str, directory: Path, seed: int = 0, positions: int = 64, spread: bool = True, **config) -> Path:
+    """A random ``kind`` (bert, distilbert, roberta) question-answering model and its tokenizer in ``directory``.
+
+    ``config`` overrides the tiny sizes; ``spread`` draws the head's weights wide, for clear, varied best spans.
+    """
     import torch
     import transformers
 
     torch.manual_seed(seed)
     if kind == "bert":
         tok = bert_tokenizer()
-        cfg = transformers.BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                                      intermediate_size=37, max_position_embeddings=positions, **config)
+        sizes = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37)
+        cfg = transformers.BertConfig(vocab_size=len(tok), max_position_embeddings=positions, **{**sizes, **config})
         model = transformers.BertForQuestionAnswering(cfg)
     elif kind == "distilbert":
         tok = distilbert_tokenizer()
-        cfg = transformers.DistilBertConfig(vocab_size=len(tok), dim=32, n_layers=2, n_heads=2, hidden_dim=37,
-                                            max_position_embeddings=positions, **config)
+        sizes = dict(dim=32, n_layers=2, n_heads=2, hidden_dim=37)
+        cfg = transformers.DistilBertConfig(vocab_size=len(tok), max_position_embeddings=positions,
+                                            **{**sizes, **config})
         model = transformers.DistilBertForQuestionAnswering(cfg)
     elif kind == "roberta":
         tok = roberta_tokenizer()
-        cfg = transformers.RobertaConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2,
-                                         num_attention_heads=2, intermediate_size=37,
-                                         max_position_embeddings=positions + 2, pad_token_id=tok.pad_token_id,
-                                         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, **config)
+        sizes = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37)
+        cfg = transformers.RobertaConfig(vocab_size=len(tok), max_position_embeddings=positions + 2,
+                                         pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
+                                         eos_token_id=tok.eos_token_id, **{**sizes, **config})
         model = transformers.RobertaForQuestionAnswering(cfg)
         tok.model_max_length = positions
     else:
         raise ValueError(f"unknown kind {kind!r}")
-    torch.nn.init.normal_(model.qa_outputs.weight, std=1.0)  # spread logits: clear, varied best spans
+    if spread:
+        torch.nn.init.normal_(model.qa_outputs.weight, std=1.0)
     directory.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(directory)
     tok.save_pretrained(directory)
@@ -109,20 +115,22 @@ QUESTIONS = (("where was {name} born?", "born"), ("when was {name} born?", "year
              ("what does {name} work as?", "job"), ("where does {name} work?", "works"))
 
 
-def passage(rng: random.Random, people: int = 2, names=NAMES) -> tuple[str, list[dict]]:
-    """A passage of facts about ``people`` different people (sentences shuffled), and the facts."""
+def passage(rng: random.Random, people: int = 2, names=NAMES, distractors: int = 0) -> tuple[str, list[dict]]:
+    """A passage of facts about ``people`` different people and ``distractors`` sentences naming other cities,
+    shuffled, and the facts."""
     facts = [person(rng, name) for name in rng.sample(list(names), people)]
     lines = [s for p in facts for s in sentences(p)]
+    lines += [f"the old {rng.choice(PLACES)} in {rng.choice(CITIES)} is quiet." for _ in range(distractors)]
     rng.shuffle(lines)
     return " ".join(lines), facts
 
 
-def qa_rows(count: int, seed: int, people: int = 2) -> list[dict]:
+def qa_rows(count: int, seed: int, people: int = 2, distractors: int = 0) -> list[dict]:
     """SQuAD-style rows: a question about one fact of a generated passage, its answer and where it starts."""
     rng = random.Random(seed)
     rows = []
     for _ in range(count):
-        context, facts = passage(rng, people)
+        context, facts = passage(rng, people, distractors=distractors)
         target = rng.choice(facts)
         template, field = rng.choice(QUESTIONS)
         answer, anchor = target[field], _anchor(target, field)
