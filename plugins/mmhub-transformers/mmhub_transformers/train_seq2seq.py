@@ -53,7 +53,7 @@ def trainable(spec, task: str, directory: Path, trust: bool):
         from hub.io import atomic_directory
 
         with atomic_directory(out_dir, carry_over=True) as out:
-            getattr(module, "module", module).save_pretrained(str(out))  # DistributedDataParallel
+            module.save_pretrained(str(out))
             tokenizer.save_pretrained(str(out))
 
     return TrainAdapter(
@@ -158,11 +158,10 @@ def predict(module, batch: dict, tokenizer, generation) -> list[str]:
     """One generated text per source (``model.generate``), decoded as the pipeline decodes."""
     from mmhub_transformers.seq2seq import generated_tokens
 
-    model = getattr(module, "module", module)  # DistributedDataParallel
-    ids = model.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+    ids = module.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                          generation_config=generation)
     stop: set[int] = set()
-    for eos in (generation.eos_token_id, model.config.eos_token_id):
+    for eos in (generation.eos_token_id, module.config.eos_token_id):
         stop.update(eos if isinstance(eos, (list, tuple)) else [eos] if eos is not None else [])
     forced = getattr(generation, "forced_bos_token_id", None)
     return [tokenizer.decode(generated_tokens(row, forced, stop), skip_special_tokens=True).strip()
