@@ -73,6 +73,7 @@ BAD = {
     "output exists": (["@exists"], "exists; pass --overwrite"),
     "input missing": (["@no-input"], "is not a file"),
     "resume and overwrite": (["--resume", "--overwrite"], "pass one of them"),
+    "shard and overwrite": (["--shard", "0/2", "--overwrite"], "cannot be used with --shard"),
     "inputs too": (["@inputs"], "cannot be used with --input"),
     "output is a directory": (["@out-dir"], "is a directory"),
     "output's directory missing": (["@out-nowhere"], "does not exist; create it first"),

@@ -74,7 +74,8 @@ def test_two_processes_follow_the_single_process_curve(runs, name):
         assert val_one[step]["accuracy"] == val_two[step]["accuracy"]
         assert abs(val_one[step]["loss"] - val_two[step]["loss"]) <= TOL
     assert results[name]["val_rows"] == results["one"]["val_rows"] == 120
-    final_one, final_two = load_file(str(root / "one" / "model.safetensors")), load_file(str(root / name / "model.safetensors"))
+    final_one = load_file(str(root / "one" / "model.safetensors"))
+    final_two = load_file(str(root / name / "model.safetensors"))
     assert final_one.keys() == final_two.keys()  # FSDP: gathered on rank 0 into an ordinary model directory
     for key in final_one:
         torch.testing.assert_close(final_one[key], final_two[key], rtol=0, atol=1e-4, msg=key)

@@ -47,6 +47,9 @@ def run_batch_cmd(model_id, inputs, task, device, dtype, backend, batch_size, la
     clashes = [name for name, given in (("INPUTS", inputs), ("--server", server), ("--save-dir", save_dir)) if given]
     if clashes:
         raise HubError(f"{', '.join(clashes)} cannot be used with --input; give the inputs in the file, one per line")
+    if shard and overwrite:
+        raise HubError("--overwrite cannot be used with --shard: the shards share one work directory and each would "
+                       f"remove the others' parts; delete {output} and {output}.parts/ before starting the shards")
     options = call_options(extra, labels, texts, top_k)
     job = Job(model_id, task, device, dtype, backend, batch_size, options, bool(trust_remote_code))
     done = run_batch(job, input_file, output, nproc=nproc or 1, shard=shard, resume=bool(resume),

@@ -134,7 +134,9 @@ class Trainer:
         cfg = self.cfg
         seed_everything(cfg.seed)
         apply_freezing(self.adapter, cfg.freeze_backbone, cfg.unfreeze_last)
-        self.module = self.adapter.module.to(self.dm.device).train()
+        self.module = self.adapter.module.train()
+        if not (cfg.shard and self.ctx.enabled):  # fully_shard moves each unit to the device as it shards it
+            self.module = self.module.to(self.dm.device)
         self.lengths = example_lengths(self.adapter, self.train_records) if cfg.group_by_length else None
         self.val_lengths = example_lengths(self.adapter, self.val_records) if self.val_records else None
         self._wrap()
@@ -225,7 +227,8 @@ class Trainer:
 
     def _state(self) -> dict:
         return {"step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
-                "optimizer": {} if self.sharded else self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "optimizer": {} if self.sharded else self.optimizer.state_dict(),  # sharded: in its DCP folder
+                "scheduler": self.scheduler.state_dict(),
                 "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {},
                 "rng": ckpt.rng_state(), "best": self.best, "best_step": self.best_step,
                 "bad_evals": self.bad_evals, "last_eval_step": self.last_eval_step, "stopped": self.stopped,
