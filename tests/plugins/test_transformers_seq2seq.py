@@ -304,3 +304,15 @@ def test_served_through_the_task_table(dirs):
         assert bad.status_code == 400 and "en to de only" in bad.json()["error"]["message"]
         empty = httpx.post(f"{url}/v1/run/{name}", json={"inputs": ["  "]})
         assert empty.status_code == 400 and "whitespace" in empty.json()["error"]["message"]
+
+
+# -- the plugin contract (hub.testing) ---------------------------------------------------------------------------
+@pytest.mark.mmhub_plugins("transformers")
+@pytest.mark.parametrize("name", ["marian", "t5", "mbart"])
+def test_seq2seq_models_keep_the_contract(isolated_hub, dirs, name):
+    from hub.testing import check_model_contract
+
+    task, options, _, _ = SETUPS[name]
+    report = check_model_contract(str(dirs[name]), TEXTS, task=task, options={**options, "num_beams": 1},
+                                  skip=("listing-imports", "import-time"))
+    assert "batch-size" in report.checked and "json-round-trip" in report.checked

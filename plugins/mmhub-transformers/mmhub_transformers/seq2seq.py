@@ -161,9 +161,11 @@ class Seq2SeqPipeline(HeadPipeline):
         chosen = {k: options.get(k) for k in ("max_new_tokens", "num_beams", "do_sample", "length_penalty",
                                               "no_repeat_ngram_size", "temperature", "top_p")}
         out.update({k: v for k, v in chosen.items() if v is not None})
-        if "max_new_tokens" in out:
-            out.pop("max_length", None)
-            if out.get("min_length", 0) > out["max_new_tokens"]:
+        if "max_new_tokens" in out and getattr(self.model.generation_config, "max_new_tokens", None) is None:
+            # the same limit as max_new_tokens (the decoder starts from one token), said as max_length so that
+            # transformers does not warn that a generation config's max_length is overridden
+            out["max_length"] = out.pop("max_new_tokens") + 1
+            if out.get("min_length", 0) > out["max_length"]:
                 out.pop("min_length")
         if options.get("do_sample") is False:
             out.update(temperature=None, top_p=None, top_k=None)  # greedy or beam: no sampling leftovers
