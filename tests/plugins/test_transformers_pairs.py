@@ -19,6 +19,7 @@ import hub  # noqa: E402
 import tiny_pairs as tp  # noqa: E402
 from hub.errors import HubError, InputError, OptionError  # noqa: E402
 
+pytestmark = pytest.mark.filterwarnings("ignore:.*was truncated")  # asserted in test_truncation_warns_once
 TOL = 1e-5
 TEXTS = ["the river in paris is long", "what a match of sports", "who is the capital of germany",
          " ".join(["the weather in berlin is about music"] * 12)]  # the last one is truncated (64 positions)
@@ -107,6 +108,19 @@ def test_zero_shot_top_k_contract(dirs):
     check_top_k(pipe, TEXTS[:2], len(labels), labels=labels)
 
 
+def test_truncation_warns_once(dirs):
+    import warnings
+
+    from hub.tasks.base import HubWarning
+
+    pipe = hub.load(str(dirs["deberta"]), dtype="fp32", cache=False)
+    with pytest.warns(HubWarning, match="text pair longer than the model's maximum of 64 tokens was truncated"):
+        pipe(TEXTS[-1], labels=LABELS[:2])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pipe(TEXTS[0], labels=LABELS[:2])  # short: no warning
+
+
 def test_zero_shot_needs_an_entailment_label(dirs):
     with pytest.raises(HubError, match="no 'entailment' label.*negative, positive.*bart-large-mnli"):
         hub.load(str(dirs["sentiment"]), task="zero-shot-classification", dtype="fp32", cache=False)
@@ -122,9 +136,9 @@ def test_ranking_matches_cross_encoder_and_the_model(dirs, kind, activation):
     model, tok = direct(dirs[kind])
     encoder = CrossEncoder(str(dirs[kind]), device="cpu")
     for batch_size in (1, 3, 32):
-        results = pipe(QUERIES, texts=PASSAGES, batch_size=batch_size)
+        results = pipe(QUERIES, texts=PASSAGES, batch_size=batch_size, top_k=len(PASSAGES))
         for query, result in zip(QUERIES, results):
-            assert sorted(l.index for l in result.labels) == list(range(len(PASSAGES)))  # all by default
+            assert sorted(l.index for l in result.labels) == list(range(len(PASSAGES)))
             assert [l.score for l in result.labels] == sorted((l.score for l in result.labels), reverse=True)
             got = {l.index: l.score for l in result.labels}
             assert all(PASSAGES[l.index] == l.label for l in result.labels)
@@ -133,19 +147,21 @@ def test_ranking_matches_cross_encoder_and_the_model(dirs, kind, activation):
             direct_scores = [1 / (1 + math.exp(-x)) if activation else x for x in logits]
             assert max(abs(got[i] - float(st[i])) for i in got) <= TOL
             assert max(abs(got[i] - direct_scores[i]) for i in got) <= TOL
-    raw = pipe(QUERIES[0], texts=PASSAGES, raw_scores=True)
+    raw = pipe(QUERIES[0], texts=PASSAGES, raw_scores=True, top_k=len(PASSAGES))
     want = [float(pair_logits(model, tok, QUERIES[0], p)[0]) for p in PASSAGES]
     assert max(abs(l.score - want[l.index]) for l in raw.labels) <= TOL
 
 
 def test_ranking_top_k_and_pairs(dirs):
     pipe = hub.load(str(dirs["ce"]), dtype="fp32")
-    everything = pipe(QUERIES[0], texts=PASSAGES)
-    for k in (1, 2, "3", len(PASSAGES) + 5):
-        got = pipe(QUERIES[0], texts=PASSAGES, top_k=k)
+    more = PASSAGES + ["the capital", "a city"]
+    everything = pipe(QUERIES[0], texts=more, top_k=len(more))
+    assert len(pipe(QUERIES[0], texts=more).labels) == 5  # top_k's default, as for every ranked result
+    for k in (1, 2, "3", len(more) + 5):
+        got = pipe(QUERIES[0], texts=more, top_k=k)
         assert [(l.index, round(l.score, 6)) for l in got.labels] == \
             [(l.index, round(l.score, 6)) for l in everything.labels[:int(k)]]
-    pairs = [(QUERIES[0], p) for p in PASSAGES]  # the server's path: one score per pair
+    pairs = [(QUERIES[0], p) for p in more]  # the server's path: one score per pair
     scores = pipe.run_batches(pairs, 2, False, **pipe.resolve_options({}))
     assert max(abs(scores[l.index] - l.score) for l in everything.labels) <= TOL
     assert pipe([], texts=PASSAGES) == []
@@ -240,3 +256,15 @@ def test_catalogue_entries_and_aliases():
     names = [o.name for o in model_options(get_spec("bart-large-mnli"))]
     assert names == ["labels", "hypothesis_template", "multi_label", "top_k"]
     assert [o.name for o in model_options(get_spec("BAAI/bge-reranker-base"))] == ["texts", "top_k", "raw_scores"]
+
+
+@pytest.mark.mmhub_plugins("transformers")
+@pytest.mark.parametrize("kind, inputs, options", [("bart", TEXTS[:3], {"labels": LABELS}),
+                                                   ("ce", QUERIES + ["where is berlin"], {"texts": PASSAGES})])
+def test_pair_models_keep_the_contract(isolated_hub, dirs, kind, inputs, options):
+    from hub.testing import check_model_contract
+
+    task = "zero-shot-classification" if kind == "bart" else "text-ranking"
+    report = check_model_contract(str(dirs[kind]), inputs, task=task, options=options,
+                                  skip=("listing-imports", "import-time"))
+    assert report.checked

@@ -34,7 +34,8 @@ HYPOTHESIS_TEMPLATE = Option("hypothesis_template", str, DEFAULT_TEMPLATE, "the 
 MULTI_LABEL = Option("multi_label", bool, False, "score each label on its own (entailment against contradiction) "
                      "instead of a softmax over the labels")
 PASSAGES = Option("texts", list, None, "the passages to rank against each query (command line: --text)")
-RANK_TOP_K = TOP_K.but(default=None, help="how many of the best passages to return, best first (default: all)")
+RANK_TOP_K = TOP_K.but(help="how many of the best passages to return, best first (all of them when there are "
+                            "fewer)")
 RAW_SCORES = Option("raw_scores", bool, False, "return the model's logits, without its activation (sigmoid)")
 ACTIVATIONS = {"Sigmoid": "sigmoid", "Identity": None, "Tanh": "tanh"}
 
@@ -209,7 +210,7 @@ class TextRankingPipeline(PairPipeline):
 
     def combine(self, item, outputs, options):
         passages = options["texts"]
-        order = sorted(range(len(outputs)), key=lambda i: -outputs[i])[:options["top_k"] or len(outputs)]
+        order = sorted(range(len(outputs)), key=lambda i: -outputs[i])[:options["top_k"]]
         return Classification([LabelScore(passages[i], outputs[i], i) for i in order], warning=self.head_warning)
 
 
