@@ -334,3 +334,37 @@ def test_tts_models_keep_the_plugin_contract(isolated_hub, family, request):
 
     check_model_contract(str(request.getfixturevalue(family)), ["hello world", "abc", "zebra quiz"],
                          skip=("listing-imports", "import-time"), atol=0, rtol=0)
+
+
+def test_the_page_plays_the_servers_speech(vits_dir, vits):
+    """The page draws a Speech result as an audio player, and Chromium decodes its WAV to the right duration."""
+    import shutil
+
+    if not shutil.which("chromium"):
+        pytest.skip("needs Debian's chromium (apt-get install chromium) and playwright")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    httpx = pytest.importorskip("httpx")
+    from serve_server import hub_app, running
+
+    draw = """async ([results, names]) => {
+        const views = await import('/static/views.js');
+        const context = {names, options: {}, task: {name: 'text-to-speech', result: 'hub.tasks.results_audio:Speech'}};
+        document.body.replaceChildren(views.renderResults(results, context));
+        const audio = document.querySelector('.result-view audio');
+        await new Promise((ok, fail) => { audio.onloadedmetadata = ok; audio.onerror = () => fail(audio.error.message);
+                                          audio.load(); });
+        return [document.querySelector('.result-view').dataset.result, audio.duration];
+    }"""
+    with running(hub_app(preload=(str(vits_dir),))) as url:
+        rows = httpx.post(f"{url}/v1/run/{vits_dir.name}", json={"inputs": ["hello world"]}, timeout=60).json()["results"]
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=shutil.which("chromium"),
+                                        args=["--headless", "--no-sandbox", "--disable-gpu"])
+            try:
+                page = browser.new_page()
+                page.goto(url + "/")
+                view, duration = page.evaluate(draw, [rows, ["hello world"]])
+            finally:
+                browser.close()
+    assert view == "hub.tasks.results_audio:Speech"
+    assert duration == pytest.approx(vits("hello world").duration_s, abs=1e-3)

@@ -158,6 +158,13 @@ function transcriptionView(results, context) {
   });
 }
 
+// Synthesised speech: a player per input (the WAV travels as base64), with its duration and rate.
+function speechView(results, context) {
+  return perInput(results, context, (result) => el("div", { class: "speech" },
+    el("audio", { src: `data:audio/wav;base64,${result.audio}`, controls: true, "aria-label": `speech: ${result.text}` }),
+    el("p", { class: "summary" }, `${fixed(result.duration_s, 2)} s at ${result.sampling_rate} Hz`)));
+}
+
 function similarityView(results, context) {
   const texts = (context.options.texts || []).map(String);
   const matrix = results.map((r) => r.matrix[0] || []);
@@ -180,6 +187,7 @@ const VIEWS = {
   Generation: generationView,
   Transcription: transcriptionView,
   Similarity: similarityView,
+  "hub.tasks.results_audio:Speech": speechView,
 };
 
 // The view for a task's results (by its result class), with the JSON behind it; JSON alone when unknown.
