@@ -136,3 +136,26 @@ def test_client_rerank_raises_the_servers_error(server, dirs):
 
     with Client(server) as client, pytest.raises(ServerInputError, match="'top_n' must be at least 1"):
         client.rerank(dirs["ce"], QUERY, DOCS, top_n=0)
+
+
+def test_generated_requests_get_no_500_and_conforming_responses(server, dirs):
+    """schemathesis cases for /v1/rerank (valid and invalid), half of them naming the served cross-encoder."""
+    schemathesis = pytest.importorskip("schemathesis")
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    checks = [getattr(schemathesis.checks, name) for name in (
+        "not_a_server_error", "status_code_conformance", "content_type_conformance", "response_schema_conformance",
+        "negative_data_rejection")]
+    schema = schemathesis.openapi.from_url(server + "/openapi.json")
+    operation = next(r.ok() for r in schema.get_all_operations() if r.ok().path == "/v1/rerank")
+
+    @given(case=operation.as_strategy() | operation.as_strategy(generation_mode=schemathesis.GenerationMode.NEGATIVE),
+           aimed=st.booleans())
+    @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), database=None, derandomize=True)
+    def check(case, aimed):
+        if aimed and isinstance(case.body, dict) and "model" in case.body:
+            case.body["model"] = dirs["ce"]
+        case.call_and_validate(checks=checks)
+
+    check()

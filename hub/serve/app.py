@@ -1,7 +1,8 @@
 """The FastAPI app of ``hub serve``: settings, start-up and shutdown, error envelopes and the ops routes.
 
 Routes: ``/health``, ``/ready``, ``/metrics``, ``/docs`` and ``/openapi.json`` here; the native routes in
-:mod:`hub.serve.run`; the OpenAI routes in :mod:`hub.serve.openai`; the page at ``/`` and ``/static``.
+:mod:`hub.serve.run`; the OpenAI routes in :mod:`hub.serve.openai`; ``/v1/rerank`` in
+:mod:`hub.serve.rerank`; the page at ``/`` and ``/static``.
 """
 from __future__ import annotations
 
