@@ -60,6 +60,9 @@ def check_out(out: Path, spec) -> Path:
     parent = out.resolve().parent
     while not parent.exists():
         parent = parent.parent
+    if not parent.is_dir():
+        raise OutputDirError(f"--out '{out}' cannot be created: '{parent}' is a file, not a directory; choose a "
+                             "directory you can write to")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise OutputDirError(f"--out '{out}' cannot be created: '{parent}' is not writable; choose a directory "
                              "you can write to")

@@ -32,7 +32,7 @@ def choose(spec, device_manager) -> str:
         return "torch"  # the runtimes here run on the CPU; an accelerator keeps torch
     from hub.benchstore import fastest_backend
 
-    found = fastest_backend(spec.id, device_manager.dtype)
+    found = fastest_backend(spec.id, device_manager.dtype, device="cpu")
     return found if found in ("torch", *RUNTIME_BACKENDS) else "torch"
 
 

@@ -67,22 +67,13 @@ def export_lines(data: dict) -> list[str]:
 
 def cache_dir(spec, fmt: str, precision: str, runtime_version: str) -> Path:
     """Where the export of ``spec`` on first use lives: the hub cache, keyed by id, revision, runtime, precision."""
+    from hub.benchstore import hub_cache_dir
+
     revision = spec.revision or _local_revision(spec.source)
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", spec.id).strip("_")[:80] or "model"
     key = hashlib.sha256(f"{spec.id}|{spec.source}|{revision}".encode()).hexdigest()[:12]
     runtime = re.sub(r"[^A-Za-z0-9_.-]+", "-", runtime_version)
     return hub_cache_dir() / "exports" / f"{name}-{key}" / f"{spec.task}-{fmt}-{precision}-{runtime}"
-
-
-def hub_cache_dir() -> Path:
-    """The hub's own cache: ``HUB_CACHE_DIR``, else ``$XDG_CACHE_HOME/mmhub``, else ``~/.cache/mmhub``."""
-    import os
-
-    explicit = os.environ.get("HUB_CACHE_DIR", "").strip()
-    if explicit:
-        return Path(explicit).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME", "").strip() or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "mmhub"
 
 
 def _local_revision(source: str) -> str:

@@ -1,8 +1,10 @@
 """Torch -> ONNX with ``torch.onnx.export`` (the dynamo exporter), dynamic batch and sequence axes.
 
 A pipeline describes what to export as :class:`GraphSpec` objects (``pipeline.export_graphs()``): a
-torch module whose forward takes tensors by name and returns one tensor or a tuple, example inputs,
-and the axes that vary. The result is checked against the torch module on the example inputs.
+torch module whose forward takes tensors by name and returns one tensor, example inputs made by the
+pipeline's own preprocessing, and the axes that vary. Whether the graph computes what the module does
+is measured afterwards, through the whole pipeline (:mod:`hub.export.gates`). OpenVINO IR is converted
+from the ONNX file with ``openvino.convert_model`` and written with ``openvino.save_model``.
 """
 from __future__ import annotations
 
@@ -29,25 +31,61 @@ class GraphSpec:
     kind: str = "text"  # the raw inputs the graph's tensors come from: text or image
 
 
+def exporter_choice() -> str:
+    """``HUB_ONNX_EXPORTER``: dynamo (default, torch's current exporter) or torchscript (the older one, faster)."""
+    import os
+
+    value = os.environ.get("HUB_ONNX_EXPORTER", "").strip().lower() or "dynamo"
+    if value not in ("dynamo", "torchscript"):
+        raise HubError(f"HUB_ONNX_EXPORTER={value!r} is not an exporter; use dynamo or torchscript")
+    return value
+
+
 def export_onnx(graph: GraphSpec, path: Path) -> dict:
-    """Write ``graph`` as an ONNX file at ``path``; returns what was done (exporter, opset)."""
+    """Write ``graph`` as an ONNX file at ``path``; returns what was done (exporter, opset).
+
+    The dynamo exporter is tried first (unless HUB_ONNX_EXPORTER=torchscript); a graph it cannot export
+    goes through the TorchScript exporter, and the card says which one wrote the file.
+    """
+    names = list(graph.inputs)
+    first = exporter_choice()
+    try:
+        _export(graph, path, names, dynamo=first == "dynamo")
+        return {"exporter": f"torch.onnx.export ({first})", "opset": OPSET}
+    except Exception as exc:
+        if first != "dynamo":
+            raise _failed(graph, exc) from exc
+        dynamo_error = exc
+    try:
+        _export(graph, path, names, dynamo=False)
+    except Exception as exc:
+        raise _failed(graph, dynamo_error) from exc
+    return {"exporter": "torch.onnx.export (torchscript; the dynamo exporter failed)", "opset": OPSET}
+
+
+def _export(graph: GraphSpec, path: Path, names: list[str], dynamo: bool) -> None:
     import torch
 
-    names = list(graph.inputs)
-    dims = {}
-    shapes = {}
-    for name in names:
-        axes = graph.dynamic.get(name, {})
-        shapes[name] = {axis: dims.setdefault(label, torch.export.Dim(label, min=1)) for axis, label in axes.items()}
-    with _quiet(), torch.inference_mode(False), torch.no_grad():
-        try:
-            torch.onnx.export(_Named(graph.module, names), tuple(graph.inputs[n] for n in names), str(path),
-                              input_names=names, output_names=list(graph.outputs), dynamic_shapes=(tuple(shapes[n] for n in names),),
-                              opset_version=OPSET, dynamo=True, external_data=False, verbose=False)
-        except Exception as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise HubError(f"torch.onnx.export could not export the graph '{graph.name}': {first}") from exc
-    return {"exporter": "torch.onnx.export (dynamo)", "opset": OPSET}
+    args = tuple(graph.inputs[n] for n in names)
+    # TorchScript tracing runs with grad on, so that modules take their plain path (not inference fast
+    # paths such as aten::_native_multi_head_attention, which has no ONNX form)
+    with _quiet(), torch.inference_mode(False), torch.set_grad_enabled(not dynamo):
+        if dynamo:
+            dims: dict = {}
+            shapes = tuple({axis: dims.setdefault(label, torch.export.Dim(label, min=1))
+                            for axis, label in graph.dynamic.get(name, {}).items()} for name in names)
+            torch.onnx.export(_Named(graph.module, names), args, str(path), input_names=names,
+                              output_names=list(graph.outputs), dynamic_shapes=(shapes,), opset_version=OPSET,
+                              dynamo=True, external_data=False, verbose=False)
+        else:
+            torch.onnx.export(_Named(graph.module, names), args, str(path), input_names=names,
+                              output_names=list(graph.outputs), dynamic_axes=dict(graph.dynamic),
+                              opset_version=OPSET, dynamo=False)
+
+
+def _failed(graph: GraphSpec, exc: Exception) -> HubError:
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return HubError(f"torch.onnx.export could not export the graph '{graph.name}': {first}")
 
 
 class _Named:
