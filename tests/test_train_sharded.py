@@ -1,4 +1,4 @@
-"""DDP and FSDP2 (--shard) under gloo with 2 processes against one process, and sharded resume.
+"""DDP and FSDP2 (--shard) under gloo with 2 processes against one process, and resuming either.
 
 Every run trains the step-deterministic digits network (``_train_exact``): one process with batch
 32, or two ranks with 16 each, see the same 32 examples per step, so the per-step loss curves
@@ -50,13 +50,14 @@ def _log(out: Path, split: str) -> dict[int, dict]:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """One process, DDP and FSDP on 2 processes, and an FSDP run stopped at step 7 (mid-epoch)."""
+    """One process, DDP and FSDP on 2 processes, and a DDP and an FSDP run stopped at step 7 (mid-epoch)."""
     root = tmp_path_factory.mktemp("sharded")
     data = D.write_image_folder(root / "data", 600)
     procs = {"one": _start([sys.executable], data, root / "one", batch_size=32),
              "ddp": _start(TORCHRUN, data, root / "ddp", batch_size=16),
              "fsdp": _start(TORCHRUN, data, root / "fsdp", batch_size=16, shard=True),
-             "part": _start(TORCHRUN, data, root / "part", batch_size=16, shard=True, max_steps=7)}
+             "part-fsdp": _start(TORCHRUN, data, root / "part-fsdp", batch_size=16, shard=True, max_steps=7),
+             "part-ddp": _start(TORCHRUN, data, root / "part-ddp", batch_size=16, max_steps=7)}
     results = {name: _finish(proc)[0] for name, proc in procs.items()}
     return root, data, results
 
@@ -94,16 +95,18 @@ def test_fsdp_checkpoints_are_sharded(runs):
     assert not list((root / "fsdp" / "checkpoints").glob(".step-*"))
 
 
-def test_sharded_resume_continues_the_same_curve(runs):
+@pytest.mark.parametrize("name", ["ddp", "fsdp"])
+def test_resume_continues_the_same_curve(runs, name):
+    """Stopped at step 7 and resumed: the same losses and final weights as the run never stopped."""
     root, data, _ = runs
-    part = root / "part"
+    part = root / f"part-{name}"
     assert ckpt.load_state(ckpt.pointer(part / "checkpoints"))["step"] == 7
-    result, stderr = _finish(_start(TORCHRUN, data, part, batch_size=16, shard=True, resume=True))
+    result, stderr = _finish(_start(TORCHRUN, data, part, batch_size=16, shard=name == "fsdp", resume=True))
     assert "resumed from step-00000007" in stderr and result["steps"] == 15
-    full, resumed = _log(root / "fsdp", "train"), _log(part, "train")
+    full, resumed = _log(root / name, "train"), _log(part, "train")
     assert sorted(resumed) == list(range(1, 16))  # the log holds the whole run, once
     for step in full:
         assert abs(full[step]["loss"] - resumed[step]["loss"]) <= 1e-6, step
-    wa, wb = load_file(str(root / "fsdp" / "model.safetensors")), load_file(str(part / "model.safetensors"))
+    wa, wb = load_file(str(root / name / "model.safetensors")), load_file(str(part / "model.safetensors"))
     for key in wa:
         torch.testing.assert_close(wa[key], wb[key], rtol=0, atol=1e-6, msg=key)
