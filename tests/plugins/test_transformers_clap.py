@@ -38,6 +38,11 @@ def clap(clap_dir):
     return hub.load(str(clap_dir), device="cpu", dtype="fp32", cache=False)
 
 
+@pytest.fixture(scope="module")
+def fused_dir(tmp_path_factory):
+    return save_clap(tmp_path_factory.mktemp("clap") / "tiny-clap-fused", fusion=True)
+
+
 def tone(freq, seconds, rate, noise=0.0, seed=0):
     t = np.arange(int(seconds * rate)) / rate
     wave = 0.5 * np.sin(2 * np.pi * freq * t) + noise * np.random.default_rng(seed).standard_normal(t.size)
@@ -65,7 +70,10 @@ def direct_scores(directory, wave, rate, labels, template=TEMPLATE):
         return model(**text, **audio).logits_per_audio.softmax(dim=-1)[0].numpy()
 
 
-def test_scores_are_clap_logits_per_audio_softmaxed(clap, clap_dir):
+@pytest.mark.parametrize("variant", ["clap_dir", "fused_dir"])
+def test_scores_are_clap_logits_per_audio_softmaxed(variant, request):
+    clap_dir = request.getfixturevalue(variant)
+    clap = hub.load(str(clap_dir), device="cpu", dtype="fp32", cache=False)
     results = clap(CLIPS, labels=LABELS, top_k=len(LABELS))
     for (wave, rate), result in zip(CLIPS, results):
         expected = direct_scores(clap_dir, wave, rate, LABELS)
@@ -85,7 +93,9 @@ def test_template_and_top_k(clap, clap_dir):
     assert len(clap((wave, rate), labels=LABELS[:2], top_k=10).labels) == 2  # all of them when there are fewer
 
 
-def test_a_clip_scores_the_same_alone_in_any_batch_and_on_every_run(clap):
+@pytest.mark.parametrize("variant", ["clap_dir", "fused_dir"])
+def test_a_clip_scores_the_same_alone_in_any_batch_and_on_every_run(variant, request):
+    clap = hub.load(str(request.getfixturevalue(variant)), device="cpu", dtype="fp32", cache=False)
     alone = [clap(c, labels=LABELS) for c in CLIPS]
     batched = clap(list(reversed(CLIPS)), labels=LABELS, batch_size=3)[::-1]
     for a, b in zip(alone, batched):

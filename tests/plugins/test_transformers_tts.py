@@ -250,6 +250,25 @@ def test_bad_options_of_vits(vits, options):
         vits("abc", **options)
 
 
+def test_speecht5_refuses_the_options_of_vits(speecht5):
+    with pytest.raises(OptionError, match="a SpeechT5 text-to-speech model.*Valid options: seed, speaker_embedding"):
+        speecht5("abc", speaking_rate=2.0)
+
+
+def test_a_phonemizing_tokenizer_without_phonemizer_names_the_package(tmp_path):
+    import importlib.util
+
+    from hub.errors import DependencyMissingError
+
+    if importlib.util.find_spec("phonemizer") is not None:
+        pytest.skip("phonemizer is installed here")
+    directory = save_vits(tmp_path / "ljs-like")
+    config = json.loads((directory / "tokenizer_config.json").read_text())
+    (directory / "tokenizer_config.json").write_text(json.dumps({**config, "phonemize": True}))
+    with pytest.raises(DependencyMissingError, match="pip install phonemizer"):
+        hub.load(str(directory), device="cpu", cache=False)("hello")
+
+
 @pytest.mark.parametrize("text", ["", "   ", "😀"])
 def test_cli_bad_text_exits_2_with_one_line(vits_dir, text, cli_runner):
     from hub.cli import cli
@@ -368,3 +387,12 @@ def test_the_page_plays_the_servers_speech(vits_dir, vits):
                 browser.close()
     assert view == "hub.tasks.results_audio:Speech"
     assert duration == pytest.approx(vits("hello world").duration_s, abs=1e-3)
+
+
+@pytest.mark.parametrize("reference, heard, wer", [
+    ("The quick brown fox.", "the quick brown fox", 0.0), ("a b c d", "a x c d", 0.25),
+    ("a b c d", "a b c d e f", 0.5), ("a b c d", "", 1.0), ("It's here", "its here", 0.5)])
+def test_word_error_rate(reference, heard, wer):
+    from mmhub_transformers.tts_check import word_error_rate
+
+    assert word_error_rate(reference, heard) == pytest.approx(wer)

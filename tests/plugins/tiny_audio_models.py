@@ -96,8 +96,11 @@ def save_vits(root: Path, sampling_rate: int = 16000) -> Path:
     return root
 
 
-def save_clap(root: Path) -> Path:
-    """A tiny CLAP: HTS-AT audio tower over 16 mel bins of 1 s at 48 kHz, one-layer RoBERTa text tower."""
+def save_clap(root: Path, fusion: bool = False) -> Path:
+    """A tiny CLAP: HTS-AT audio tower over 16 mel bins of 1 s at 48 kHz, one-layer RoBERTa text tower.
+
+    With ``fusion`` the audio tower fuses a long clip's three random crops and its whole (the feature
+    extractor's 'fusion' truncation, which needs 64 mel bins), as laion/clap-htsat-fused does."""
     import transformers
 
     root.mkdir(parents=True, exist_ok=True)
@@ -108,15 +111,18 @@ def save_clap(root: Path) -> Path:
     tokenizer = transformers.RobertaTokenizer(str(root / "vocab.json"), str(root / "merges.txt"))
     text = dict(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
                 intermediate_size=32, max_position_embeddings=64, projection_dim=8)
-    audio = dict(num_mel_bins=16, spec_size=64, window_size=4, depths=[1, 1], num_attention_heads=[2, 2],
-                 num_hidden_layers=2, hidden_size=32, patch_stride=[2, 2], patch_embeds_hidden_size=16,
-                 projection_dim=8, enable_fusion=False)
+    mels = 64 if fusion else 16
+    audio = dict(num_mel_bins=mels, spec_size=128 if fusion else 64, window_size=4, depths=[1, 1],
+                 num_attention_heads=[2, 2], num_hidden_layers=2, hidden_size=32, patch_stride=[2, 2],
+                 patch_embeds_hidden_size=16, projection_dim=8, enable_fusion=fusion,
+                 fusion_type="aff_2d" if fusion else None)
     config = transformers.ClapConfig(text_config=text, audio_config=audio, projection_dim=8)
     _seed()
     transformers.ClapModel(config).eval().save_pretrained(root)
     tokenizer.save_pretrained(root)
-    transformers.ClapFeatureExtractor(feature_size=16, sampling_rate=48000, hop_length=480, max_length_s=1,
-                                      fft_window_size=1024, truncation="rand_trunc").save_pretrained(root)
+    transformers.ClapFeatureExtractor(feature_size=mels, sampling_rate=48000, hop_length=480, max_length_s=1,
+                                      fft_window_size=1024, truncation="fusion" if fusion else "rand_trunc"
+                                      ).save_pretrained(root)
     return root
 
 
