@@ -24,7 +24,7 @@ class Gates:
     min_agreement: float = DEFAULT_MIN_AGREEMENT
 
     def describe(self) -> str:
-        return f"cosine >= {self.min_cosine:g}, top-1 agreement >= {self.min_agreement:.0%}"
+        return f"cosine >= {self.min_cosine}, top-1 agreement >= {self.min_agreement:.0%}"
 
 
 def cosines(a, b) -> list[float]:
@@ -80,7 +80,7 @@ def failures(figures: dict, gates: Gates) -> list[str]:
     """What misses its gate, in words (empty when the export passes)."""
     out = []
     if "cosine_min" in figures and figures["cosine_min"] < gates.min_cosine:
-        out.append(f"cosine {figures['cosine_min']:.6f} < {gates.min_cosine:g}")
+        out.append(f"cosine {figures['cosine_min']:.7f} < {gates.min_cosine}")
     if "top1_agreement" in figures and figures["top1_agreement"] < gates.min_agreement:
         out.append(f"top-1 agreement {figures['top1_agreement']:.1%} < {gates.min_agreement:.1%}")
     return out
