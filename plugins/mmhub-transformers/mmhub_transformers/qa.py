@@ -5,7 +5,8 @@ Inputs: with the ``question`` option, each input is a context and the question i
 ``{"question": ..., "context": ...}``: a dict in Python, or its JSON text (a JSONL stdin line, a server input).
 
 Windows: a context longer than one window (``max_length`` tokens, question and special tokens included) is
-split into windows that share ``doc_stride`` tokens of context, as SQuAD models were trained. A span is valid
+split into windows that share ``doc_stride`` tokens of context, as SQuAD models were trained (lowered to half the
+room a long question leaves for the context, which the tokenizer requires to be larger). A span is valid
 when both its ends lie in the context part of one window, the end is not before the start, and it has at most
 ``max_answer_len`` tokens. Spans are ranked by start logit + end logit over every window (the BERT/SQuAD
 rule), a span seen in two overlapping windows counting once with its best logit. ``score`` is the span's
