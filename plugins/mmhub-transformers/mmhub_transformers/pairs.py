@@ -106,10 +106,12 @@ class PairPipeline(HeadPipeline):
 
     def check_truncated(self, firsts, seconds, encoded, limit: int) -> None:
         """Warn once when a pair that filled the window was longer than it."""
+        message = f"{self.spec.id}: a text pair longer than the model's maximum of {limit} tokens was truncated"
+        if message in self.warnings:
+            return
         full = [i for i, n in enumerate(encoded["attention_mask"].sum(dim=1).tolist()) if n >= limit]
-        lengths = [len(self.tokenizer(firsts[i], seconds[i])["input_ids"]) for i in full]
-        if any(n > limit for n in lengths):
-            self.warn(f"{self.spec.id}: a text pair longer than the model's maximum of {limit} tokens was truncated")
+        if any(len(self.tokenizer(firsts[i], seconds[i])["input_ids"]) > limit for i in full):
+            self.warn(message)
 
     def forward(self, batch, **kwargs):
         return self.model(**batch).logits.float()
