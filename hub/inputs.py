@@ -303,23 +303,32 @@ def cli_input(arg: str, kind: str, model: str | None = None, task: str | None = 
     UTF-8 text is the input; anything else is the text itself. For media tasks it must be a file.
     """
     path = Path(arg).expanduser()
+    is_dir, is_file = _kind_on_disk(path)
     takes = f"{_model_name(model, task)} takes {_KIND_WORDS.get(kind, kind)}"
-    if path.is_dir() and (kind != "text" or looks_like_path(arg)):
+    if is_dir and (kind != "text" or looks_like_path(arg)):
         raise InputError(f"input '{printable(arg)}' is a directory; {takes}: pass files, not a directory")
     if kind == "text":
-        if path.is_file() and looks_like_path(arg):
+        if is_file and looks_like_path(arg):
             return check_text(_text_file(path, _model_name(model, task)), f"text file '{printable(arg)}'")
         if looks_like_path(arg):
             raise InputError(f"input file '{printable(arg)}' does not exist. An argument with no spaces that "
                              "contains '/' or ends in .EXT is read as a file; pass text like this on stdin "
                              "('-') instead")
         return check_text(arg, "input")
-    if path.is_file():
+    if is_file:
         return str(path)
     if looks_like_path(arg) or undecodable(arg):
         raise InputError(f"input file '{printable(arg)}' does not exist ({takes})")
     raise InputError(f"'{printable(arg)}' is not a file, and {takes}, not text. For text, use a text model "
                      f"(hub list --modality nlp)")
+
+
+def _kind_on_disk(path: Path) -> tuple[bool, bool]:
+    """(is a directory, is a file); neither for an argument no file system takes as a name (too long, NUL)."""
+    try:
+        return path.is_dir(), path.is_file()
+    except (OSError, ValueError):
+        return False, False
 
 
 def _model_name(model: str | None, task: str | None) -> str:

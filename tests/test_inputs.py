@@ -284,3 +284,20 @@ def test_non_utf8_text_file_through_the_cli(tmp_path, cli_runner):
     assert result.exit_code == 2 and "Traceback" not in result.output
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error:") and "latin.txt" in lines[0] and "UTF-8" in lines[0]
+
+
+@pytest.mark.parametrize("arg,kind,expect", [
+    ("word " * 120, "text", "text"),                       # longer than a file name may be: still text
+    ("a" * 5000, "text", "text"),
+    ("x" * 300 + ".png", "image", "does not exist"),      # a too-long path for an image model: not found
+    ("a\x00b", "text", "text"),                            # a NUL no file system takes in a name
+])
+def test_arguments_no_file_system_takes_as_names_are_judged_without_crashing(arg, kind, expect):
+    from hub.errors import InputError
+    from hub.inputs import cli_input
+
+    if expect == "text":
+        assert cli_input(arg, kind) == arg
+    else:
+        with pytest.raises(InputError, match=expect):
+            cli_input(arg, kind)
