@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import hub
-from hub.errors import HubError, InputError, OptionError, WeightsError
+from hub.errors import InputError, OptionError, WeightsError
 from hub.tasks.results_audio import Speech, read_wav
 from plugins.tiny_audio_models import save_speecht5, save_vits
 
@@ -375,7 +375,8 @@ def test_the_page_plays_the_servers_speech(vits_dir, vits):
         return [document.querySelector('.result-view').dataset.result, audio.duration];
     }"""
     with running(hub_app(preload=(str(vits_dir),))) as url:
-        rows = httpx.post(f"{url}/v1/run/{vits_dir.name}", json={"inputs": ["hello world"]}, timeout=60).json()["results"]
+        answer = httpx.post(f"{url}/v1/run/{vits_dir.name}", json={"inputs": ["hello world"]}, timeout=60)
+        rows = answer.json()["results"]
         with sync_api.sync_playwright() as p:
             browser = p.chromium.launch(executable_path=shutil.which("chromium"),
                                         args=["--headless", "--no-sandbox", "--disable-gpu"])

@@ -71,7 +71,8 @@ class TextToSpeechPipeline(TransformersPipeline):
                              f"pass some words for {self.spec.id} to say")
         if not self.speakable(text):
             raise InputError(f"the text {shown!r} has no characters that {self.spec.id} can speak (its tokenizer "
-                             f"knows none of them); write it in words of the model's language and script, numbers spelled out")
+                             "knows none of them); write it in words of the model's language and script, numbers "
+                             "spelled out")
         self.check_length(text, shown)
         return text
 
