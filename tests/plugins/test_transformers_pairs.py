@@ -183,6 +183,7 @@ def test_ranking_needs_one_output(dirs):
     ("bart", "a text", {"labels": ["a"], "hypothesis_template": "no place"}, OptionError, ["'{}'", "This example"]),
     ("bart", "a text", {"labels": ["a"], "hypothesis_template": "{} and {x}"}, OptionError, ["cannot be filled"]),
     ("bart", "a text", {"labels": ["a"], "multi_label": "maybe"}, OptionError, ["'multi_label'", "boolean"]),
+    ("bart", "a text", {"labels": [" ".join(["sports"] * 70)]}, OptionError, ["leaves no room for the text"]),
     ("ce", "a query", {}, OptionError, ["needs passages", "--text"]),
     ("ce", "a query", {"texts": []}, OptionError, ["texts", "non-empty"]),
     ("ce", "a query", {"texts": ["ok", 5]}, OptionError, ["'texts'", "list of strings"]),

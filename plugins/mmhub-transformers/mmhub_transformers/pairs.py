@@ -141,7 +141,18 @@ class ZeroShotClassificationPipeline(PairPipeline):
         repeated = sorted({label for label in labels if labels.count(label) > 1})
         if repeated:
             raise OptionError(f"labels must be distinct; repeated: {', '.join(repeated)}")
-        return {**options, "labels": labels, "hypothesis_template": check_template(options["hypothesis_template"])}
+        template = check_template(options["hypothesis_template"])
+        self.check_hypotheses([template.format(label) for label in labels])
+        return {**options, "labels": labels, "hypothesis_template": template}
+
+    def check_hypotheses(self, hypotheses: list[str]) -> None:
+        """Only the text is truncated, so each hypothesis must leave room for some of it; an OptionError otherwise."""
+        limit = self.max_length()
+        for hypothesis in hypotheses:
+            size = len(self.tokenizer("", hypothesis)["input_ids"])
+            if size >= limit - 1:
+                raise OptionError(f"the hypothesis {hypothesis[:60]!r} is {size} tokens, which leaves no room for the "
+                                  f"text in the model's {limit}; shorten the label or the hypothesis_template")
 
     def pairs_for(self, item, options):
         return [(item, options["hypothesis_template"].format(label)) for label in options["labels"]]
