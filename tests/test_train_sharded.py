@@ -110,3 +110,15 @@ def test_resume_continues_the_same_curve(runs, name):
     wa, wb = load_file(str(root / name / "model.safetensors")), load_file(str(part / "model.safetensors"))
     for key in wa:
         torch.testing.assert_close(wa[key], wb[key], rtol=0, atol=1e-6, msg=key)
+
+
+def test_resume_refuses_a_checkpoint_of_the_other_kind(runs, tmp_path):
+    """A sharded checkpoint resumed without --shard (one process) is one clear error, not a crash."""
+    import shutil
+
+    root, data, _ = runs
+    out = tmp_path / "copy"
+    shutil.copytree(root / "fsdp", out)
+    proc = _start([sys.executable], data, out, batch_size=32, resume=True)
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode != 0 and "was saved with --shard" in stderr

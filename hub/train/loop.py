@@ -209,6 +209,10 @@ class Trainer:
                        "optimiser state and learning rates are kept)")
             if self.ctx.is_main:
                 warnings.warn(message, stacklevel=3)
+        if (self.sharded is not None) != (found / "sharded").is_dir():
+            saved, now = ("with", "without") if self.sharded is None else ("without", "with")
+            raise HubError(f"checkpoint '{found}' was saved {saved} --shard (on several processes) and this run is "
+                           f"{now} it; resume it the way it was started, or start over with --overwrite")
         if self.sharded is not None:
             self.sharded.load(found, self.optimizer)
         else:
