@@ -324,12 +324,18 @@ def test_catalogue_entries():
 
 
 # -- intelligibility: the hub's speech recognition transcribes the hub's speech --------------------------
-def test_round_trip_helper_runs_on_tiny_models(vits_dir, tmp_path):
+def test_round_trip_helper_runs_on_tiny_models(vits_dir, tmp_path, capsys):
+    """With random weights the transcript is noise: this checks the plumbing, not intelligibility."""
     from plugins.tiny_models import save_ctc
-    from mmhub_transformers.tts_check import round_trip
+    from mmhub_transformers.tts_check import main, round_trip
 
-    rows = round_trip(str(vits_dir), str(save_ctc(tmp_path / "ctc")), ["hello world"], device="cpu")
+    ctc = str(save_ctc(tmp_path / "ctc"))
+    rows = round_trip(str(vits_dir), ctc, ["hello world"], device="cpu")
     assert len(rows) == 1 and rows[0]["text"] == "hello world" and 0 <= rows[0]["wer"]
+    assert main(["--tts", str(vits_dir), "--asr", ctc, "--device", "cpu", "hello world", "zebra quiz vex"]) == 0
+    assert capsys.readouterr().out.count("WER") == 3
+    assert main(["--tts", str(vits_dir), "--asr", ctc, "--device", "cpu", "   "]) == 2
+    assert "empty" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(not os.environ.get("MMHUB_TTS_MODELS"),
