@@ -73,12 +73,12 @@ def test_lru_cache_evicts_least_recently_used():
     assert cache.bytes_on("cpu") <= int(2.5e6)
 
 
-def test_manager_cache_keys_include_device_and_dtype():
-    dm = DeviceManager(device="cpu", dtype="fp32")
+def test_manager_cache_keys_include_device_dtype_and_backend():
+    dm = DeviceManager(device="cpu", dtype="fp32", backend="torch")
     made = []
     obj = dm.cached(("m",), lambda: made.append(1) or torch.nn.Linear(2, 2))
     assert dm.cached(("m",), lambda: made.append(2)) is obj and made == [1]
-    assert ("m", "cpu", "fp32") in device_mod.MODEL_CACHE.keys()
+    assert ("m", "cpu", "fp32", "torch") in device_mod.MODEL_CACHE.keys()
 
 
 def test_parse_bytes():
