@@ -184,6 +184,9 @@ def test_ranking_needs_one_output(dirs):
     ("bart", "a text", {"labels": ["a"], "hypothesis_template": "{} and {x}"}, OptionError, ["cannot be filled"]),
     ("bart", "a text", {"labels": ["a"], "multi_label": "maybe"}, OptionError, ["'multi_label'", "boolean"]),
     ("bart", "a text", {"labels": [" ".join(["sports"] * 70)]}, OptionError, ["leaves no room for the text"]),
+    ("bart", "", {"labels": ["sports"]}, InputError, ["text to classify is empty"]),
+    ("bart", " \n ", {"labels": ["sports", "music"]}, InputError, ["text to classify is empty"]),
+    ("bart", 42, {"labels": ["sports"]}, InputError, ["takes text"]),
     ("ce", "a query", {}, OptionError, ["needs passages", "--text"]),
     ("ce", "a query", {"texts": []}, OptionError, ["texts", "non-empty"]),
     ("ce", "a query", {"texts": ["ok", 5]}, OptionError, ["'texts'", "list of strings"]),
@@ -208,6 +211,7 @@ def test_bad_input_is_refused(dirs, kind, given, options, error, words):
     ("ce", "a query", [], ["needs passages"]),
     ("ce", "a query", ["--text", "ok", "-o", "top_k=0"], ["'top_k'"]),
     ("ce", " ", ["--text", "ok"], ["query is empty"]),
+    ("bart", " ", ["--label", "sports"], ["text to classify is empty"]),
 ])
 def test_cli_refuses_bad_input(dirs, kind, given, args, words):
     from option_contract import check_cli_refuses

@@ -68,6 +68,14 @@ class PairPipeline(HeadPipeline):
 
     auto_class = "AutoModelForSequenceClassification"
     truncation: str | bool = True
+    empty_input = "the input is empty; give some text"  # what an empty input is told
+
+    def prepare(self, item):
+        """The input text; an InputError when it is empty or only whitespace (a pair needs both its texts)."""
+        text = super().prepare(item)
+        if not text.strip():
+            raise InputError(f"{self.spec.id}: {self.empty_input}")
+        return text
 
     def pairs_for(self, item: str, options: dict) -> list[tuple[str, str]]:
         """The pairs one input expands into."""
@@ -126,6 +134,7 @@ class ZeroShotClassificationPipeline(PairPipeline):
 
     task = "zero-shot-classification"
     truncation = "only_first"  # the text, never the hypothesis
+    empty_input = "the text to classify is empty; give some text to score against the labels"
     call_options = (LABELS.but(help="candidate labels to score (on the command line: --label, or a comma-separated "
                                     "list)"), HYPOTHESIS_TEMPLATE, MULTI_LABEL, TOP_K)
 
@@ -190,6 +199,7 @@ class TextRankingPipeline(PairPipeline):
     task = "text-ranking"
     call_options = (PASSAGES, RANK_TOP_K, RAW_SCORES)
     pair_batching = True  # run_batches takes (query, passage) tuples (POST /v1/rerank)
+    empty_input = "the query is empty; give the text to rank the passages against"
 
     def __init__(self, spec, model, device_manager, **kwargs):
         super().__init__(spec, model, device_manager, **kwargs)
@@ -205,12 +215,6 @@ class TextRankingPipeline(PairPipeline):
             raise OptionError("text-ranking needs passages to rank: pass texts=['passage one', 'passage two'] "
                               "(command line: --text 'passage one' --text 'passage two')")
         return {**options, "texts": check_strings(options["texts"], "texts", "['passage one', 'passage two']")}
-
-    def prepare(self, item):
-        query = super().prepare(item)
-        if not query.strip():
-            raise InputError(f"{self.spec.id}: the query is empty; give the text to rank the passages against")
-        return query
 
     def pairs_for(self, item, options):
         return [(item, passage) for passage in options["texts"]]
