@@ -273,3 +273,27 @@ def test_pair_models_keep_the_contract(isolated_hub, dirs, kind, inputs, options
     report = check_model_contract(str(dirs[kind]), inputs, task=task, options=options,
                                   skip=("listing-imports", "import-time"))
     assert report.checked
+
+
+def test_zero_shot_is_served_through_the_task_table(dirs):
+    """POST /v1/run gives what hub.load gives; bad labels and an empty text are 400s naming the problem."""
+    httpx = pytest.importorskip("httpx")
+    pytest.importorskip("fastapi")
+    from serve_server import hub_app, running
+
+    name = dirs["bart"].name
+    want = hub.load(str(dirs["bart"]), dtype="fp32")(TEXTS[:2], labels=LABELS, multi_label=True)
+    with running(hub_app(preload=(str(dirs["bart"]),))) as url:
+        def post(inputs, options):
+            return httpx.post(f"{url}/v1/run/{name}", json={"inputs": inputs, "options": options}, timeout=60)
+
+        answer = post(TEXTS[:2], {"labels": LABELS, "multi_label": True})
+        refused = [post(["a text"], {}), post(["a text"], {"labels": ["a", "a"]}), post([" "], {"labels": ["a"]})]
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["task"] == "zero-shot-classification"
+    for got, result in zip(answer.json()["results"], want):
+        assert [l["label"] for l in got["labels"]] == [l.label for l in result.labels]
+        assert max(abs(l["score"] - w.score) for l, w in zip(got["labels"], result.labels)) <= TOL
+    messages = [r.json()["error"]["message"] for r in refused]
+    assert [r.status_code for r in refused] == [400] * 3, messages
+    assert "needs candidate labels" in messages[0] and "distinct" in messages[1] and "is empty" in messages[2]
