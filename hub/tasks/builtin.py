@@ -55,6 +55,9 @@ def core_tasks() -> list[TaskInfo]:
         T("zero-shot-audio-classification", "speech", "audio", "Classification",
           "Score an audio clip against free-text labels (CLAP).", ()),
         # -- image captioning --
+        T("image-captioning", "crossmodal", "image", "hub.tasks.results_caption:Caption",
+          "A caption for an image (open_clip CoCa, BLIP, ViT-GPT2), optionally continuing a prompt.",
+          ("image-to-text", "captioning")),
     ]
 
 

@@ -1,4 +1,4 @@
-"""mmhub plugin for open_clip: CLIP zero-shot image classification and image-text similarity.
+"""mmhub plugin for open_clip: CLIP zero-shot image classification and image-text similarity, CoCa captioning.
 
 Only ``hub`` is imported here; open_clip and torch are imported when a model loads.
 """
@@ -12,6 +12,7 @@ MMHUB_PLUGIN_API = "1.0"  # the hub plugin-API version this plugin is written ag
 PIPELINES: dict[str, str] = {
     "zero-shot-image-classification": "mmhub_openclip.pipelines:ZeroShotImageClassificationPipeline",
     "image-text-similarity": "mmhub_openclip.pipelines:ImageTextSimilarityPipeline",
+    "image-captioning": "mmhub_openclip.caption:CaptionPipeline",
 }
 
 

@@ -22,6 +22,7 @@ PICKLE_WEIGHTS = ("open_clip_pytorch_model.bin",)
 TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.*",
                    "merges.txt", "spiece.model", "*.tiktoken"]
 DEFAULT_TASK = "zero-shot-image-classification"
+CAPTION_TASK = "image-captioning"
 
 
 def read_config(directory) -> dict | None:
@@ -38,10 +39,11 @@ def detect(path, task, supported: set[str]):
     config = read_config(root)
     if config is None:
         return None
-    task = task or DEFAULT_TASK
-    if task not in supported:
-        return None
     cfg = config["model_cfg"]
+    coca = "multimodal_cfg" in cfg  # CoCa writes captions: that is its task unless another is asked for
+    task = task or (CAPTION_TASK if coca else DEFAULT_TASK)
+    if task not in supported or (task == CAPTION_TASK and not coca):
+        return None
     vision = cfg.get("vision_cfg", {})
     what = vision.get("timm_model_name") or f"ViT width {vision.get('width', '?')}, {vision.get('layers', '?')} layers"
     # The id is the full path: the device manager caches by id, and two runs/*/model dirs must not collide.

@@ -31,6 +31,7 @@ PIPELINES = {
     "text-to-speech": "mmhub_transformers.tts:TextToSpeechPipeline",
     "zero-shot-audio-classification": "mmhub_transformers.clap:ZeroShotAudioClassificationPipeline",
     # -- image captioning --
+    "image-captioning": "mmhub_transformers.caption:ImageCaptioningPipeline",
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hub.plugin_kit import read_json_file
+from mmhub_transformers.caption import is_captioner
 from mmhub_transformers.seq2seq_detect import seq2seq_task
 
 # architecture name suffix -> task
@@ -49,6 +50,8 @@ def guess_task(root: Path, config: dict) -> str:
     if (root / "modules.json").exists():
         return "text-embedding"
     model_type = config.get("model_type")
+    if is_captioner(config):
+        return "image-captioning"
     seq2seq = seq2seq_task(root, config)  # translation or summarization (or an error saying to choose)
     if seq2seq:
         return seq2seq
