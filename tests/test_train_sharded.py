@@ -1,8 +1,9 @@
 """DDP and FSDP2 (--shard) under gloo with 2 processes against one process, and resuming either.
 
 Every run trains the step-deterministic digits network (``_train_exact``): one process with batch
-32, or two ranks with 16 each, see the same 32 examples per step, so the per-step loss curves
-(rank means) and the validation metrics agree up to float rounding.
+16, or two ranks with 8 each, two micro-batches per step (gradient accumulation), see the same 32
+examples per step, so the per-step loss curves (rank means) and the validation metrics agree up
+to float rounding.
 """
 from __future__ import annotations
 
@@ -24,7 +25,9 @@ from hub.train import checkpoint as ckpt  # noqa: E402
 
 pytestmark = pytest.mark.slow
 ARGS = dict(epochs=1, lr=3e-3, head_lr_mult=1.0, precision="fp32", seed=1, group_by_length=False,
-            schedule="constant", warmup=0.0, eval_every=5)  # 600 digits: 480 train rows = 15 steps of 32
+            schedule="constant", warmup=0.0, eval_every=5, grad_accum=2)
+# 600 digits: 480 train rows = 15 steps of 2 x 16 (one process) or 2 x 8 per rank (two); the 120
+# validation rows make 15 batches of 8, which the two ranks share unevenly (8 and 7)
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
 TOL = 1e-5
 
@@ -53,11 +56,11 @@ def runs(tmp_path_factory):
     """One process, DDP and FSDP on 2 processes, and a DDP and an FSDP run stopped at step 7 (mid-epoch)."""
     root = tmp_path_factory.mktemp("sharded")
     data = D.write_image_folder(root / "data", 600)
-    procs = {"one": _start([sys.executable], data, root / "one", batch_size=32),
-             "ddp": _start(TORCHRUN, data, root / "ddp", batch_size=16),
-             "fsdp": _start(TORCHRUN, data, root / "fsdp", batch_size=16, shard=True),
-             "part-fsdp": _start(TORCHRUN, data, root / "part-fsdp", batch_size=16, shard=True, max_steps=7),
-             "part-ddp": _start(TORCHRUN, data, root / "part-ddp", batch_size=16, max_steps=7)}
+    procs = {"one": _start([sys.executable], data, root / "one", batch_size=16),
+             "ddp": _start(TORCHRUN, data, root / "ddp", batch_size=8),
+             "fsdp": _start(TORCHRUN, data, root / "fsdp", batch_size=8, shard=True),
+             "part-fsdp": _start(TORCHRUN, data, root / "part-fsdp", batch_size=8, shard=True, max_steps=7),
+             "part-ddp": _start(TORCHRUN, data, root / "part-ddp", batch_size=8, max_steps=7)}
     results = {name: _finish(proc)[0] for name, proc in procs.items()}
     return root, data, results
 
@@ -101,7 +104,7 @@ def test_resume_continues_the_same_curve(runs, name):
     root, data, _ = runs
     part = root / f"part-{name}"
     assert ckpt.load_state(ckpt.pointer(part / "checkpoints"))["step"] == 7
-    result, stderr = _finish(_start(TORCHRUN, data, part, batch_size=16, shard=name == "fsdp", resume=True))
+    result, stderr = _finish(_start(TORCHRUN, data, part, batch_size=8, shard=name == "fsdp", resume=True))
     assert "resumed from step-00000007" in stderr and result["steps"] == 15
     full, resumed = _log(root / name, "train"), _log(part, "train")
     assert sorted(resumed) == list(range(1, 16))  # the log holds the whole run, once
@@ -119,6 +122,6 @@ def test_resume_refuses_a_checkpoint_of_the_other_kind(runs, tmp_path):
     root, data, _ = runs
     out = tmp_path / "copy"
     shutil.copytree(root / "fsdp", out)
-    proc = _start([sys.executable], data, out, batch_size=32, resume=True)
+    proc = _start([sys.executable], data, out, batch_size=16, resume=True)
     _, stderr = proc.communicate(timeout=300)
     assert proc.returncode != 0 and "was saved with --shard" in stderr

@@ -185,11 +185,17 @@ class Trainer:
                 return self.ddp(batch)
         return self.adapter.loss(self.module, batch)
 
-    def _eval_target(self):
-        """(adapter, module) that evaluation runs; through the sharded root under FSDP."""
+    def _measure(self) -> dict:
+        """Validation metrics, the same on every rank; each rank measures its share of the rows.
+
+        Under FSDP every forward gathers weights from all ranks, so the ranks must run the same
+        batches in step: each runs all of them (through the sharded root) and sums nothing.
+        """
         if self.sharded is not None:
-            return self.sharded.eval_adapter(self.adapter), self.sharded.root
-        return self.adapter, self.module
+            return evaluate_module(self.sharded.eval_adapter(self.adapter), self.sharded.root, self.val_records,
+                                   self.dm, self.cfg.batch_size, DistContext(), self.val_lengths)
+        return evaluate_module(self.adapter, self.module, self.val_records, self.dm, self.cfg.batch_size, self.ctx,
+                               self.val_lengths)
 
     def _batches(self, epoch: int) -> list[list[int]]:
         return epoch_batches(len(self.train_records), self.cfg.batch_size, self.cfg.seed, epoch, self.lengths,
@@ -329,8 +335,7 @@ class Trainer:
         return stop
 
     def _evaluate(self) -> tuple[bool, bool]:
-        metrics = evaluate_module(*self._eval_target(), self.val_records, self.dm, self.cfg.batch_size,
-                                  self.ctx, self.val_lengths)
+        metrics = self._measure()
         self.last_eval_step = self.step
         if self.metric not in metrics:
             raise HubError(f"metric '{self.metric}' was not computed (this task gives: "
@@ -368,8 +373,7 @@ class Trainer:
                 best_path = self._load_best(best_path)
             metrics = self.best_metrics
             if metrics is None:  # the best was found before a resume: measure it again
-                metrics = evaluate_module(*self._eval_target(), self.val_records, self.dm,
-                                          self.cfg.batch_size, self.ctx, self.val_lengths)
+                metrics = self._measure()
         if self.ctx.is_main:
             plot_curves(self.out / METRICS_FILE, self.out / PLOT_FILE)
         barrier(self.ctx)
