@@ -14,7 +14,8 @@ written into one temporary folder that rank 0 renames into place once every rank
 (:func:`hub.io.atomic_directory`), so a crash leaves the previous checkpoint. A resumed run may
 use another number of processes: DCP reshards on load. At the end the full weights are gathered
 on rank 0 into an ordinary module (built on the ``meta`` device before sharding, so it costs no
-memory until then), which is saved as a normal model directory.
+memory until then), which is saved as a normal model directory. Evaluation runs every validation
+batch on every rank, in step, since each forward gathers weights from all of them.
 """
 from __future__ import annotations
 
