@@ -127,3 +127,19 @@ def test_the_device_manager_reports_and_keys_its_cache_by_backend(monkeypatch):
     assert DeviceManager("cpu", "fp32", "torch").backend == "torch"
     assert get_device_manager("cpu", "fp32", "onnx") is not get_device_manager("cpu", "fp32", "torch")
     assert get_device_manager("cpu", "fp32", "onnx").describe()["backend"] == "onnx"
+
+
+def test_a_catalogue_entry_pointing_at_an_export_runs_on_its_runtime(exported, tmp_path, monkeypatch, fresh_hub):
+    import yaml
+
+    catalog = tmp_path / "catalog.yaml"
+    catalog.write_text(yaml.safe_dump({"models": {"my-classifier-onnx": {
+        "task": "text-classification", "plugin": "transformers", "source": str(exported)}}}))
+    monkeypatch.setenv("HUB_CATALOG", str(catalog))
+    from hub.plugins import reset_plugin_manager
+
+    reset_plugin_manager()
+    code, by_id = run_json("my-classifier-onnx", *TEXTS)
+    assert code == 0, by_id
+    code, by_path = run_json(exported, *TEXTS)
+    assert json.loads(by_id) == json.loads(by_path)

@@ -20,10 +20,23 @@ from hub.export.manifest import FORMATS, export_info
 RUNTIME_BACKENDS = ("onnx", "openvino")
 
 
+def exported(spec) -> dict | None:
+    """The export info of ``spec``: its own ``options.export``, or that of the ``mmhub.yaml`` at its source
+    (a user catalogue entry may point at an exported directory)."""
+    info = export_info(spec)
+    source = Path(str(getattr(spec, "source", "") or ""))
+    if info is None and source.is_absolute() and (source / "mmhub.yaml").is_file():
+        from hub.local import spec_from_directory
+
+        found = spec_from_directory(source)
+        info = export_info(found) if found is not None else None
+    return info
+
+
 def choose(spec, device_manager) -> str:
     """The backend that will run ``spec``: torch, onnx or openvino."""
     wanted = getattr(device_manager, "backend", "torch")
-    info = export_info(spec)
+    info = exported(spec)
     if info is not None:
         return _for_export(spec, info, wanted)
     if wanted != "auto":
@@ -53,14 +66,14 @@ def load(cls, spec, device_manager, options: dict):
     backend = choose(spec, device_manager)
     if backend == "torch":
         return cls.from_spec(spec, device_manager, **options)
+    info = exported(spec)
     if not hasattr(cls, "from_runtime"):
-        if export_info(spec) is None and getattr(device_manager, "backend", "torch") == "auto":
+        if info is None and getattr(device_manager, "backend", "torch") == "auto":
             return cls.from_spec(spec, device_manager, **options)
         raise HubError(f"model '{spec.id}' ({spec.task}) cannot run on backend '{backend}': its pipeline has no "
                        "runtime support; use --backend torch")
     from hub.export.runtime import Runtime
 
-    info = export_info(spec)
     if info is not None:
         directory = Path(spec.source)
     else:

@@ -1,7 +1,8 @@
 """Int8 with the runtimes' own quantizers, tried per task in the order most likely to keep the gate.
 
-- ONNX Runtime: dynamic quantization (int8 weights, activations quantized on the fly; no calibration)
-  for transformers; static QDQ quantization (per-channel int8 weights, uint8 activations calibrated
+- ONNX Runtime: dynamic quantization (per-channel int8 weights of every MatMul, activations quantized on
+  the fly; no calibration) for transformers, then the same with the feed-forward output projections kept
+  fp32, then with all feed-forward projections kept fp32 (mixed precision); static QDQ quantization (per-channel int8 weights, uint8 activations calibrated
   with min/max) for image models, with dynamic as the fallback.
 - OpenVINO: NNCF post-training quantization (``nncf.quantize`` over a calibration dataset; the
   transformer preset for text graphs), then NNCF int8 weight compression as the fallback.
@@ -19,7 +20,7 @@ CALIBRATION_BATCH = 8
 def methods(fmt: str, kind: str) -> list[str]:
     """The int8 methods to try for a graph of ``kind`` (text or image) in format ``fmt``, best first."""
     if fmt == "onnx":
-        return ["dynamic"] if kind == "text" else ["static", "dynamic"]
+        return ["dynamic", "dynamic-mixed", "dynamic-attention"] if kind == "text" else ["static", "dynamic"]
     return ["nncf-quantize", "nncf-weights"]
 
 
@@ -47,13 +48,37 @@ def _onnx(method: str, source: Path, target: Path, feeds: list[dict]) -> str:
 def _ort(method: str, source: Path, target: Path, feeds: list[dict]) -> str:
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
 
-    if method == "dynamic":
-        quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8,
+    if method.startswith("dynamic"):
+        keep = {"dynamic": [], "dynamic-mixed": _projections(source, down_only=True),
+                "dynamic-attention": _projections(source, down_only=False)}[method]
+        quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True,
+                         op_types_to_quantize=["MatMul"], nodes_to_exclude=keep,
                          extra_options={"MatMulConstBOnly": True})
-        return "onnxruntime dynamic int8 (int8 weights, activations quantized at run time)"
+        what = "onnxruntime dynamic int8 (per-channel int8 weights of every MatMul, activations quantized at run time"
+        kept = "feed-forward down-projections" if method == "dynamic-mixed" else "feed-forward projections"
+        return what + (f"; {len(keep)} {kept} kept fp32)" if keep else ")")
     quantize_static(str(source), str(target), _Reader(feeds), quant_format=QuantFormat.QDQ, per_channel=True,
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
     return f"onnxruntime static int8 (QDQ, per-channel weights, calibrated on {_count(feeds)} inputs)"
+
+
+def _projections(path: Path, down_only: bool) -> list[str]:
+    """MatMul nodes with a non-square weight: a feed-forward block's projections (only the output ones,
+    which narrow their input, with ``down_only``).
+
+    Their inputs carry the activation outliers that per-tensor dynamic int8 handles worst (and, in a padded
+    batch, the range is taken over the padding too); keeping them fp32 is the usual mixed-precision fix for
+    BERT-style encoders. Attention projections are square and stay int8."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    shapes = {init.name: list(init.dims) for init in model.graph.initializer}
+
+    def picked(dims):
+        return len(dims) == 2 and (dims[0] > dims[1] if down_only else dims[0] != dims[1])
+
+    return [node.name for node in model.graph.node if node.op_type == "MatMul" and len(node.input) > 1
+            and picked(shapes.get(node.input[1], []))]
 
 
 class _Reader:
