@@ -60,7 +60,7 @@ def _build(reference, spec, fmt: str, stage: Path, int8: bool, calibration: list
     done = {g.name: export_onnx(g, work / f"{g.name}.onnx") for g in graphs}
     info = {"format": fmt, "graphs": {g.name: f"{g.name}{SUFFIX[fmt]}" for g in graphs}, "opset": done[graphs[0].name]["opset"],
             "exporter": done[graphs[0].name]["exporter"], "precision": "int8" if int8 else "fp32",
-            "source_model": spec.id, "source_revision": spec.revision or "unpinned"}
+            "source_model": spec.id, "source": spec.source, "source_revision": spec.revision or "unpinned"}
     reference.export_assets(stage)
     attempts = max(len(quantize.methods(fmt, g.kind)) for g in graphs) if int8 else 1
     for attempt in range(attempts):

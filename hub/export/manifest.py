@@ -55,7 +55,7 @@ def export_lines(data: dict) -> list[str]:
 
     quality = info.get("quality") or {}
     lines = [f"{'export:':<13}{info.get('format')} ({info.get('runtime')}), {info.get('precision')}, "
-             f"from {info.get('source_model')} @ {info.get('source_revision')}"]
+             f"from {info.get('source_model')} ({info.get('source', '?')}) @ {info.get('source_revision')}"]
     lines.append(f"{'quality:':<13}{summary(quality)} against {quality.get('reference', 'fp32 torch')}; "
                  f"gate {quality.get('gate', '?')}")
     for method in info.get("quantization") or []:
