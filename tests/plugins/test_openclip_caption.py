@@ -221,3 +221,13 @@ def test_served_through_the_task_table(pipe, coca_dir, pictures):
         assert answer.status_code == 200, answer.text
         body = answer.json()
         assert body["task"] == "image-captioning" and body["results"] == [r.to_dict() for r in want]
+
+
+# -- the plugin contract (hub.testing) ---------------------------------------------------------------------------
+@pytest.mark.mmhub_plugins("openclip")
+def test_coca_keeps_the_contract(isolated_hub, coca_dir, pictures):
+    from hub.testing import check_model_contract
+
+    report = check_model_contract(str(coca_dir), pictures, options={"generation_type": "greedy", "seq_len": 8},
+                                  skip=("listing-imports", "import-time"))
+    assert "batch-size" in report.checked and "json-round-trip" in report.checked

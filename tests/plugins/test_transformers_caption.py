@@ -211,3 +211,14 @@ def test_served_through_the_task_table(dirs, pictures):
         assert body["task"] == "image-captioning" and body["results"] == [r.to_dict() for r in want]
         bad = httpx.post(f"{url}/v1/run/{name}", json={"inputs": encoded[:1], "options": {"prompt": "a"}})
         assert bad.status_code == 400 and "BLIP" in bad.json()["error"]["message"]
+
+
+# -- the plugin contract (hub.testing) ---------------------------------------------------------------------------
+@pytest.mark.mmhub_plugins("transformers")
+@pytest.mark.parametrize("name", BUILDERS)
+def test_captioners_keep_the_contract(isolated_hub, dirs, pictures, name):
+    from hub.testing import check_model_contract
+
+    report = check_model_contract(str(dirs[name]), pictures, options={"num_beams": 1, "max_new_tokens": 6},
+                                  skip=("listing-imports", "import-time"))
+    assert "batch-size" in report.checked and "json-round-trip" in report.checked
