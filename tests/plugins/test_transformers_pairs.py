@@ -37,7 +37,11 @@ def dirs(tmp_path_factory):
     return {"bart": tp.save_nli(mk("nli-bart"), tp.BART_ORDER), "deberta": tp.save_nli(mk("nli-deb"), tp.DEBERTA_ORDER, 1),
             "sentiment": tp.save_classifier(mk("sentiment"), tp.SENTIMENT),
             "ce": tp.save_cross_encoder(mk("ce")), "ce-identity": tp.save_cross_encoder(mk("ce-id"), ST_IDENTITY, 2),
-            "ce-sigmoid": tp.save_cross_encoder(mk("ce-sig"), ST_SIGMOID, 3)}
+            "ce-sigmoid": tp.save_cross_encoder(mk("ce-sig"), ST_SIGMOID, 3),
+            # the catalogued models' own architectures: bart-large-mnli, DeBERTa-v3 NLI, bge-reranker (XLM-R)
+            "bart-model": tp.save_bart_nli(mk("bart-model")), "deberta-model": tp.save_deberta_nli(mk("deb-model")),
+            "xlmr-ce": tp.save_xlmr_cross_encoder(mk("xlmr-ce"))}
+ZERO_SHOT = {"task": "zero-shot-classification"}  # a BART directory would otherwise be read as a summariser
 
 
 def direct(directory):
@@ -88,10 +92,11 @@ def test_zero_shot_matches_the_nli_computation(dirs, order, multi_label, labels,
         assert all(abs(sum(l.score for l in r.labels) - 1) < 1e-5 for r in results)
 
 
+@pytest.mark.parametrize("kind", ["bart", "bart-model", "deberta-model"])
 @pytest.mark.parametrize("multi_label", [False, True])
-def test_zero_shot_equals_transformers_pipeline(dirs, multi_label):
-    pipe = hub.load(str(dirs["bart"]), dtype="fp32")
-    model, tok = direct(dirs["bart"])
+def test_zero_shot_equals_transformers_pipeline(dirs, multi_label, kind):
+    pipe = hub.load(str(dirs[kind]), dtype="fp32", **ZERO_SHOT)
+    model, tok = direct(dirs[kind])
     reference = transformers.pipeline("zero-shot-classification", model=model, tokenizer=tok, device="cpu")
     for text in TEXTS[:3]:
         want = reference(text, candidate_labels=LABELS, multi_label=multi_label)
@@ -127,7 +132,8 @@ def test_zero_shot_needs_an_entailment_label(dirs):
 
 
 # -- text ranking -----------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("kind, activation", [("ce", "sigmoid"), ("ce-sigmoid", "sigmoid"), ("ce-identity", None)])
+@pytest.mark.parametrize("kind, activation", [("ce", "sigmoid"), ("ce-sigmoid", "sigmoid"), ("ce-identity", None),
+                                              ("xlmr-ce", "sigmoid")])
 def test_ranking_matches_cross_encoder_and_the_model(dirs, kind, activation):
     from sentence_transformers import CrossEncoder
 
@@ -135,21 +141,20 @@ def test_ranking_matches_cross_encoder_and_the_model(dirs, kind, activation):
     assert pipe.task == "text-ranking"
     model, tok = direct(dirs[kind])
     encoder = CrossEncoder(str(dirs[kind]), device="cpu")
+    st = [encoder.predict([(query, p) for p in PASSAGES], batch_size=2) for query in QUERIES]
+    logits = [[float(pair_logits(model, tok, query, p)[0]) for p in PASSAGES] for query in QUERIES]
     for batch_size in (1, 3, 32):
         results = pipe(QUERIES, texts=PASSAGES, batch_size=batch_size, top_k=len(PASSAGES))
-        for query, result in zip(QUERIES, results):
+        for q, result in enumerate(results):
             assert sorted(l.index for l in result.labels) == list(range(len(PASSAGES)))
             assert [l.score for l in result.labels] == sorted((l.score for l in result.labels), reverse=True)
             got = {l.index: l.score for l in result.labels}
             assert all(PASSAGES[l.index] == l.label for l in result.labels)
-            st = encoder.predict([(query, p) for p in PASSAGES], batch_size=2)
-            logits = [float(pair_logits(model, tok, query, p)[0]) for p in PASSAGES]
-            direct_scores = [1 / (1 + math.exp(-x)) if activation else x for x in logits]
-            assert max(abs(got[i] - float(st[i])) for i in got) <= TOL
+            direct_scores = [1 / (1 + math.exp(-x)) if activation else x for x in logits[q]]
+            assert max(abs(got[i] - float(st[q][i])) for i in got) <= TOL
             assert max(abs(got[i] - direct_scores[i]) for i in got) <= TOL
     raw = pipe(QUERIES[0], texts=PASSAGES, raw_scores=True, top_k=len(PASSAGES))
-    want = [float(pair_logits(model, tok, QUERIES[0], p)[0]) for p in PASSAGES]
-    assert max(abs(l.score - want[l.index]) for l in raw.labels) <= TOL
+    assert max(abs(l.score - logits[0][l.index]) for l in raw.labels) <= TOL
 
 
 def test_ranking_top_k_and_pairs(dirs):
