@@ -143,3 +143,19 @@ def test_a_catalogue_entry_pointing_at_an_export_runs_on_its_runtime(exported, t
     assert code == 0, by_id
     code, by_path = run_json(exported, *TEXTS)
     assert json.loads(by_id) == json.loads(by_path)
+
+
+def test_the_server_serves_an_export_with_the_same_answers_as_hub_run(exported):
+    httpx = pytest.importorskip("httpx")
+    pytest.importorskip("fastapi")
+    import hub
+    from serve_server import hub_app, running
+
+    expected = [r.to_dict() for r in hub.run(str(exported), TEXTS, dtype="fp32", top_k=3)]
+    with running(hub_app(preload=(str(exported),))) as url:
+        ready = httpx.get(f"{url}/ready").json()
+        answer = httpx.post(f"{url}/v1/run/exported", json={"inputs": TEXTS, "options": {"top_k": 3}}).json()
+    assert "exported" in ready["models"] and answer["task"] == "text-classification"
+    for got, want in zip(answer["results"], expected):
+        assert [x["label"] for x in got["labels"]] == [x["label"] for x in want["labels"]]
+        assert max(abs(a["score"] - b["score"]) for a, b in zip(got["labels"], want["labels"])) < 1e-5
