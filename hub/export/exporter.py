@@ -58,8 +58,9 @@ def _build(reference, spec, fmt: str, stage: Path, int8: bool, calibration: list
     work = stage / WORK
     work.mkdir()
     done = {g.name: export_onnx(g, work / f"{g.name}.onnx") for g in graphs}
-    info = {"format": fmt, "graphs": {g.name: f"{g.name}{SUFFIX[fmt]}" for g in graphs}, "opset": done[graphs[0].name]["opset"],
-            "exporter": done[graphs[0].name]["exporter"], "precision": "int8" if int8 else "fp32",
+    first = done[graphs[0].name]
+    info = {"format": fmt, "graphs": {g.name: f"{g.name}{SUFFIX[fmt]}" for g in graphs}, "opset": first["opset"],
+            "exporter": first["exporter"], "precision": "int8" if int8 else "fp32",
             "source_model": spec.id, "source": spec.source, "source_revision": spec.revision or "unpinned"}
     reference.export_assets(stage)
     attempts = max(len(quantize.methods(fmt, g.kind)) for g in graphs) if int8 else 1
@@ -72,7 +73,8 @@ def _build(reference, spec, fmt: str, stage: Path, int8: bool, calibration: list
             break
         if attempt + 1 == attempts:
             raise ExportGateError(f"the {fmt}{' int8' if int8 else ''} export of '{spec.id}' was refused: "
-                                  f"{'; '.join(missed)} ({quality.summary(figures)}; methods: {'; '.join(methods) or 'fp32'}). "
+                                  f"{'; '.join(missed)} ({quality.summary(figures)}; "
+                                  f"methods: {'; '.join(methods) or 'fp32'}). "
                                   "Nothing was written. Try without --int8, another --format, or lower the gate "
                                   "(--min-cosine / --min-agreement) if that accuracy is acceptable.")
     from hub.export.runtime import runtime_version

@@ -93,5 +93,6 @@ def summary(figures: dict) -> str:
         mean = figures.get("cosine_mean", figures.get("image_cosine_mean"))
         parts.append(f"cosine min {figures['cosine_min']:.6f}" + (f" (mean {mean:.6f})" if mean is not None else ""))
     if "top1_agreement" in figures:
-        parts.append(f"top-1 agreement {figures['top1_agreement']:.1%}, max score delta {figures['max_score_delta']:.4f}")
+        parts.append(f"top-1 agreement {figures['top1_agreement']:.1%}, "
+                     f"max score delta {figures['max_score_delta']:.4f}")
     return ", ".join(parts) + f" on {figures.get('inputs', '?')} held-out inputs"

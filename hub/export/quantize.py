@@ -1,11 +1,12 @@
 """Int8 with the runtimes' own quantizers, tried per task in the order most likely to keep the gate.
 
-- ONNX Runtime: dynamic quantization (per-channel int8 weights of every MatMul, activations quantized on
-  the fly; no calibration) for transformers, then the same with the feed-forward output projections kept
-  fp32, then with all feed-forward projections kept fp32 (mixed precision); static QDQ quantization (per-channel int8 weights, uint8 activations calibrated
-  with min/max) for image models, with dynamic as the fallback.
+- ONNX Runtime, text graphs: dynamic quantization (per-channel int8 weights of every MatMul, activations
+  quantized on the fly; no calibration), then the same with the feed-forward output projections kept fp32,
+  then with all feed-forward projections kept fp32 (mixed precision).
+- ONNX Runtime, image graphs: static QDQ quantization (per-channel int8 weights, uint8 activations
+  calibrated with min/max), then dynamic.
 - OpenVINO: NNCF post-training quantization (``nncf.quantize`` over a calibration dataset; the
-  transformer preset for text graphs), then NNCF int8 weight compression as the fallback.
+  transformer preset for text graphs), then NNCF int8 weight compression.
 
 Each method returns a short description of what it did; the caller measures the result and keeps the
 first method whose export passes its gate.
@@ -110,7 +111,8 @@ def _nncf(nncf, method: str, source: Path, target: Path, feeds: list[dict], kind
     if method == "nncf-quantize":
         preset = {"model_type": nncf.ModelType.TRANSFORMER} if kind == "text" else {}
         model = nncf.quantize(model, nncf.Dataset(feeds), subset_size=max(1, len(feeds)), **preset)
-        what = f"NNCF post-training int8 ({'transformer preset, ' if preset else ''}calibrated on {_count(feeds)} inputs)"
+        what = (f"NNCF post-training int8 ({'transformer preset, ' if preset else ''}"
+                f"calibrated on {_count(feeds)} inputs)")
     else:
         model = nncf.compress_weights(model, mode=nncf.CompressWeightsMode.INT8_ASYM)
         what = "NNCF int8 weight compression (weights int8, activations in the inference precision)"
