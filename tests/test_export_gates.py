@@ -138,7 +138,8 @@ def test_bad_input_is_one_line_and_exit_2_and_writes_nothing(models, tmp_path, c
     assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
-@pytest.mark.parametrize("model,task", [("ctc", None), ("classifier", "fill-mask"), ("classifier", "token-classification")])
+@pytest.mark.parametrize("model,task", [("ctc", None), ("classifier", "fill-mask"),
+                                        ("classifier", "token-classification")])
 def test_a_task_that_cannot_be_exported_says_so_in_one_line(models, tmp_path, model, task):
     result = invoke(models[model], "--format", "openvino", "--out", tmp_path / "o", *(["--task", task] if task else []))
     assert result.exit_code == 2, result.output
