@@ -136,6 +136,30 @@ def test_a_body_without_a_qa_head_gets_a_new_one(tmp_path):
     assert not adapter_for(tiny_qa.save_qa("bert", tmp_path / "qa")).new_head
 
 
+LONG_QUESTION = " ".join(["where was anna born in the city"] * 10)
+CLI_BAD_DATA = [
+    ([{**GOOD, "answers": {"text": ["paris"], "answer_start": [3]}}], [], "holds no usable rows"),
+    ([GOOD, {**GOOD, "context": ""}], ["--on-bad-rows", "error"], "data.jsonl:2: 'context' must be a non-empty"),
+    ([{k: v for k, v in GOOD.items() if k != "answers"}], [], "'answers' is missing"),
+    ([{**GOOD, "question": LONG_QUESTION, "context": GOOD["context"] * 20}], [], "no context fits in a window"),
+    ([GOOD], ["--metric", "chrf"], "choose one of: f1, exact_match"),
+]
+
+
+@pytest.mark.parametrize("rows, flags, needle", CLI_BAD_DATA, ids=[n.split(" ")[0] + str(i)
+                                                                    for i, (_, _, n) in enumerate(CLI_BAD_DATA)])
+def test_hub_finetune_refuses_bad_data_in_one_line(tiny, tmp_path, cli_runner, rows, flags, needle):
+    from hub.cli import cli
+
+    data = tiny_qa.write_jsonl(tmp_path / "data.jsonl", rows)
+    res = cli_runner.invoke(cli, ["finetune", str(tiny), "--data", str(data), "--out", str(tmp_path / "out"),
+                                  "--precision", "fp32", "--epochs", "1", *flags])
+    assert res.exit_code == 2, res.output
+    errors = [line for line in res.output.splitlines() if line.startswith("Error:")]
+    assert "Traceback" not in res.output and len(errors) == 1 and needle in errors[0], res.output
+    assert not (tmp_path / "out").exists()
+
+
 # -- learning ---------------------------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_a_tiny_bert_learns_to_answer_held_out_questions(tmp_path):
