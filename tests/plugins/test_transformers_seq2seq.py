@@ -316,3 +316,20 @@ def test_seq2seq_models_keep_the_contract(isolated_hub, dirs, name):
     report = check_model_contract(str(dirs[name]), TEXTS, task=task, options={**options, "num_beams": 1},
                                   skip=("listing-imports", "import-time"))
     assert "batch-size" in report.checked and "json-round-trip" in report.checked
+
+
+def test_beam_search_leaves_cross_attention_in_place(dirs):
+    """The hub's beam-search cache reorders the decoder's own keys and values, not the encoder's (equal per input)."""
+    from mmhub_transformers.seq2seq import beam_search_cache
+
+    model, _ = direct(dirs["marian"])
+    cache = beam_search_cache(model)
+    ones = torch.arange(4.0).view(4, 1, 1, 1).expand(4, 2, 3, 8).contiguous()
+    cache.self_attention_cache.update(ones.clone(), ones.clone(), 0)
+    cache.cross_attention_cache.update(ones.clone(), ones.clone(), 0)
+    cache.reorder_cache(torch.tensor([1, 1, 3, 2]))
+    assert cache.self_attention_cache.layers[0].keys[:, 0, 0, 0].tolist() == [1, 1, 3, 2]
+    assert cache.cross_attention_cache.layers[0].keys[:, 0, 0, 0].tolist() == [0, 1, 2, 3]
+    pipe = load(dirs, "marian")
+    assert pipe.searches_beams({"num_beams": 3}) and not pipe.searches_beams({"num_beams": 1})
+    assert pipe.searches_beams({})  # its generation config searches 2 beams
