@@ -333,3 +333,11 @@ def test_beam_search_leaves_cross_attention_in_place(dirs):
     pipe = load(dirs, "marian")
     assert pipe.searches_beams({"num_beams": 3}) and not pipe.searches_beams({"num_beams": 1})
     assert pipe.searches_beams({})  # its generation config searches 2 beams
+
+
+def test_one_overlong_sentence_is_truncated_with_a_warning(dirs):
+    pipe = hub.load(str(dirs["marian"]), task="translation", dtype="fp32", cache=False)
+    text = " ".join(["the weather is nice today and the children play in the garden"] * 6)
+    with pytest.warns(HubWarning, match="truncated"):
+        result = pipe(text, num_beams=1, max_new_tokens=4)
+    assert result.parts == 1 and not any("split" in w for w in pipe.warnings)

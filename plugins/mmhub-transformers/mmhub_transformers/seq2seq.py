@@ -121,6 +121,8 @@ class Seq2SeqPipeline(HeadPipeline):
             current.append(sentence)
             used += count
         parts.append(" ".join(current))
+        if len(parts) == 1:
+            return [text]  # one sentence too long: it is truncated (with tokenize's warning)
         self.warn(f"{self.spec.id}: an input longer than the model's maximum of {limit} tokens was split into "
                   f"parts at sentence ends; each part was generated alone and the outputs joined (see 'parts' in "
                   f"the result)")
