@@ -273,14 +273,17 @@ def ranking_loss(module, batch: dict):
     return F.binary_cross_entropy_with_logits(logits, batch["labels"].float())
 
 
-def saver(tokenizer):
+def saver(*processors):
+    """``save(module, out_dir)``: save_pretrained of the model and of each processor (its tokenizer), all
+    appearing at once (hub.io.atomic_directory); a DistributedDataParallel wrapper is saved as its module."""
+
     def save(module, out_dir) -> None:
-        """save_pretrained of model and tokenizer, all appearing at once (hub.io.atomic_directory)."""
         from hub.io import atomic_directory
 
         with atomic_directory(out_dir, carry_over=True) as out:
             getattr(module, "module", module).save_pretrained(str(out))
-            tokenizer.save_pretrained(str(out))
+            for processor in processors:
+                processor.save_pretrained(str(out))
 
     return save
 

@@ -198,6 +198,7 @@ def kind():
 def trainable(spec, directory: Path, trust: bool):
     """The TrainAdapter of a question-answering model directory (a body without a QA head gets a new one)."""
     from hub.train.adapter import TrainAdapter
+    from mmhub_transformers.train_pairs import saver
 
     tokenizer = load_tokenizer(directory, trust)
     if not getattr(tokenizer, "is_fast", False):
@@ -209,17 +210,9 @@ def trainable(spec, directory: Path, trust: bool):
     predict = predictor(int(preprocess.get("max_answer_len") or MAX_ANSWER_LEN.default),
                         preprocess.get("null_threshold"))
 
-    def save(module, out_dir) -> None:
-        """save_pretrained of model and tokenizer, all appearing at once (hub.io.atomic_directory)."""
-        from hub.io import atomic_directory
-
-        with atomic_directory(out_dir, carry_over=True) as out:
-            getattr(module, "module", module).save_pretrained(str(out))  # DistributedDataParallel
-            tokenizer.save_pretrained(str(out))
-
     return TrainAdapter(
         module=model, kind=kind(), load_example=example_loader(tokenizer, window, stride),
-        collate=lambda examples: collate(examples, tokenizer), loss=loss, predict=predict, save=save,
+        collate=lambda examples: collate(examples, tokenizer), loss=loss, predict=predict, save=saver(tokenizer),
         spec_fields={"task": TASK, "plugin": "transformers", "preprocess": {**preprocess, "max_length": window},
                      "description": f"{spec.id} fine-tuned for {TASK}"},
         head_prefixes=("qa_outputs",), blocks=blocks, new_head=new_head,

@@ -28,11 +28,13 @@ from pathlib import Path
 from hub.errors import HubError, InputError
 from mmhub_transformers.loading import load_auto, load_tokenizer, read_json
 
+
 def trainable(spec, task: str, directory: Path, trust: bool):
     """The TrainAdapter of a seq2seq model directory for ``task``."""
     from hub.train.adapter import TrainAdapter
     from hub.train.pairs import seq2seq_kind
     from mmhub_transformers.train import max_length
+    from mmhub_transformers.train_pairs import saver  # the model (its generation config too) and the tokenizer
 
     config = read_json(directory / "config.json")
     if config and not config.get("is_encoder_decoder"):
@@ -48,18 +50,11 @@ def trainable(spec, task: str, directory: Path, trust: bool):
     encode = example_encoder(tokenizer, plan.prefix, limit, target_limit)
     generation = greedy_config(model, plan.generate, target_limit, int(preprocess.get("num_beams") or 1))
 
-    def save(module, out_dir) -> None:
-        """save_pretrained of model (generation config included) and tokenizer, appearing at once."""
-        from hub.io import atomic_directory
-
-        with atomic_directory(out_dir, carry_over=True) as out:
-            module.save_pretrained(str(out))
-            tokenizer.save_pretrained(str(out))
-
     return TrainAdapter(
         module=model, kind=seq2seq_kind(), load_example=lambda record, train: encode(record),
         collate=lambda examples: collate(examples, tokenizer.pad_token_id), loss=loss,
-        predict=lambda module, batch: predict(module, batch, tokenizer, generation), save=save,
+        predict=lambda module, batch: predict(module, batch, tokenizer, generation),
+        save=saver(tokenizer),
         spec_fields={"task": task, "plugin": "transformers",
                      "preprocess": {**preprocess, "max_length": limit, "max_target_length": target_limit}},
         length=lambda example: len(example["input_ids"]))
