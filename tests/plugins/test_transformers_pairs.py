@@ -280,20 +280,28 @@ def test_pair_models_keep_the_contract(isolated_hub, dirs, kind, inputs, options
     assert report.checked
 
 
-def test_zero_shot_is_served_through_the_task_table(dirs):
+def test_both_tasks_are_served_through_the_task_table(dirs):
     """POST /v1/run gives what hub.load gives; bad labels and an empty text are 400s naming the problem."""
     httpx = pytest.importorskip("httpx")
     pytest.importorskip("fastapi")
     from serve_server import hub_app, running
 
-    name = dirs["bart"].name
     want = hub.load(str(dirs["bart"]), dtype="fp32")(TEXTS[:2], labels=LABELS, multi_label=True)
-    with running(hub_app(preload=(str(dirs["bart"]),))) as url:
-        def post(inputs, options):
-            return httpx.post(f"{url}/v1/run/{name}", json={"inputs": inputs, "options": options}, timeout=60)
+    ranked = hub.load(str(dirs["ce"]), dtype="fp32")(QUERIES, texts=PASSAGES, top_k=3)
+    with running(hub_app(preload=(str(dirs["bart"]), str(dirs["ce"])))) as url:
+        def post(inputs, options, kind="bart"):
+            return httpx.post(f"{url}/v1/run/{dirs[kind].name}", json={"inputs": inputs, "options": options},
+                              timeout=60)
 
         answer = post(TEXTS[:2], {"labels": LABELS, "multi_label": True})
         refused = [post(["a text"], {}), post(["a text"], {"labels": ["a", "a"]}), post([" "], {"labels": ["a"]})]
+        ranking = post(QUERIES, {"texts": PASSAGES, "top_k": 3}, "ce")
+        no_passages = post(QUERIES, {}, "ce")
+    assert ranking.status_code == 200 and ranking.json()["task"] == "text-ranking", ranking.text
+    for got, result in zip(ranking.json()["results"], ranked):
+        assert [l["index"] for l in got["labels"]] == [l.index for l in result.labels]
+        assert max(abs(l["score"] - w.score) for l, w in zip(got["labels"], result.labels)) <= TOL
+    assert no_passages.status_code == 400 and "needs passages" in no_passages.json()["error"]["message"]
     assert answer.status_code == 200, answer.text
     assert answer.json()["task"] == "zero-shot-classification"
     for got, result in zip(answer.json()["results"], want):
