@@ -47,11 +47,23 @@ def store_dir() -> Path:
 
 
 def model_key(spec) -> str:
-    """The store's name for a model: its catalogue id, or the resolved path of a model directory."""
-    source = getattr(spec, "source", "") or ""
-    if source and getattr(spec, "origin", None) == source and Path(source).expanduser().is_dir():
-        return str(Path(source).expanduser().resolve())
-    return spec.id
+    """The store's name for a model: its catalogue id, or the resolved path of a model directory.
+
+    A directory given as the model (found by a plugin, or described by its own ``mmhub.yaml``, as
+    exports and fine-tuned models are) is keyed by its path, since two directories may share a name;
+    a catalogue entry is keyed by its id, even when its source is a directory.
+    """
+    from hub.local import CARD_NAME
+
+    source, origin = getattr(spec, "source", "") or "", getattr(spec, "origin", "") or ""
+    if not source or not origin:
+        return spec.id
+    where = Path(source).expanduser()
+    if not where.is_dir():
+        return spec.id
+    where = where.resolve()
+    declared = Path(origin).expanduser().resolve()
+    return str(where) if declared in (where, where / CARD_NAME) else spec.id
 
 
 def store_path(key: str | None = None) -> Path:

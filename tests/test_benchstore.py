@@ -124,3 +124,18 @@ def test_a_model_is_keyed_by_its_catalogue_id_or_its_directory(tmp_path):
     assert benchstore.model_key(spec) == str(directory.resolve())
     in_catalogue = SimpleNamespace(id="mine", source=str(directory), origin=str(tmp_path / "catalog.yaml"))
     assert benchstore.model_key(in_catalogue) == "mine"
+
+
+def test_directories_described_by_their_own_card_are_keyed_by_path_even_when_their_names_clash(tmp_path):
+    """Exports and fine-tuned models carry mmhub.yaml (the spec's origin); two such 'model' folders differ."""
+    from hub.local import spec_from_directory, write_card
+
+    keys = []
+    for parent in ("a", "b"):
+        directory = tmp_path / parent / "model"
+        directory.mkdir(parents=True)
+        write_card(directory, {"task": "text-classification", "plugin": "transformers", "source": "."})
+        spec = spec_from_directory(tmp_path / parent / "." / "model")
+        assert spec.id == "model"
+        keys.append(benchstore.model_key(spec))
+    assert keys == [str((tmp_path / "a" / "model").resolve()), str((tmp_path / "b" / "model").resolve())]
