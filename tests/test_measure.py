@@ -97,3 +97,16 @@ def test_bad_input_is_one_line_and_exit_2_and_stores_nothing(case, tiny, store, 
     assert len(lines) == 1 and lines[0].startswith("Error:") and expected in lines[0], done.stderr
     assert "Traceback" not in done.output
     assert not store.exists()
+
+
+def test_the_table_shows_memory_in_the_decimal_units_recommend_uses():
+    from hub.measure.command import result_lines
+    from hub.measure.runner import BenchResult
+
+    result = BenchResult(model="m", model_key="m", task="image-classification", device="cpu", dtype="fp32",
+                         backend="torch", load_s=1.0, latency_ms_p50=2.0, latency_ms_p90=3.0, latency_repeats=2,
+                         throughput=50.0, best_batch_size=8, throughput_by_batch={1: 20.0, 8: 50.0},
+                         peak_memory_bytes=300_000_000, memory_measure="RSS", store="")
+    lines = result_lines(result)
+    assert "peak memory  300 MB (RSS)" in lines and "stored in    not stored (--no-store)" in lines
+    assert lines[-2:] == ["1      20.0", "8      50.0  (best)"]

@@ -114,6 +114,31 @@ def test_a_limit_that_cannot_be_checked_is_said_so(hub_env, cli_runner, tmp_path
     assert line.endswith("(latency not checked: cost unknown)")
 
 
+@pytest.mark.parametrize("value, text", [(0.5123, "0.512"), (38.84, "38.8"), (999.4, "999"), (3241.2, "3,241"),
+                                         (1_250_000.0, "1,250,000")])
+def test_figures_have_three_significant_digits_and_never_an_exponent(value, text):
+    from hub.recommend.cost import figure_text
+
+    assert figure_text(value) == text
+
+
+@pytest.mark.parametrize("nbytes, text", [(850e3, "850 kB"), (190e6, "190 MB"), (2.414e9, "2.41 GB")])
+def test_sizes_are_in_the_decimal_units_max_memory_takes(nbytes, text):
+    from hub.recommend.cost import size_text
+
+    assert size_text(nbytes) == text
+
+
+def test_slow_models_and_large_limits_read_without_exponents(hub_env, cli_runner):
+    benchstore.record("resnet18.a1_in1k", "torch", "fp32", {"latency_ms_p50": 2500.0, "throughput": 0.4}, device="cpu")
+    lines = recommend(cli_runner, "--max-latency-ms", "150000")
+    assert lines[0] == "Models for image-classification on cpu within 150,000 ms per input:"
+    (line,) = [line for line in lines if " resnet18.a1_in1k: " in line]
+    assert "2,500 ms per input, 0.4 inputs/s batched" in line
+    assert "(estimate: 23.1 GFLOPs per input (published), at 1 GFLOP/s" in "\n".join(lines)  # resnet152: 23.12 x 2500 / 3.64 ms
+    assert "15,879 ms per input" in "\n".join(lines) and not any("e+" in line for line in lines)
+
+
 @pytest.mark.parametrize("examples, start", [
     (0, "no labelled examples: use the models' own labels as they are, or no training at all: hub recommend "
         "--task zero-shot-image-classification"),

@@ -39,7 +39,7 @@ def bench_cmd(model_id, task, batch_sizes, dtype, backend, device, repeats, roun
 
 def result_lines(result) -> list[str]:
     """The figures as aligned 'name  value' lines, then throughput per batch size."""
-    from hub.io import human_bytes
+    from hub.recommend.cost import size_text  # decimal units, as hub recommend shows them and --max-memory takes
 
     best = result.best_batch_size
     rows = [
@@ -50,7 +50,7 @@ def result_lines(result) -> list[str]:
                     f"({result.latency_repeats} calls)"),
         ("throughput", f"{result.throughput:.1f} inputs/s at batch {best} (the best of "
                        f"{', '.join(str(k) for k in result.throughput_by_batch)})"),
-        ("peak memory", f"{human_bytes(result.peak_memory_bytes)} ({result.memory_measure})"
+        ("peak memory", f"{size_text(result.peak_memory_bytes)} ({result.memory_measure})"
          if result.peak_memory_bytes is not None else "not measured"),
         ("stored in", result.store or "not stored (--no-store)"),
     ]

@@ -58,11 +58,11 @@ def gflops(spec) -> tuple[float | None, str]:
     """Compute per input in GFLOPs and where it comes from; (None, why) when neither FLOPs nor params are known."""
     published = gflops_per_input(spec.flops)
     if published is not None:
-        return published, f"{published:.3g} GFLOPs per input (published)"
+        return published, f"{figure_text(published)} GFLOPs per input (published)"
     if spec.params:
         tokens = TOKENS_PER_INPUT.get(spec.modality, 64)
         value = 2 * spec.params * tokens / 1e9
-        return value, f"{value:.3g} GFLOPs per input from {spec.params / 1e6:.1f}M parameters x {tokens} tokens"
+        return value, f"{figure_text(value)} GFLOPs per input from {spec.params / 1e6:.1f}M parameters x {tokens} tokens"
     return None, "no FLOPs or parameter count in the catalogue"
 
 
@@ -70,7 +70,7 @@ def machine_speed(specs, device: str) -> tuple[float, str]:
     """GFLOP/s at batch 1 on this kind of device: the median over measured models, else an assumed figure."""
     rates = []
     for spec in specs:
-        measured = measured_cost(spec.id, device)
+        measured = measured_cost(benchstore.model_key(spec), device)
         work, _ = gflops(spec)
         if measured and work and measured.latency_ms:
             rates.append(work / (measured.latency_ms / 1000))
@@ -91,9 +91,17 @@ def estimated_cost(spec, speed: tuple[float, str]) -> Cost:
 
 
 def size_text(nbytes: float) -> str:
-    """Bytes in decimal units, as --max-memory takes them: '190 MB', '2.41 GB'."""
+    """Bytes in decimal units, as --max-memory takes them: '850 kB', '190 MB', '2.41 GB'."""
+    if nbytes < 1e6:
+        return f"{nbytes / 1e3:.0f} kB"
     return f"{nbytes / 1e6:.0f} MB" if nbytes < 1e9 else f"{nbytes / 1e9:.2f} GB"
 
 
+def figure_text(value: float) -> str:
+    """A figure to three significant digits, without an exponent: '0.512', '38.8', '3,240'."""
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
+
+
 def cost_of(spec, device: str, speed: tuple[float, str]) -> Cost:
-    return measured_cost(spec.id, device) or estimated_cost(spec, speed)
+    """What ``hub bench`` measured for ``spec`` here, else the estimate."""
+    return measured_cost(benchstore.model_key(spec), device) or estimated_cost(spec, speed)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from hub.published import accuracy_text, metric_name
 from hub.recommend.advice import data_advice
-from hub.recommend.cost import Cost, cost_of, machine_speed, size_text
+from hub.recommend.cost import Cost, cost_of, figure_text, machine_speed, size_text
 
 
 @dataclass
@@ -56,7 +56,7 @@ class Recommendation:
 
     def lines(self) -> list[str]:
         latency, memory = self.constraints.get("max_latency_ms"), self.constraints.get("max_memory_gb")
-        limits = [f"{latency:g} ms per input" if latency is not None else None,
+        limits = [f"{figure_text(latency)} ms per input" if latency is not None else None,
                   f"{memory:g} GB" if memory is not None else None]
         within = " and ".join(x for x in limits if x)
         out = [f"Models for {self.task} on {self.device}" + (f" within {within}" if within else "") + ":"]
@@ -75,9 +75,9 @@ def cost_text(cost: Cost) -> str:
         return f"cost unknown ({cost.basis})"
     parts = []
     if cost.latency_ms is not None:
-        parts.append(f"{cost.latency_ms:.3g} ms per input")
+        parts.append(f"{figure_text(cost.latency_ms)} ms per input")
     if cost.throughput is not None:
-        parts.append(f"{cost.throughput:.3g} inputs/s batched")
+        parts.append(f"{figure_text(cost.throughput)} inputs/s batched")
     if cost.memory_bytes is not None:
         parts.append(size_text(cost.memory_bytes))
     return f"{', '.join(parts)} ({cost.mark}: {cost.basis})"
@@ -120,7 +120,7 @@ def recommend(task: str, examples: int | None = None, max_latency_ms: float | No
 def _exclusions(cost: Cost, max_latency_ms: float | None, max_memory_gb: float | None) -> list[str]:
     out = []
     if max_latency_ms is not None and cost.latency_ms is not None and cost.latency_ms > max_latency_ms:
-        out.append(f"latency {cost.latency_ms:.3g} ms ({cost.mark}) > {max_latency_ms:g} ms")
+        out.append(f"latency {figure_text(cost.latency_ms)} ms ({cost.mark}) > {figure_text(max_latency_ms)} ms")
     if max_memory_gb is not None and cost.memory_bytes is not None and cost.memory_bytes > max_memory_gb * 1e9:
         out.append(f"memory {size_text(cost.memory_bytes)} ({cost.mark}) > {max_memory_gb:g} GB")
     return out
