@@ -115,10 +115,25 @@ def test_max_answer_len_and_stride(pipes):
     one = pipe({"question": QUESTION, "context": CONTEXT}, max_answer_len=1, top_k=5)
     assert all(len(pipe.tokenizer(a.answer, add_special_tokens=False)["input_ids"]) == 1 for a in one.answers)
     few = pipe.preprocess([pipe.prepare(CONTEXT)], question=QUESTION, max_length=64, doc_stride=0)
-    many = pipe.preprocess([pipe.prepare(CONTEXT)], question=QUESTION, max_length=64, doc_stride=30)
+    many = pipe.preprocess([pipe.prepare(CONTEXT)], question=QUESTION, max_length=64, doc_stride=24)
     assert len(few["owner"]) < len(many["owner"])
     default = pipe.check_options(pipe.resolve_options({}))
     assert default["max_length"] == 64  # the model's limit, below the default window of 384
+
+
+def test_a_stride_too_large_for_a_long_question_is_lowered_with_a_warning(dirs):
+    import warnings
+
+    from hub.tasks.base import HubWarning
+
+    pipe = hub.load(str(dirs["bert"]), dtype="fp32", device="cpu", cache=False)
+    long_question = "where was the person born in the city of the big river near the sea?"
+    with pytest.warns(HubWarning, match="doc_stride 30 was lowered .* raise max_length or lower doc_stride"):
+        lowered = pipe({"question": long_question, "context": CONTEXT}, doc_stride=30)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pipe({"question": QUESTION, "context": CONTEXT}, doc_stride=16)  # room enough: no warning
+    assert lowered.answers and lowered.answers[0].answer == CONTEXT[lowered.answers[0].start:lowered.answers[0].end]
 
 
 def test_a_question_reaches_the_pipeline_in_any_of_its_forms(pipes):

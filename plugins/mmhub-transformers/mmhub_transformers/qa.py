@@ -118,13 +118,19 @@ def stride_for(given: int | None, limit: int, room: int) -> int:
     return min(stride, room // 2)
 
 
-def encode_windows(tokenizer, question: str, context: str, limit: int, stride: int | None = None) -> list[dict]:
+def encode_windows(tokenizer, question: str, context: str, limit: int, stride: int | None = None,
+                   warn=None) -> list[dict]:
     """The windows of one (question, context): token ids, character offsets, which tokens are context, CLS.
 
     Each window is a dict of ``input_ids``, ``attention_mask`` (and ``token_type_ids`` where the tokenizer
     gives them), ``offsets`` (character start, end per token), ``context`` (bool per token) and ``cls``.
+    ``warn(message)`` is told when a ``stride`` given is lowered to fit the room the question leaves.
     """
     room = window_room(tokenizer, question, limit)
+    if warn is not None and stride is not None and stride_for(stride, limit, room) < stride:
+        warn(f"doc_stride {stride} was lowered for questions that leave less than {2 * stride} tokens of the "
+             f"{limit}-token window for the context (the stride must stay below that room); raise max_length or "
+             "lower doc_stride to choose it yourself")
     first = tokenizer.padding_side == "right"  # question first, as BERT-style models read it
     pair_args = (question, context) if first else (context, question)
     encoded = tokenizer(*pair_args, truncation="only_second" if first else "only_first", max_length=limit,
@@ -266,7 +272,7 @@ class QuestionAnsweringPipeline(HeadPipeline):
         windows, owner = [], []
         for index, item in enumerate(items):
             asked, context = pair(item, question)
-            found = encode_windows(self.tokenizer, asked, context, max_length, doc_stride)
+            found = encode_windows(self.tokenizer, asked, context, max_length, doc_stride, self.warn)
             windows += found
             owner += [index] * len(found)
         batch = collate_windows(windows, self.tokenizer)
