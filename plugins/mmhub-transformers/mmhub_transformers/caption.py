@@ -109,6 +109,11 @@ class ImageCaptioningPipeline(TransformersPipeline):
     def generation_kwargs(self, options: dict) -> dict:
         """``model.generate`` settings the caller chose; the rest is the model's generation config."""
         out = {k: options[k] for k in GENERATE_KEYS if options.get(k) is not None}
+        if "max_new_tokens" in out and options.get("prompt") is None \
+                and getattr(self.model.generation_config, "max_new_tokens", None) is None:
+            # the same limit said as max_length (the decoder starts from one token), so that transformers does not
+            # warn that the generation config's max_length is overridden
+            out["max_length"] = out.pop("max_new_tokens") + 1
         if options.get("do_sample") is False:
             out.update(temperature=None, top_p=None, top_k=None)  # greedy or beam: no sampling leftovers
         return out

@@ -49,6 +49,10 @@ def trainable(spec, task, num_labels, labels, device_manager):
         from mmhub_transformers import train_pairs
 
         return train_pairs.trainable(spec, task, labels)
+    if task == "image-captioning":  # teacher-forced captions: mmhub_transformers.train_caption
+        from mmhub_transformers import train_caption
+
+        return train_caption.trainable(spec, weights_dir(spec), bool((spec.options or {}).get("trust_remote_code")))
     if task == "question-answering":  # extractive QA: mmhub_transformers.train_qa
         from mmhub_transformers import train_qa
 
