@@ -110,3 +110,22 @@ def test_the_table_shows_memory_in_the_decimal_units_recommend_uses():
     lines = result_lines(result)
     assert "peak memory  300 MB (RSS)" in lines and "stored in    not stored (--no-store)" in lines
     assert lines[-2:] == ["1      20.0", "8      50.0  (best)"]
+
+
+def test_an_export_is_measured_on_its_own_runtime_and_keyed_by_its_path(tmp_path, store, cli_runner, monkeypatch):
+    """Without --backend an ONNX export is measured on ONNX Runtime (it has no torch weights), stored under its
+    path; --backend torch is refused by name, with the backends that measure it."""
+    from export_models import save_classifier
+    from hub.export.api import export
+
+    monkeypatch.setenv("HUB_ONNX_EXPORTER", "torchscript")
+    monkeypatch.setenv("HUB_RUNTIME_THREADS", "1")
+    directory = tmp_path / "model"  # a name any project might use
+    export(str(save_classifier(tmp_path / "classifier")), "onnx", directory)
+    result = bench_json(cli_runner, str(directory), *FAST, "--dtype", "fp32")
+    assert result["backend"] == "onnx" and result["model_key"] == str(directory.resolve())
+    assert benchstore.fastest_backend(str(directory.resolve()), "fp32", device="cpu") == "onnx"
+    done = cli_runner.invoke(cli, ["bench", str(directory), *FAST, "--backend", "torch"])
+    assert done.exit_code == 2 and "Traceback" not in done.output
+    assert done.stderr.strip() == ("Error: 'model' is an onnx export without torch weights; measure it with "
+                                   "--backend onnx or openvino (without --backend: onnx)")

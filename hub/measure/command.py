@@ -14,7 +14,8 @@ from hub.measure import DEFAULT_REPEATS, DEFAULT_ROUNDS
 @click.option("--batch-size", "batch_sizes", multiple=True, metavar="N[,N...]",
               help="Batch sizes to try for throughput, e.g. 1,8,32 (repeatable; default 1,8,32).")
 @click.option("--dtype", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), help="Dtype policy (default auto).")
-@click.option("--backend", help="What runs the forward pass: torch (default), or a runtime the hub offers.")
+@click.option("--backend", help="What runs the forward pass: torch (default; an export's own runtime for an exported "
+                                   "directory), or another runtime the hub offers.")
 @click.option("--device", help="cpu, cuda, cuda:N or mps (default: the best available).")
 @click.option("--repeats", type=click.IntRange(1, 10_000), default=DEFAULT_REPEATS, show_default=True,
               help="Timed single-input calls for the latency figures.")

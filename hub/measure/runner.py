@@ -106,6 +106,22 @@ def check_backend(backend: str | None) -> str:
     return value
 
 
+def backend_for(spec, backend: str | None) -> str:
+    """The backend to measure ``spec`` on: the one asked for, else an export's own runtime, else torch."""
+    from hub.export.backends import exported
+
+    info = exported(spec) or {}
+    fmt = info.get("format")
+    if backend is None:
+        return check_backend(fmt or "torch")
+    value = check_backend(backend)
+    if fmt and value == "torch":
+        runtimes = f"{fmt} or openvino" if fmt == "onnx" else fmt
+        raise HubError(f"'{spec.id}' is an {fmt} export without torch weights; measure it with --backend {runtimes} "
+                       f"(without --backend: {fmt})")
+    return value
+
+
 def _offered_backends() -> tuple[str, ...]:
     """The backends the device manager and hub.load accept; ('torch',) before they take a backend."""
     from hub import api, device
@@ -124,8 +140,10 @@ def bench(model: str, batch_sizes=DEFAULT_BATCH_SIZES, dtype: str | None = None,
     from hub.device import requested
 
     requested(device, dtype)  # a bad device or dtype fails before anything loads
-    backend = check_backend(backend)
+    if backend is not None:
+        check_backend(backend)  # a bad backend fails before the model is looked up
     spec = api.get_spec(model, task)
+    backend = backend_for(spec, backend)
     sizes = parse_batch_sizes([",".join(map(str, batch_sizes))])
     steps = _Steps(progress, 1 + repeats + len(sizes), spec.id)
     try:
