@@ -117,11 +117,11 @@ def save_bart(root: Path) -> Path:
     bpe.save_model(str(root))
     tok = transformers.BartTokenizer(vocab=str(root / "vocab.json"), merges=str(root / "merges.txt"),
                                      model_max_length=MAX_TOKENS)
+    summary = {"summarization": {"num_beams": 2, "max_length": 14, "min_length": 3}}
     config = transformers.BartConfig(vocab_size=len(tok), pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
                                      eos_token_id=tok.eos_token_id, decoder_start_token_id=tok.eos_token_id,
-                                     forced_bos_token_id=tok.bos_token_id, architectures=["BartForConditionalGeneration"],
-                                     task_specific_params={"summarization": {"num_beams": 2, "max_length": 14,
-                                                                             "min_length": 3}}, **SMALL)
+                                     forced_bos_token_id=tok.bos_token_id, task_specific_params=summary,
+                                     architectures=["BartForConditionalGeneration"], **SMALL)
     return save(transformers.BartForConditionalGeneration(config), tok, root, num_beams=2, max_length=14,
                 min_length=3, no_repeat_ngram_size=3, length_penalty=2.0, early_stopping=True)
 
