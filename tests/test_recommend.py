@@ -157,6 +157,14 @@ def test_advice_for_tasks_that_need_no_training_or_give_embeddings(hub_env):
     assert "fine-tune the embedder" in data_advice("text-embedding", 10_000)
 
 
+@pytest.mark.parametrize("task", ["translation", "summarization", "text-generation", "image-captioning"])
+def test_generators_are_not_advised_a_linear_head(task, hub_env):
+    for few in (0, 50, 500):
+        advice = data_advice(task, few)
+        assert advice.startswith(f"{few} examples: use the pretrained model as it is") and "--freeze-backbone" not in advice
+    assert data_advice(task, 5000).startswith("many examples (5000): a full fine-tune (hub finetune MODEL --data FILE")
+
+
 BAD = {
     "unknown task": (["--task", "imag-clasification"], "Did you mean: image-classification"),
     "no task": ([], "--task"),

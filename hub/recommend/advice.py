@@ -16,6 +16,7 @@ ZERO_SHOT = {  # a task with labels -> the task that scores free-text labels wit
 NO_TRAINING = {"zero-shot-image-classification", "zero-shot-classification", "zero-shot-audio-classification",
                "image-text-similarity"}
 EMBEDDINGS = {"text-embedding", "image-embedding"}
+GENERATORS = {"text-generation", "translation", "summarization", "image-captioning", "text-to-speech"}
 
 
 def data_advice(task: str, examples: int | None) -> str | None:
@@ -32,6 +33,8 @@ def data_advice(task: str, examples: int | None) -> str | None:
             return (f"{examples} examples: use the embeddings as they are (nearest neighbours, or a linear "
                     "classifier on them); fine-tuning an embedder needs thousands of pairs")
         return f"{examples} examples: enough to fine-tune the embedder on your pairs, starting from the best model"
+    if task in GENERATORS:
+        return _generator_advice(examples)
     if examples == 0:
         return f"no labelled examples: use the models' own labels as they are{alternative}"
     if examples < FEW:
@@ -42,6 +45,15 @@ def data_advice(task: str, examples: int | None) -> str | None:
                 "(hub finetune MODEL --data FILE --unfreeze-last 2)")
     return (f"many examples ({examples}): a full fine-tune (hub finetune MODEL --data FILE) pays off; "
             "larger backbones gain most from more data")
+
+
+def _generator_advice(examples: int) -> str:
+    """A generator has no head to train on frozen features: use it as it is until there are thousands of pairs."""
+    if examples < SOME:
+        return (f"{examples} examples: use the pretrained model as it is and compare the models on your examples; "
+                "fine-tuning a generator on fewer than a few thousand pairs tends to overfit")
+    return (f"many examples ({examples}): a full fine-tune (hub finetune MODEL --data FILE, where the model's "
+            "plugin trains this task) pays off, starting from the best model that fits")
 
 
 def _zero_shot_task(task: str) -> str | None:
