@@ -45,6 +45,7 @@ def read_pairs(path: Path, purpose: str = "training"):
 
 
 def _table(path: Path, purpose: str) -> Path:
+    """``path`` itself, or the first of :data:`TABLES` in the folder ``path``; a HubError when it holds none."""
     if not path.is_dir():
         return path
     for name in TABLES:

@@ -34,7 +34,8 @@ ST_IDENTITY = "torch.nn.modules.linear.Identity"
 @pytest.fixture(scope="module")
 def dirs(tmp_path_factory):
     mk = tmp_path_factory.mktemp
-    return {"bart": tp.save_nli(mk("nli-bart"), tp.BART_ORDER), "deberta": tp.save_nli(mk("nli-deb"), tp.DEBERTA_ORDER, 1),
+    return {"bart": tp.save_nli(mk("nli-bart"), tp.BART_ORDER),
+            "deberta": tp.save_nli(mk("nli-deb"), tp.DEBERTA_ORDER, 1),
             "sentiment": tp.save_classifier(mk("sentiment"), tp.SENTIMENT),
             "ce": tp.save_cross_encoder(mk("ce")), "ce-identity": tp.save_cross_encoder(mk("ce-id"), ST_IDENTITY, 2),
             "ce-sigmoid": tp.save_cross_encoder(mk("ce-sig"), ST_SIGMOID, 3),

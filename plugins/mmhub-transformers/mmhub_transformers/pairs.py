@@ -236,9 +236,9 @@ def declared_activation(directory, config, warn) -> str | None:
     from pathlib import Path
 
     st = getattr(config, "sentence_transformers", None)
+    saved = read_json(Path(directory) / "config_sentence_transformers.json") if directory else {}
     found = [st.get("activation_fn") if isinstance(st, dict) else None,
-             getattr(config, "sbert_ce_default_activation_function", None),
-             read_json(Path(directory) / "config_sentence_transformers.json").get("activation_fn") if directory else None]
+             getattr(config, "sbert_ce_default_activation_function", None), saved.get("activation_fn")]
     path = next((p for p in found if isinstance(p, str) and p), None)
     if path is None:
         return "sigmoid"

@@ -71,6 +71,7 @@ def qa_input(item) -> QAInput:
 
 
 def _text(value, field: str) -> str:
+    """``value`` if it is non-blank valid text; an InputError naming ``field`` (question or context) otherwise."""
     from hub.inputs import check_text
 
     if not isinstance(value, str):

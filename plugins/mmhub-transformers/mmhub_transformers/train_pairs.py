@@ -75,6 +75,7 @@ def _column(row: dict, names: tuple) -> object:
 
 
 def _pair_problem(first, second, first_name: str, second_name: str) -> str | None:
+    """What is wrong with a pair's two texts (missing, blank or not text), or None."""
     for value, name in ((first, first_name), (second, second_name)):
         if not isinstance(value, str) or not value.strip():
             return f"no text in '{name}'" if value is None or value == "" else f"'{name}' must be text, got {value!r}"
@@ -116,6 +117,7 @@ def nli_labels(saved: list[str] | None):
 
 # -- metrics ----------------------------------------------------------------------------------------------------
 def nli_metrics(adapter, device: str):
+    """A fresh accumulator of NLI accuracy and cross-entropy for one evaluation."""
     from hub.train.evaluation import SummedMetrics
 
     class NliMetrics(SummedMetrics):
@@ -143,6 +145,7 @@ def nli_metrics(adapter, device: str):
 
 
 def ranking_metrics(adapter, device: str):
+    """A fresh accumulator of (query, logit, relevance) rows for one evaluation, reported by :func:`ranking_report`."""
     from hub.train.evaluation import SummedMetrics
 
     class RankingMetrics(SummedMetrics):
@@ -186,6 +189,7 @@ def ranking_report(rows: list[tuple[str, float, float]]) -> dict:
 
 
 def kind(task: str, saved: list[str] | None):
+    """The TrainKind of ``task``: ``ranking`` (MRR chooses checkpoints) or ``nli`` (accuracy; ``saved`` labels kept)."""
     from hub.train.adapter import TrainKind
 
     if task == "text-ranking":
@@ -245,6 +249,8 @@ def saved_head(directory: Path) -> list[str] | None:
 
 
 def collator(tokenizer, task: str):
+    """``collate(examples)``: the pairs padded by the tokenizer, labels as floats (ranking) or class ids (NLI)."""
+
     def collate(examples: list[dict]) -> dict:
         import torch
 

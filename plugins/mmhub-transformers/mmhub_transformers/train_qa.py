@@ -113,6 +113,8 @@ def label_window(window: dict, answer: tuple[str, int] | None) -> tuple[int, int
 
 
 def example_loader(tokenizer, window: int, stride: int | None):
+    """``load_example(record, train)``: the record's windows, each labelled (:func:`label_window`), and its context."""
+
     def load_example(record, train: bool) -> dict:
         question, context = record.input
         try:
@@ -143,6 +145,7 @@ def collate(examples: list[dict], tokenizer) -> dict:
 
 
 def loss(module, batch: dict):
+    """The model's own loss: the mean of its start and end cross-entropies."""
     return module(**batch["inputs"], start_positions=batch["start_positions"],
                   end_positions=batch["end_positions"]).loss
 
@@ -188,6 +191,7 @@ def qa_metrics(adapter, device: str):
 
 
 def kind():
+    """The question-answering TrainKind: SQuAD-style rows, exact match and F1 (F1 chooses checkpoints)."""
     from hub.train.adapter import TrainKind
 
     return TrainKind(name=TASK, read=read, metrics=qa_metrics, metric_names=("f1", "exact_match"),
