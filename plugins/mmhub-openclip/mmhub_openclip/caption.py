@@ -110,12 +110,16 @@ class CaptionPipeline(ClipPipeline):
 
     def special_ids(self) -> tuple[int, int]:
         """The start and end token ids (open_clip's CLIP tokenizer: 49406, 49407)."""
-        return (int(getattr(self.tokenizer, "sot_token_id", 49406)), int(getattr(self.tokenizer, "eot_token_id", 49407)))
+        tokenizer = self.tokenizer
+        return int(getattr(tokenizer, "sot_token_id", 49406)), int(getattr(tokenizer, "eot_token_id", 49407))
 
     def decode(self, row: list[int]) -> str:
-        decode = getattr(self.tokenizer, "decode", None)
+        """The model's tokenizer's decoding (open_clip's CLIP tokenizer; a Hugging Face tokenizer's, wrapped)."""
+        decode = getattr(self.tokenizer, "decode", None) or getattr(getattr(self.tokenizer, "tokenizer", None),
+                                                                    "decode", None)
         if decode is None:
             import open_clip
+            import torch
 
-            return open_clip.decode(row)
+            return open_clip.decode(torch.tensor(row))
         return decode(row)
