@@ -63,6 +63,40 @@ def test_unusable_lines_name_their_line(raw):
         parse_line(5, raw, True)
 
 
+def _two_shards_done(tmp_path):
+    """Two shards' plans over one work directory in which every chunk's part is written."""
+    from hub.batch.plan import prepare
+
+    src = _texts(tmp_path / "in.txt", 5)
+    identity = {"model": "m"}
+    plans = [prepare(src, tmp_path / "out.jsonl", identity, chunk_size=2, joining=True) for _ in range(2)]
+    for chunk in range(plans[0].chunks):
+        plans[0].write_part(chunk, [{"line": 2 * chunk + 1, "result": chunk}])
+    return plans
+
+
+def test_the_shard_that_merges_second_finds_the_output_complete(tmp_path):
+    first, second = _two_shards_done(tmp_path)
+    assert first.finish() == 3 and not first.work.exists()
+    assert second.finish() == 3  # the work directory is gone: merged by the first
+    assert [r["result"] for r in _rows(first.output)] == [0, 1, 2]
+
+
+def test_a_merge_whose_parts_vanish_under_it_counts_the_other_shards_output(tmp_path):
+    first, second = _two_shards_done(tmp_path)
+    all_written = second.missing
+
+    def first_merges_meanwhile():  # both saw every chunk written; the first merges before the second reads
+        found = all_written()
+        first.merge()
+        return found
+
+    second.missing = first_merges_meanwhile
+    assert second.finish() == 3
+    assert [r["result"] for r in _rows(first.output)] == [0, 1, 2]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt", "out.jsonl"]  # no temporary file left
+
+
 # -- bad input: one line, exit 2 -------------------------------------------------------------
 BAD = {
     "shard K >= N": (["--shard", "3/2"], "--shard 3/2"),
@@ -79,6 +113,9 @@ BAD = {
     "output's directory missing": (["@out-nowhere"], "does not exist; create it first"),
     "unfinished parts": (["@parts"], "pass --resume to finish it"),
     "parts of another job": (["@other-job"], "made for another job"),
+    "input without output": (["@no-output"], "needs both --input FILE and --output OUT.jsonl"),
+    "unknown model option": (["-o", "nosuch=1"], "does not take the option 'nosuch'. Valid options: top_k"),
+    "bad model option value": (["-o", "top_k=zero"], "option 'top_k' of bert (text-classification) must be"),
 }
 
 
@@ -100,6 +137,8 @@ def test_bad_batch_arguments_exit_2(case, model, tmp_path, cli_runner):
     elif extra == ["@parts"]:
         work_dir(out).mkdir()
         (work_dir(out) / "manifest.json").write_text("{}")
+    elif extra == ["@no-output"]:
+        args = args[:4] + ["--nproc", "2"]
     elif extra == ["@other-job"]:
         work_dir(out).mkdir()
         (work_dir(out) / "manifest.json").write_text(json.dumps({"model": "another-model"}))
@@ -108,8 +147,10 @@ def test_bad_batch_arguments_exit_2(case, model, tmp_path, cli_runner):
         args += extra
     res = cli_runner.invoke(cli, args)
     assert res.exit_code == 2, res.output
+    assert res.output.startswith("Error: ") and res.output.count("\n") == 1, res.output  # one line
     assert message in res.output and "Traceback" not in res.output
     assert not out.is_file() or out.read_text() == "old\n"
+    assert not work_dir(out).exists() or case in ("unfinished parts", "parts of another job")
 
 
 def test_shard_errors_are_hub_errors():

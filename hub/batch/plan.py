@@ -74,6 +74,27 @@ class Plan:
         text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
         atomic_write_text(part_path(self.work, chunk), text)
 
+    def finish(self) -> int | None:
+        """Merge once every chunk is written: the rows in OUT, or None while chunks are missing.
+
+        Shards that finish together may both find every chunk written; the first to merge removes the
+        work directory under the other, which then finds OUT complete and counts its rows instead.
+        """
+        if self.merged_elsewhere():
+            return count_lines(self.output)
+        if self.missing():
+            return None
+        try:
+            return self.merge()
+        except FileNotFoundError:
+            if self.merged_elsewhere():
+                return count_lines(self.output)
+            raise
+
+    def merged_elsewhere(self) -> bool:
+        """Whether another process merged the parts: the work directory is gone and OUT is there."""
+        return not self.work.is_dir() and self.output.is_file()
+
     def merge(self) -> int:
         """Concatenate the parts in order into OUT (atomically), remove the work directory; rows written."""
         rows = 0

@@ -62,9 +62,9 @@ def run_batch(job: Job, input_file, output, nproc: int = 1, shard: str | None = 
     total = sum(plan.chunk_lines(c) for c in todo)
     if todo:
         _run_here(job, plan, todo, nproc, total)
-    missing = plan.missing()
-    rows = plan.merge() if not missing else None
-    return Outcome(rows=rows, missing=len(missing), done_here=len(todo))
+    rows = plan.finish()
+    missing = 0 if rows is not None else len(plan.missing())
+    return Outcome(rows=rows, missing=missing, done_here=len(todo))
 
 
 def _run_here(job: Job, plan: Plan, todo: list[int], nproc: int, total: int) -> None:
