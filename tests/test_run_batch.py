@@ -160,6 +160,32 @@ def test_shard_errors_are_hub_errors():
 
 
 # -- runs ------------------------------------------------------------------------------------
+def test_a_corrupt_or_missing_image_is_an_error_row_and_the_others_are_run(tmp_path, cli_runner):
+    """The batch call fails on the corrupt image; its lines then run one by one, as hub run would."""
+    import hub
+    from PIL import Image
+    from tiny_models import save_timm
+
+    model = save_timm(tmp_path / "timm")
+    good = []
+    for i, size in enumerate([(40, 30), (30, 40)]):
+        good.append(tmp_path / f"good{i}.png")
+        Image.new("RGB", size, (200, 10 + 90 * i, 10)).save(good[-1])
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    src, out = tmp_path / "in.txt", tmp_path / "out.jsonl"
+    src.write_text(f"{good[0]}\n{tmp_path / 'bad.png'}\n{tmp_path / 'missing.png'}\n{good[1]}\n")
+    res = cli_runner.invoke(cli, ["run", str(model), "--input", str(src), "--output", str(out), "--dtype", "fp32"])
+    assert res.exit_code == 0, res.output
+    rows = _rows(out)
+    assert [r["line"] for r in rows] == [1, 2, 3, 4]
+    assert "is not an image in a format PIL reads" in rows[1]["error"] and "result" not in rows[1]
+    assert "does not exist" in rows[2]["error"]
+    alone = hub.load(str(model), device="cpu", dtype="fp32", cache=False)
+    for row, path in ((rows[0], good[0]), (rows[3], good[1])):
+        assert row["result"] == alone(str(path)).to_dict()
+
+
+
 def _hub(*args, env=None):
     full = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
     return subprocess.Popen([sys.executable, "-m", "hub.cli", "run", *map(str, args)], env=full,

@@ -3,7 +3,8 @@
 A worker loads the pipeline once and, chunk by chunk, turns lines into inputs as ``hub run`` does
 (a text task's line is its text; an image or audio task's line is a file path; a plugin's own
 kind of input is read by the task's loader), runs them and writes the chunk's part. A line that
-cannot be used gets an ``error`` row instead of stopping millions of others. Workers on a CUDA
+cannot be used (unreadable, a missing file, a corrupt image) gets an ``error`` row instead of stopping
+millions of others. Workers on a CUDA
 machine take GPUs round robin; on the CPU they share the cores.
 """
 from __future__ import annotations
@@ -149,10 +150,27 @@ def run_chunk(pipeline, info, job: Job, lines, jsonl: bool) -> list[dict]:
         rows.append(row)
         ready.append((row, item))
     if ready:
-        results = pipeline([item for _, item in ready], batch_size=job.batch_size, **(job.options or {}))
-        for (row, _), result in zip(ready, results):
-            row["result"] = result.to_dict()
+        for (row, _), outcome in zip(ready, run_items(pipeline, [item for _, item in ready], job)):
+            row.update(outcome)
     return rows
+
+
+def run_items(pipeline, items: list, job: Job) -> list[dict]:
+    """``{"result": ...}`` per item, batched; when an input the pipeline cannot use (a corrupt image, say)
+    fails the batch, the items run one by one and that one gets ``{"error": ...}`` instead."""
+    options = job.options or {}
+    try:
+        return [{"result": r.to_dict()} for r in pipeline(items, batch_size=job.batch_size, **options)]
+    except InputError:
+        pass
+    outcomes = []
+    for item in items:
+        try:
+            (result,) = pipeline([item], batch_size=1, **options)
+            outcomes.append({"result": result.to_dict()})
+        except InputError as exc:
+            outcomes.append({"error": str(exc)})
+    return outcomes
 
 
 def to_input(text: str, info, job: Job):
