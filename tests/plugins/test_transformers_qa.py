@@ -183,6 +183,8 @@ BAD_INPUTS = [
     ({"question": QUESTION, "context": ["anna"]}, {}, "the context must be text \\(a str\\), got list"),
     (42, {}, "takes a context \\(str\\) or a"),
     ('{"question": "who?", }', {}, "not valid JSON"),
+    ('{"question": "who?", "context": "anna."}\n{"question": "who?", "context": "ben."}', {},
+     "holds more than one JSON object.*pipe a JSONL file of pairs on stdin"),
     ({"question": QUESTION, "context": CONTEXT}, {"question": QUESTION}, "the question is given twice"),
 ]
 
@@ -246,11 +248,14 @@ def test_cli_takes_a_question_option_or_jsonl_pairs(cli_runner, dirs, pipes, tmp
     (["anna was born in paris."], None, "no question for the context"),
     (["-"], '{"question": "who?"}\n', "has no 'context'"),
     (["-"], '{"question": 3, "context": "anna was born."}\n', "must be text"),
+    (["{pairs}"], None, "pipe a JSONL file of pairs on stdin"),
     (["-o", "question=where was anna born in the big city of paris?", "anna was born."], None, "longer than"),
     (["-o", "doc_stride=100", "-o", f"question={QUESTION}", "anna was born in paris."], None, "doc_stride"),
 ])
-def test_cli_bad_input_is_one_line_and_exit_2(cli_runner, dirs, args, stdin, words):
-    result = run_cli(cli_runner, dirs["bert"], *args, stdin=stdin)
+def test_cli_bad_input_is_one_line_and_exit_2(cli_runner, dirs, tmp_path, args, stdin, words):
+    pairs = tmp_path / "pairs.jsonl"  # a JSONL file given as an argument is one input
+    pairs.write_text("\n".join(json.dumps({"question": q, "context": CONTEXT}) for q in (QUESTION, "who?")) + "\n")
+    result = run_cli(cli_runner, dirs["bert"], *(a.format(pairs=pairs) for a in args), stdin=stdin)
     assert result.exit_code == 2, result.output
     errors = [line for line in result.stderr.splitlines() if line.startswith("Error")]
     assert len(errors) == 1 and words in errors[0] and "Traceback" not in result.output

@@ -56,6 +56,9 @@ def qa_input(item) -> QAInput:
         try:
             item = json.loads(item)
         except ValueError as exc:
+            if "Extra data" in str(exc):  # several objects: a JSONL file given as one input
+                raise InputError(f"input {_shown(item)} holds more than one JSON object; give one pair per input: "
+                                 "pipe a JSONL file of pairs on stdin (hub run MODEL - < pairs.jsonl)") from None
             raise InputError(f"input {_shown(item)} looks like a JSON object but is not valid JSON ({exc}); {FIX}") \
                 from None
     if isinstance(item, dict):
