@@ -48,6 +48,11 @@ def test_unequal_lists_are_refused(metric):
         metric(["a", "b"], ["a"])
 
 
+def test_an_evaluation_without_rows_scores_zero():
+    assert TM.text_report([], []) == {"chrf": 0.0, "bleu": 0.0, "rougeL": 0.0, "count": 0}
+    assert TM.GeneratedTextMetrics().result() == TM.text_report([], [])
+
+
 def test_the_accumulator_scores_predictions_against_the_records_texts():
     metrics = TM.GeneratedTextMetrics()
     records = [Record(input=f"source {i}", text=ref) for i, ref in enumerate(REFERENCES)]

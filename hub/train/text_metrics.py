@@ -31,6 +31,8 @@ def bleu(hypotheses: list[str], references: list[str]) -> float:
     from sacrebleu.metrics import BLEU
 
     _check(hypotheses, references)
+    if not references:  # sacrebleu fails on no rows; nothing generated scores nothing
+        return 0.0
     return float(BLEU().corpus_score(list(hypotheses), [list(references)]).score)
 
 
@@ -39,6 +41,8 @@ def chrf(hypotheses: list[str], references: list[str]) -> float:
     from sacrebleu.metrics import CHRF
 
     _check(hypotheses, references)
+    if not references:
+        return 0.0
     return float(CHRF().corpus_score(list(hypotheses), [list(references)]).score)
 
 
