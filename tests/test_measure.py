@@ -129,3 +129,36 @@ def test_an_export_is_measured_on_its_own_runtime_and_keyed_by_its_path(tmp_path
     assert done.exit_code == 2 and "Traceback" not in done.output
     assert done.stderr.strip() == ("Error: 'model' is an onnx export without torch weights; measure it with "
                                    "--backend onnx or openvino (without --backend: onnx)")
+
+
+class _Bar:
+    """Stands in for tqdm: records the total, every update and the close."""
+
+    made: list = []
+
+    def __init__(self, total=None, **kwargs):
+        self.total, self.count, self.closed = total, 0, False
+        _Bar.made.append(self)
+
+    def update(self, n=1):
+        self.count += n
+
+    def set_postfix_str(self, *args, **kwargs):
+        pass
+
+    def close(self):
+        self.closed = True
+
+
+def test_the_progress_bar_counts_every_step_to_its_total(tiny, store, monkeypatch):
+    import tqdm.auto
+
+    from hub.measure.runner import bench
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", _Bar)
+    _Bar.made.clear()
+    bench(tiny["timm"], (1, 2, 4), dtype="fp32", repeats=3, rounds=1, progress=True, store=False)
+    (bar,) = _Bar.made
+    assert bar.total == 1 + 3 + 3 and bar.count == bar.total and bar.closed  # load, 3 latency calls, 3 sizes
+    bench(tiny["timm"], (1,), dtype="fp32", repeats=1, rounds=1, progress=False, store=False)
+    assert len(_Bar.made) == 1  # --json: no bar

@@ -160,6 +160,35 @@ def test_shard_errors_are_hub_errors():
 
 
 # -- runs ------------------------------------------------------------------------------------
+def test_the_progress_bar_counts_the_input_lines_left_to_do(model, tmp_path, monkeypatch):
+    import tqdm.auto
+
+    from hub.batch.plan import part_path
+    from hub.batch.runner import Job, run_batch
+
+    bars = []
+
+    class Bar:
+        def __init__(self, total=None, **kwargs):
+            self.total, self.count, self.closed = total, 0, False
+            bars.append(self)
+
+        def update(self, n=1):
+            self.count += n
+
+        def close(self):
+            self.closed = True
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", Bar)
+    src, out = _texts(tmp_path / "in.txt", 25, blank_every=6), tmp_path / "out.jsonl"
+    work_dir(out).mkdir()
+    part_path(work_dir(out), 1).write_text("")  # chunk 1 (lines 11-20) already done: not counted again
+    done = run_batch(Job(str(model)), src, out, resume=True, chunk_size=10)
+    (bar,) = bars
+    assert bar.total == bar.count == 15 and bar.closed  # lines 1-10 and 21-25, blank ones included
+    assert done.done_here == 2 and done.rows == len(_rows(out))
+
+
 def test_a_corrupt_or_missing_image_is_an_error_row_and_the_others_are_run(tmp_path, cli_runner):
     """The batch call fails on the corrupt image; its lines then run one by one, as hub run would."""
     import hub
