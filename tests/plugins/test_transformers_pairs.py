@@ -159,8 +159,11 @@ def test_ranking_matches_cross_encoder_and_the_model(dirs, kind, activation):
 
 
 def test_ranking_top_k_and_pairs(dirs):
+    from option_contract import check_top_k
+
     pipe = hub.load(str(dirs["ce"]), dtype="fp32")
     more = PASSAGES + ["the capital", "a city"]
+    check_top_k(pipe, QUERIES, len(more), texts=more)
     everything = pipe(QUERIES[0], texts=more, top_k=len(more))
     assert len(pipe(QUERIES[0], texts=more).labels) == 5  # top_k's default, as for every ranked result
     for k in (1, 2, "3", len(more) + 5):
