@@ -57,33 +57,20 @@ def _launch(mode: str, steps: int) -> dict:
 
 
 def _worker(rank: int, world: int, port: int, mode: str, steps: int, box) -> None:
+    """One rank: train ``steps`` timed steps (after 2 warm-up steps) in ``mode``; rank 0 puts its figures in ``box``."""
     import resource
 
     import torch
     import torch.distributed as dist
 
-    from hub.train.adapter import TrainAdapter
-    from hub.train.distributed import DistContext, step_module, wrap_ddp
+    from hub.train.distributed import DistContext
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world))
     torch.set_num_threads(1)
     dist.init_process_group("gloo", rank=rank, world_size=world)
-    ctx = DistContext(rank, world, rank, "gloo")
     torch.manual_seed(0)
     module = _model()
-    adapter = TrainAdapter(module=module, kind="classification", load_example=None, collate=None,
-                           loss=lambda m, b: torch.nn.functional.mse_loss(m(b["x"]), b["y"]), predict=None,
-                           save=None, blocks=lambda m: list(m))
-    if mode == "ddp":
-        step = wrap_ddp(module, adapter, ctx, "cpu")
-    elif mode == "fsdp":
-        from hub.train.sharded import Sharded
-
-        step = Sharded(module, adapter, ctx).root
-    else:
-        step = step_module(module, adapter)
-        for p in module.parameters():
-            dist.broadcast(p.data, src=0)
+    step = _step(mode, module, DistContext(rank, world, rank, "gloo"))
     params = list(step.parameters())
     optimizer = torch.optim.AdamW(params, lr=1e-4)
     gen = torch.Generator().manual_seed(rank)
@@ -105,6 +92,28 @@ def _worker(rank: int, world: int, port: int, mode: str, steps: int, box) -> Non
                  "params": sum(p.numel() for p in module.parameters()) if mode != "fsdp" else 0})
     dist.barrier()
     dist.destroy_process_group()
+
+
+def _step(mode: str, module, ctx):
+    """The module that takes a batch and returns its loss: DDP, FSDP2, or plain (the old all-reduce's)."""
+    import torch
+    import torch.distributed as dist
+
+    from hub.train.adapter import TrainAdapter
+    from hub.train.distributed import step_module, wrap_ddp
+
+    adapter = TrainAdapter(module=module, kind="classification", load_example=None, collate=None,
+                           loss=lambda m, b: torch.nn.functional.mse_loss(m(b["x"]), b["y"]), predict=None,
+                           save=None, blocks=lambda m: list(m))
+    if mode == "ddp":
+        return wrap_ddp(module, adapter, ctx, "cpu")
+    if mode == "fsdp":
+        from hub.train.sharded import Sharded
+
+        return Sharded(module, adapter, ctx).root
+    for p in module.parameters():
+        dist.broadcast(p.data, src=0)
+    return step_module(module, adapter)
 
 
 def _model():

@@ -95,6 +95,7 @@ def _slug(text: str) -> str:
 
 
 def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo, else what the platform module says."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as fh:
             for line in fh:
@@ -147,6 +148,7 @@ def _nvidia_smi_names() -> list[str]:
 
 
 def torch_version() -> str | None:
+    """The installed torch's version from its metadata (torch is not imported); None without torch."""
     from importlib import metadata
 
     try:

@@ -159,6 +159,7 @@ def _reuse(work: Path, identity: dict, resume: bool, overwrite: bool, joining: b
 
 
 def read_manifest(work: Path) -> dict | None:
+    """The work directory's manifest; None when it is missing or unreadable."""
     try:
         return json.loads((work / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -172,6 +173,7 @@ def input_identity(source: Path) -> dict:
 
 
 def count_lines(path: Path) -> int:
+    """Physical lines in ``path``, a last line without a newline included."""
     lines, last = 0, b"\n"
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):

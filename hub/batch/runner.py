@@ -33,6 +33,8 @@ class Job:
 
 @dataclass
 class Outcome:
+    """What one call did: the rows merged into OUT, the chunks still missing, the chunks written here."""
+
     rows: int | None  # rows in OUT once merged; None while other shards' chunks are missing
     missing: int  # chunks not written yet
     done_here: int  # chunks this call wrote
@@ -69,6 +71,7 @@ def run_batch(job: Job, input_file, output, nproc: int = 1, shard: str | None = 
 
 
 def _run_here(job: Job, plan: Plan, todo: list[int], nproc: int, total: int) -> None:
+    """Write the parts of ``todo`` here (in ``nproc`` workers), with a progress bar over their ``total`` lines."""
     from tqdm.auto import tqdm
 
     bar = tqdm(total=total, desc=job.model_id, unit="input", file=sys.stderr, disable=None, leave=False)

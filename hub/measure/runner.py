@@ -197,6 +197,7 @@ def _load_average() -> float | None:
 
 
 def _latencies(pipeline, inputs, options, repeats, device, steps) -> list[float]:
+    """Milliseconds per single-input call, ``repeats`` of them after one warm-up call."""
     pipeline(inputs[0], **options)  # warm-up: first-call allocations and kernel choices are not latency
     _sync(device)
     out = []
@@ -210,6 +211,7 @@ def _latencies(pipeline, inputs, options, repeats, device, steps) -> list[float]
 
 
 def _throughput(pipeline, inputs, options, size, rounds, device, steps) -> float:
+    """Inputs per second over ``rounds`` batches of ``size``, after one warm-up batch."""
     pipeline(inputs[:size], batch_size=size, **options)  # warm-up batch
     _sync(device)
     items = inputs[:size * rounds]

@@ -43,6 +43,8 @@ class Choice:
 
 @dataclass
 class Recommendation:
+    """The answer of ``hub recommend``: the fitting models ranked, the excluded ones, and the data advice."""
+
     task: str
     device: str
     advice: str | None
@@ -55,6 +57,7 @@ class Recommendation:
                 "ranked": [c.to_dict() for c in self.ranked], "excluded": [c.to_dict() for c in self.excluded]}
 
     def lines(self) -> list[str]:
+        """The text ``hub recommend`` prints: a heading, one line per rank, the excluded, the advice, a note."""
         latency, memory = self.constraints.get("max_latency_ms"), self.constraints.get("max_memory_gb")
         limits = [f"{figure_text(latency)} ms per input" if latency is not None else None,
                   f"{memory:g} GB" if memory is not None else None]
@@ -71,6 +74,7 @@ class Recommendation:
 
 
 def cost_text(cost: Cost) -> str:
+    """'40 ms per input, 90 inputs/s batched, 300 MB (measured: ...)', or why the cost is unknown."""
     if cost.latency_ms is None and cost.memory_bytes is None:
         return f"cost unknown ({cost.basis})"
     parts = []
