@@ -62,7 +62,8 @@ def gflops(spec) -> tuple[float | None, str]:
     if spec.params:
         tokens = TOKENS_PER_INPUT.get(spec.modality, 64)
         value = 2 * spec.params * tokens / 1e9
-        return value, f"{figure_text(value)} GFLOPs per input from {spec.params / 1e6:.1f}M parameters x {tokens} tokens"
+        basis = f"{figure_text(value)} GFLOPs per input from {spec.params / 1e6:.1f}M parameters x {tokens} tokens"
+        return value, basis
     return None, "no FLOPs or parameter count in the catalogue"
 
 
