@@ -69,7 +69,7 @@ def zero_shot_reference(model, tok, text, labels, template, multi_label):
 
 
 # -- zero-shot text classification ------------------------------------------------------------------------------
-@pytest.mark.parametrize("order", ["bart", "deberta"])
+@pytest.mark.parametrize("order", ["bart", "deberta", "bart-model", "deberta-model"])
 @pytest.mark.parametrize("multi_label, labels, template", [
     (False, LABELS, "This example is {}."),
     (True, LABELS, "This example is {}."),
@@ -77,7 +77,9 @@ def zero_shot_reference(model, tok, text, labels, template, multi_label):
     (False, ["weather"], "This example is {}."),  # one label: entailment against contradiction
 ])
 def test_zero_shot_matches_the_nli_computation(dirs, order, multi_label, labels, template):
-    pipe = hub.load(str(dirs[order]), dtype="fp32")
+    """Batched and padded (batch_size 3), as each pair alone; on BERT with both label orders and the BART and
+    DeBERTa-v2 architectures."""
+    pipe = hub.load(str(dirs[order]), dtype="fp32", **ZERO_SHOT)
     assert pipe.task == "zero-shot-classification"
     model, tok = direct(dirs[order])
     results = pipe(TEXTS, labels=labels, hypothesis_template=template, multi_label=multi_label, batch_size=3,
