@@ -162,3 +162,21 @@ def test_the_progress_bar_counts_every_step_to_its_total(tiny, store, monkeypatc
     assert bar.total == 1 + 3 + 3 and bar.count == bar.total and bar.closed  # load, 3 latency calls, 3 sizes
     bench(tiny["timm"], (1,), dtype="fp32", repeats=1, rounds=1, progress=False, store=False)
     assert len(_Bar.made) == 1  # --json: no bar
+
+
+def test_a_load_that_exports_on_first_use_is_marked_and_the_next_is_not(tmp_path, store, monkeypatch):
+    from export_models import save_classifier
+    from hub.measure.command import result_lines
+    from hub.measure.runner import bench
+
+    monkeypatch.setenv("HUB_ONNX_EXPORTER", "torchscript")
+    monkeypatch.setenv("HUB_RUNTIME_THREADS", "1")
+    directory = save_classifier(tmp_path / "classifier")
+    with pytest.warns(UserWarning, match="exporting to onnx on first use"):  # still shown to the user
+        first = bench(str(directory), (1,), dtype="fp32", backend="onnx", repeats=1, rounds=1)
+    again = bench(str(directory), (1,), dtype="fp32", backend="onnx", repeats=1, rounds=1)
+    assert first.load_made_export and not again.load_made_export
+    (stored,) = benchstore.lookup(str(directory.resolve()), backend="onnx")
+    assert stored.figures["load_made_export"] is False  # the later measurement replaced the first
+    assert "with the export made on first use" in "\n".join(result_lines(first))
+    assert "first use" not in "\n".join(result_lines(again))

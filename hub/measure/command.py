@@ -46,7 +46,8 @@ def result_lines(result) -> list[str]:
     rows = [
         ("model", f"{result.model} ({result.task})"),
         ("ran on", f"{result.device}, {result.dtype}, backend {result.backend}"),
-        ("load", f"{result.load_s:.2f} s"),
+        ("load", f"{result.load_s:.2f} s" + (" (with the export made on first use, as is peak memory: measure again "
+                                              "for the load alone)" if result.load_made_export else "")),
         ("latency", f"batch 1: median {result.latency_ms_p50:.1f} ms, p90 {result.latency_ms_p90:.1f} ms "
                     f"({result.latency_repeats} calls)"),
         ("throughput", f"{result.throughput:.1f} inputs/s at batch {best} (the best of "

@@ -15,10 +15,12 @@ dtype and device kind, where ``--backend auto`` and ``hub recommend`` read them.
 """
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
 import statistics
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 
 from hub.errors import HubError
@@ -49,6 +51,7 @@ class BenchResult:
     load_average: float | None = None  # runnable processes (1-minute mean) when measuring began
     cores: int | None = None
     store: str = ""
+    load_made_export: bool = False  # the load exported the model on first use: load time and memory include it
 
     @property
     def busy(self) -> bool:
@@ -58,7 +61,7 @@ class BenchResult:
     def figures(self) -> dict:
         """The figures kept in the store."""
         keep = ("load_s", "latency_ms_p50", "latency_ms_p90", "latency_repeats", "throughput", "best_batch_size",
-                "peak_memory_bytes", "memory_measure", "load_average", "cores")
+                "peak_memory_bytes", "memory_measure", "load_average", "cores", "load_made_export")
         data = {k: getattr(self, k) for k in keep}
         data["throughput_by_batch"] = {str(k): v for k, v in self.throughput_by_batch.items()}
         return data
@@ -170,7 +173,8 @@ def _measure(model, spec, sizes, dtype, backend, device, repeats, rounds, steps,
     extra = {"backend": backend} if _offered_backends() != ("torch",) else {}  # never left to 'auto'
     with PeakMemory(dm.device) as memory:
         start = time.perf_counter()
-        pipeline = api.load(model, device=device, dtype=dtype, task=task, cache=False, **extra)
+        with _first_use_export() as exported_now:
+            pipeline = api.load(model, device=device, dtype=dtype, task=task, cache=False, **extra)
         _sync(dm.device)
         load_s = time.perf_counter() - start
         steps.advance("loaded")
@@ -186,7 +190,22 @@ def _measure(model, spec, sizes, dtype, backend, device, repeats, rounds, steps,
         latency_ms_p90=round(_percentile(latencies, 90), 3), latency_repeats=len(latencies),
         throughput=round(rates[best], 3), best_batch_size=best,
         throughput_by_batch={k: round(v, 3) for k, v in rates.items()},
-        peak_memory_bytes=memory.peak_bytes, memory_measure=memory.how, load_average=busy, cores=os.cpu_count())
+        peak_memory_bytes=memory.peak_bytes, memory_measure=memory.how, load_average=busy, cores=os.cpu_count(),
+        load_made_export=bool(exported_now))
+
+
+@contextlib.contextmanager
+def _first_use_export():
+    """Yield a list that, after the block, holds the hub's notices of an export made on first use (a runtime
+    backend for a model without one yet); every warning is shown as usual."""
+    found: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield found
+    for warning in caught:
+        if "on first use" in str(warning.message):  # hub.export.backends.cached_export's notice
+            found.append(str(warning.message))
+        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
 
 
 def _load_average() -> float | None:
