@@ -157,7 +157,7 @@ BAD_OPTIONS = [
     ({"seq_len": 5, "min_seq_len": 5}, ["'min_seq_len'", "below 'seq_len'"]),
     ({"seq_len": 400}, ["'seq_len'", "at most 16"]),
     ({"num_beams": 4}, ["'num_beams'", "multiple of 'num_beam_groups'"]),
-    ({"num_beams": 1}, ["'num_beams'", ">= 2"]),
+    ({"num_beams": 1}, ["'num_beams'", "at least 2", "generation_type=greedy"]),
     ({"top_p": 0}, ["'top_p'", "> 0"]),
     ({"temperature": -1}, ["'temperature'", "> 0"]),
     ({"top_k": 5}, ["'top_k'", "Did you mean"]),

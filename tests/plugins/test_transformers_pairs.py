@@ -42,7 +42,14 @@ def dirs(tmp_path_factory):
             # the catalogued models' own architectures: bart-large-mnli, DeBERTa-v3 NLI, bge-reranker (XLM-R)
             "bart-model": tp.save_bart_nli(mk("bart-model")), "deberta-model": tp.save_deberta_nli(mk("deb-model")),
             "xlmr-ce": tp.save_xlmr_cross_encoder(mk("xlmr-ce"))}
-ZERO_SHOT = {"task": "zero-shot-classification"}  # a BART directory would otherwise be read as a summariser
+ZERO_SHOT = {"task": "zero-shot-classification"}
+
+
+@pytest.mark.parametrize("name, task", [("bart-model", "zero-shot-classification"),
+                                        ("deberta-model", "zero-shot-classification"), ("xlmr-ce", "text-ranking")])
+def test_the_catalogued_architectures_are_detected_by_their_heads(dirs, name, task):
+    """A BART NLI head is a classifier, not a summariser, though BART also summarises."""
+    assert hub.get_spec(str(dirs[name])).task == task
 
 
 def direct(directory):

@@ -205,6 +205,9 @@ def test_a_model_for_both_tasks_must_be_told_which(dirs):
     ({"model_type": "t5", "_name_or_path": "someone/t5-base-finetuned-xsum"}, "summarization"),
     ({"model_type": "mbart", "_name_or_path": "facebook/mbart-large-50-many-to-many-mmt"}, "translation"),
     ({"model_type": "bert"}, None),
+    ({"model_type": "bart", "architectures": ["BartForSequenceClassification"]}, None),  # bart-large-mnli
+    ({"model_type": "bart", "architectures": ["BartForQuestionAnswering"]}, None),
+    ({"model_type": "t5", "architectures": ["T5ForTokenClassification"]}, None),
 ])
 def test_seq2seq_task_by_config(config, task):
     from mmhub_transformers.seq2seq_detect import seq2seq_task

@@ -21,7 +21,8 @@ OPTIONS = (
            "sample_top_k most likely tokens (top_k) or from the top_p nucleus (top_p)", choices=GENERATION_TYPES),
     Option("seq_len", int, 30, "the most tokens per caption, the start token included", minimum=2),
     Option("min_seq_len", int, 5, "the fewest tokens before the caption may end (below seq_len)", minimum=0),
-    Option("num_beams", int, 6, "beam search: beams in all (a multiple of num_beam_groups)", minimum=2, maximum=64),
+    Option("num_beams", int, 6, "beam search: beams in all (a multiple of num_beam_groups, at least 2)",
+           minimum=1, maximum=64),
     Option("num_beam_groups", int, 3, "beam search: groups the beams are split into (diverse beam search)",
            minimum=1),
     Option("sample_top_k", int, 1, "top_k sampling: sample from this many most likely tokens", minimum=1),
@@ -78,6 +79,9 @@ class CaptionPipeline(ClipPipeline):
         if limit and options["seq_len"] > limit:
             raise OptionError(f"option 'seq_len' of {self.spec.id} must be at most {limit} (the text decoder's "
                               f"context); got {options['seq_len']}")
+        if options["generation_type"] == "beam_search" and options["num_beams"] < 2:
+            raise OptionError(f"option 'num_beams' must be at least 2 for CoCa's beam search, got "
+                              f"{options['num_beams']}; for one beam use -o generation_type=greedy")
         if options["generation_type"] == "beam_search" and options["num_beams"] % options["num_beam_groups"]:
             raise OptionError(f"option 'num_beams' ({options['num_beams']}) must be a multiple of "
                               f"'num_beam_groups' ({options['num_beam_groups']}) for beam search")

@@ -15,6 +15,8 @@ EITHER_TYPES = {"t5", "mt5", "umt5", "longt5", "bart", "prophetnet", "switch_tra
 SEQ2SEQ_TYPES = TRANSLATION_TYPES | SUMMARIZATION_TYPES | EITHER_TYPES
 TRANSLATION_HINTS = ("mtmodel", "translat", "opus-mt", "-mmt", "many-to-many", "wmt", "nllb", "m2m")
 SUMMARIZATION_HINTS = ("summar", "cnn", "xsum", "samsum", "pubmed", "arxiv", "billsum")
+# heads of a seq2seq family that do not generate text (e.g. bart-large-mnli is a BartForSequenceClassification)
+OTHER_HEADS = ("ForSequenceClassification", "ForQuestionAnswering", "ForTokenClassification", "ForCausalLM")
 
 
 def seq2seq_task(root, config: dict) -> str | None:
@@ -23,6 +25,8 @@ def seq2seq_task(root, config: dict) -> str | None:
     Raises HubError naming both tasks when the config does not say which one the model was made for."""
     model_type = config.get("model_type")
     if model_type not in SEQ2SEQ_TYPES:
+        return None
+    if any(str(arch).endswith(OTHER_HEADS) for arch in config.get("architectures") or []):
         return None
     params = config.get("task_specific_params") or {}
     said = {"summarization" if key.startswith("summar") else "translation"
