@@ -152,3 +152,19 @@ def test_an_export_is_not_exported_again(models, tmp_path, one_thread):
     assert invoke(models["classifier"], "--format", "onnx", "--out", first).exit_code == 0
     result = invoke(first, "--format", "openvino", "--out", tmp_path / "second")
     assert result.exit_code == 2 and "is already an export; export its source model" in result.output
+
+
+def test_a_quantizer_that_quantizes_nothing_is_never_labelled_int8(models, tmp_path, monkeypatch, one_thread):
+    import shutil
+
+    from hub.export import quantize
+
+    def copies(method, source, target, feeds, kind):  # an fp32 graph out of an "int8" method
+        shutil.copyfile(source, target)
+        return f"{method} (a copy)"
+
+    monkeypatch.setattr(quantize, "_ort", copies)
+    out = tmp_path / "fp32-in-disguise"
+    result = invoke(models["embedder"], "--format", "onnx", "--int8", "--out", out)
+    assert result.exit_code == 1, result.output
+    assert "was refused: dynamic quantized nothing in this graph" in result.output and leftovers(out) == []

@@ -64,16 +64,21 @@ def _build(reference, spec, fmt: str, stage: Path, int8: bool, calibration: list
             "source_model": spec.id, "source": spec.source, "source_revision": spec.revision or "unpinned"}
     reference.export_assets(stage)
     attempts = max(len(quantize.methods(fmt, g.kind)) for g in graphs) if int8 else 1
+    figures, methods, missed = {}, [], []
     for attempt in range(attempts):
-        methods = _write_graphs(reference, graphs, fmt, work, stage, attempt if int8 else None,
-                                calib_texts, calib_images)
-        figures = _measure(reference, spec, stage, fmt, info, texts, images)
-        missed = quality.failures(figures, gates)
+        try:
+            methods = _write_graphs(reference, graphs, fmt, work, stage, attempt if int8 else None,
+                                    calib_texts, calib_images)
+        except quantize.NothingQuantized as exc:
+            missed = missed or [str(exc)]
+        else:
+            figures = _measure(reference, spec, stage, fmt, info, texts, images)
+            missed = quality.failures(figures, gates)
         if not missed:
             break
         if attempt + 1 == attempts:
             raise ExportGateError(f"the {fmt}{' int8' if int8 else ''} export of '{spec.id}' was refused: "
-                                  f"{'; '.join(missed)} ({quality.summary(figures)}; "
+                                  f"{'; '.join(missed)} ({quality.summary(figures) if figures else 'not measured'}; "
                                   f"methods: {'; '.join(methods) or 'fp32'}). "
                                   "Nothing was written. Try without --int8, another --format, or lower the gate "
                                   "(--min-cosine / --min-agreement) if that accuracy is acceptable.")

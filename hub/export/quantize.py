@@ -30,32 +30,56 @@ def needs_calibration(method: str) -> bool:
 
 
 def quantize(fmt: str, method: str, source: Path, target: Path, feeds: list[dict], kind: str) -> str:
-    """Quantize graph file ``source`` into ``target`` with ``method``; ``feeds`` are calibration inputs."""
+    """Quantize graph file ``source`` into ``target`` with ``method``; ``feeds`` are calibration inputs.
+
+    Raises NothingQuantized when the result holds no int8 tensor (e.g. dynamic quantization of a graph
+    without the ops it handles), so an fp32 graph is never labelled int8."""
     if fmt == "onnx":
-        return _onnx(method, source, target, feeds)
-    return _openvino(method, source, target, feeds, kind)
+        what = _onnx(method, source, target, feeds, kind)
+    else:
+        what = _openvino(method, source, target, feeds, kind)
+    if not has_int8(target):
+        raise NothingQuantized(f"{method} quantized nothing in this graph")
+    return what
 
 
-def _onnx(method: str, source: Path, target: Path, feeds: list[dict]) -> str:
+class NothingQuantized(Exception):
+    """A quantizer that left every tensor in floating point."""
+
+
+def has_int8(path: Path) -> bool:
+    """Whether an ONNX file or OpenVINO IR holds int8 / uint8 weights."""
+    if Path(path).suffix == ".xml":
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+        return 'element_type="i8"' in text or 'element_type="u8"' in text
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    small = (onnx.TensorProto.INT8, onnx.TensorProto.UINT8)
+    return any(init.data_type in small for init in model.graph.initializer)
+
+
+def _onnx(method: str, source: Path, target: Path, feeds: list[dict], kind: str) -> str:
     import logging
 
     logging.disable(logging.WARNING)  # the quantizer's advice goes to the root logger, line by line
     try:
-        return _ort(method, source, target, feeds)
+        return _ort(method, source, target, feeds, kind)
     finally:
         logging.disable(logging.NOTSET)
 
 
-def _ort(method: str, source: Path, target: Path, feeds: list[dict]) -> str:
+def _ort(method: str, source: Path, target: Path, feeds: list[dict], kind: str) -> str:
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
 
     if method.startswith("dynamic"):
         keep = {"dynamic": [], "dynamic-mixed": _projections(source, down_only=True),
                 "dynamic-attention": _projections(source, down_only=False)}[method]
+        ops = ["MatMul"] if kind == "text" else ["MatMul", "Conv"]
         quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True,
-                         op_types_to_quantize=["MatMul"], nodes_to_exclude=keep,
-                         extra_options={"MatMulConstBOnly": True})
-        what = "onnxruntime dynamic int8 (per-channel int8 weights of every MatMul, activations quantized at run time"
+                         op_types_to_quantize=ops, nodes_to_exclude=keep, extra_options={"MatMulConstBOnly": True})
+        what = (f"onnxruntime dynamic int8 (per-channel int8 weights of every {' and '.join(ops)}, "
+                "activations quantized at run time")
         kept = "feed-forward down-projections" if method == "dynamic-mixed" else "feed-forward projections"
         return what + (f"; {len(keep)} {kept} kept fp32)" if keep else ")")
     quantize_static(str(source), str(target), _Reader(feeds), quant_format=QuantFormat.QDQ, per_channel=True,
