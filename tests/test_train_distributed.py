@@ -166,3 +166,34 @@ def test_shard_without_several_processes_warns_and_trains(tmp_path):
     with pytest.warns(UserWarning, match="--shard needs several processes"):
         result = trainer.fit()
     assert result.step == 2 and ckpt.pointer(tmp_path / "checkpoints") is not None
+
+
+def test_bad_input_under_nproc_is_the_ranks_error_line_and_exit_2_without_torchruns_traceback(tmp_path):
+    env = {**os.environ, "HUB_PLUGINS": "timm"}
+    done = subprocess.run([sys.executable, "-m", "hub.cli", "finetune", "no-such-model", "--data", str(tmp_path),
+                           "--nproc", "2", "--out", str(tmp_path / "out")], env=env, capture_output=True, text=True,
+                          timeout=180)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert lines and all(line.startswith("Error: unknown model id 'no-such-model'") for line in lines), done.stderr
+    assert "Traceback" not in done.stderr and "OMP_NUM_THREADS" not in done.stderr
+
+
+@pytest.mark.parametrize("codes, expected, said", [({1: -9}, 1, "rank 1 of 2 stopped with exit code -9 (killed by a "
+                                                                  "signal); its messages are above"),
+                                                   ({0: 3, 1: 1}, 3, "rank 0 of 2 stopped with exit code 3;"),
+                                                   ({0: 1, 1: 2}, 2, None)])
+def test_a_failed_rank_is_named_in_one_line_with_its_exit_code(codes, expected, said, monkeypatch, capsys):
+    import torch.distributed.run as torchrun
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, ProcessFailure
+
+    from hub.train import distributed
+
+    def failing(args):
+        assert args.nproc_per_node == "2" and args.module and args.training_script == "hub.cli"
+        raise ChildFailedError("hub.cli", {r: ProcessFailure(r, 100 + r, c, "") for r, c in codes.items()})
+
+    monkeypatch.setattr(torchrun, "run", failing)
+    assert distributed.launch(2, ["m", "--data", "d"]) == expected
+    err = capsys.readouterr().err
+    assert (said in err and err.count("\n") == 1) if said else err == ""

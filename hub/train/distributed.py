@@ -209,7 +209,31 @@ def launch_command(nproc: int, finetune_args: list[str]) -> list[str]:
 
 
 def launch(nproc: int, finetune_args: list[str]) -> int:
-    """Run ``launch_command`` and return its exit code."""
-    import subprocess
+    """Run ``launch_command`` through torchrun's launcher in this process and return the exit code.
 
-    return subprocess.call(launch_command(nproc, finetune_args))
+    The ranks say themselves why they stop (bad input: one ``Error:`` line, exit code 2); torchrun's
+    own report of a failed rank, a traceback, is kept back, and a rank killed or crashed is named in
+    one line instead. Returns 2 when a rank refused its input, else the first failure's code (1 for a signal).
+    """
+    import logging
+
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import parse_args, run
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # torchrun's own default, without its banner
+    elastic = logging.getLogger("torch.distributed.elastic")
+    level = elastic.level
+    elastic.setLevel(logging.CRITICAL)
+    try:
+        run(parse_args(launch_command(nproc, finetune_args)[3:]))
+    except ChildFailedError as exc:
+        codes = {rank: failure.exitcode for rank, failure in exc.failures.items()}
+        if 2 in codes.values():
+            return 2
+        rank, code = min(codes.items())
+        print(f"Error: rank {rank} of {nproc} stopped with exit code {code}"
+              f"{' (killed by a signal)' if code < 0 else ''}; its messages are above", file=sys.stderr)
+        return code if code > 0 else 1
+    finally:
+        elastic.setLevel(level)
+    return 0
