@@ -197,3 +197,19 @@ def test_a_failed_rank_is_named_in_one_line_with_its_exit_code(codes, expected, 
     assert distributed.launch(2, ["m", "--data", "d"]) == expected
     err = capsys.readouterr().err
     assert (said in err and err.count("\n") == 1) if said else err == ""
+
+
+def test_a_stopped_launcher_says_so_and_exits_as_a_signal_does(monkeypatch, capsys):
+    import signal
+
+    import torch.distributed.run as torchrun
+    from torch.distributed.elastic.multiprocessing import SignalException
+
+    from hub.train import distributed
+
+    def interrupted(args):
+        raise SignalException("Process got signal: 2", signal.SIGINT)
+
+    monkeypatch.setattr(torchrun, "run", interrupted)
+    assert distributed.launch(2, ["m"]) == 130
+    assert capsys.readouterr().err == "Stopped by SIGINT; resume with --resume\n"

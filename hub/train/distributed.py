@@ -217,6 +217,7 @@ def launch(nproc: int, finetune_args: list[str]) -> int:
     """
     import logging
 
+    from torch.distributed.elastic.multiprocessing import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import parse_args, run
 
@@ -234,6 +235,9 @@ def launch(nproc: int, finetune_args: list[str]) -> int:
         print(f"Error: rank {rank} of {nproc} stopped with exit code {code}"
               f"{' (killed by a signal)' if code < 0 else ''}; its messages are above", file=sys.stderr)
         return code if code > 0 else 1
+    except SignalException as exc:  # Ctrl-C or a kill of this launcher: the ranks were stopped with it
+        print(f"Stopped by {exc.sigval.name}; resume with --resume", file=sys.stderr)
+        return 128 + int(exc.sigval)
     finally:
         elastic.setLevel(level)
     return 0
