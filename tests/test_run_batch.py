@@ -52,12 +52,14 @@ def test_chunks_hold_their_physical_lines(tmp_path):
 
 @pytest.mark.parametrize("raw, jsonl, expected", [
     (b"a cat", False, "a cat"), (b"   ", False, None), (b'"a cat"', True, "a cat"),
-    (b'{"input": "a cat", "id": 3}', True, "a cat"), (b"", True, None)])
+    (b'{"input": "a cat", "id": 3}', True, "a cat"), (b"", True, None),
+    (b'{"input": {"question": "Who?", "context": "Ann \xc3\xa9."}}', True,
+     '{"question": "Who?", "context": "Ann \u00e9."}')])
 def test_line_parsing(raw, jsonl, expected):
     assert parse_line(5, raw, jsonl) == expected
 
 
-@pytest.mark.parametrize("raw", [b"{not json", b'{"text": "no input field"}', b"3", b"\xff\xfe"])
+@pytest.mark.parametrize("raw", [b"{not json", b'{"text": "no input field"}', b"3", b"\xff\xfe", b'{"input": 3}'])
 def test_unusable_lines_name_their_line(raw):
     with pytest.raises(InputError, match="line 5"):
         parse_line(5, raw, True)

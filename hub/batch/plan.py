@@ -217,6 +217,9 @@ def parse_line(number: int, raw: bytes, jsonl: bool) -> str | None:
         raise InputError(f"line {number} is not JSON ({exc})") from None
     if isinstance(value, dict):
         value = value.get("input")
+    if isinstance(value, dict):  # a structured input (a question-answering pair): its JSON text, read by the task
+        return json.dumps(value, ensure_ascii=False)
     if not isinstance(value, str):
-        raise InputError(f"line {number}: expected a JSON string or an object with a string 'input' field")
+        raise InputError(f"line {number}: expected a JSON string or an object with an 'input' field: a string, or "
+                         "the object the task takes, e.g. {\"input\": {\"question\": ..., \"context\": ...}}")
     return value

@@ -243,6 +243,20 @@ def test_cli_takes_a_question_option_or_jsonl_pairs(cli_runner, dirs, pipes, tmp
     assert table.exit_code == 0 and want["answers"][0]["answer"] in table.output
 
 
+def test_batch_inference_takes_pairs_as_jsonl_inputs(cli_runner, dirs, pipes, tmp_path):
+    """hub run --input: a JSONL line {"input": {"question", "context"}} is one pair, answered as hub.run answers."""
+    questions = (QUESTION, "when was anna born?")
+    src = tmp_path / "pairs.jsonl"
+    src.write_text("".join(json.dumps({"input": {"question": q, "context": CONTEXT}}) + "\n" for q in questions))
+    out = tmp_path / "answers.jsonl"
+    done = run_cli(cli_runner, dirs["bert"], "--input", src, "--output", out)
+    assert done.exit_code == 0, done.output
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    want = [pipes["bert"](CONTEXT, question=q).to_dict()["answers"][0]["answer"] for q in questions]
+    assert [row["line"] for row in rows] == [1, 2]
+    assert [row["result"]["answers"][0]["answer"] for row in rows] == want
+
+
 @pytest.mark.parametrize("args, stdin, words", [
     (["-o", "question=", "anna was born in paris."], None, "question"),
     (["anna was born in paris."], None, "no question for the context"),
