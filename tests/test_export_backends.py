@@ -39,16 +39,17 @@ def test_auto_picks_the_backend_measured_fastest_at_the_dtype(classifier, cache)
     from hub.export.backends import choose
 
     spec = get_spec(str(classifier))
+    key = benchstore.model_key(spec)  # a local directory is stored under its path, as hub bench stores it
     assert choose(spec, manager("auto")) == "torch"  # nothing measured: torch, as before
-    benchstore.record(spec.id, "torch", "fp32", {"throughput": 100.0})
-    benchstore.record(spec.id, "onnx", "fp32", {"throughput": 180.0})
-    benchstore.record(spec.id, "openvino", "fp32", {"throughput": 150.0})
-    benchstore.record(spec.id, "openvino", "bf16", {"throughput": 300.0})
-    benchstore.record(spec.id, "torch", "bf16", {"throughput": 250.0})
+    benchstore.record(key, "torch", "fp32", {"throughput": 100.0})
+    benchstore.record(key, "onnx", "fp32", {"throughput": 180.0})
+    benchstore.record(key, "openvino", "fp32", {"throughput": 150.0})
+    benchstore.record(key, "openvino", "bf16", {"throughput": 300.0})
+    benchstore.record(key, "torch", "bf16", {"throughput": 250.0})
     assert choose(spec, manager("auto")) == "onnx"
     assert choose(spec, manager("auto", "bf16")) == "openvino"
     assert choose(spec, manager("torch")) == "torch" and choose(spec, manager("openvino")) == "openvino"
-    benchstore.record(spec.id, "torch", "fp32", {"throughput": 500.0})
+    benchstore.record(key, "torch", "fp32", {"throughput": 500.0})
     assert choose(spec, manager("auto")) == "torch"
 
 
@@ -57,7 +58,7 @@ def test_auto_runs_the_fastest_runtime_through_an_export_made_once_in_the_hub_ca
     from hub import benchstore
     from mmhub_transformers.loading import RuntimeModel
 
-    benchstore.record(hub.api.get_spec(str(classifier)).id, "onnx", "fp32", {"throughput": 999.0})
+    benchstore.record(benchstore.model_key(hub.api.get_spec(str(classifier))), "onnx", "fp32", {"throughput": 999.0})
     with pytest.warns(UserWarning, match="exporting to onnx on first use into"):
         pipe = hub.load(str(classifier), device="cpu", dtype="fp32", backend="auto", cache=False)
     assert isinstance(pipe.model, RuntimeModel)
@@ -111,6 +112,20 @@ def test_an_export_runs_on_its_runtime_and_refuses_torch_by_name(exported):
     assert len(output.strip().splitlines()) == 1
     code, output = run_json(exported, "text", env={"HUB_BACKEND": "torch"})
     assert code == 2 and "not 'torch'" in output
+
+
+def test_auto_runs_an_onnx_export_on_the_runtime_hub_bench_measured_faster(exported):
+    """hub bench stores an export under its path; auto then takes OpenVINO for the ONNX graph if it was faster."""
+    from hub import benchstore
+    from hub.api import get_spec
+    from hub.export.backends import choose
+
+    spec = get_spec(str(exported))
+    assert choose(spec, manager("auto")) == "onnx"  # nothing measured: the export's own runtime
+    benchstore.record(benchstore.model_key(spec), "onnx", "fp32", {"throughput": 100.0})
+    benchstore.record(benchstore.model_key(spec), "openvino", "fp32", {"throughput": 140.0})
+    assert choose(spec, manager("auto")) == "openvino"
+    assert choose(spec, manager("onnx")) == "onnx"  # asked for by name: as asked
 
 
 @pytest.mark.parametrize("value", ["tensorrt", "ONNX-RT", "1"])
