@@ -184,6 +184,8 @@ def test_images_as_data_uris_base64_and_multipart(server, dirs, media):
     files = [("file", (p.name, p.read_bytes(), "image/png")) for p in images]
     form = httpx.post(f"{url}/v1/run/tiny-timm", files=files, data={"options": '{"top_k": 2}'}, headers=auth())
     assert close(form.json()["results"], expected)
+    plain = httpx.post(f"{url}/v1/run/tiny-timm", data={"file": "not an upload"}, files=files[:1], headers=auth())
+    assert plain.status_code == 422 and "must be a file upload" in plain.json()["error"]["message"]
     embed = httpx.post(f"{url}/v1/run/tiny-timm", json={"inputs": inputs, "task": "image-embedding"},
                        headers=auth()).json()
     assert embed["task"] == "image-embedding"

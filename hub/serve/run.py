@@ -177,14 +177,16 @@ async def read_run_body(request: Request) -> tuple[list, dict, str | None]:
 
 async def read_form(request: Request) -> tuple[list, dict, str | None]:
     form = await request.form()
-    files = [await f.read() for f in form.getlist("file") if hasattr(f, "read")]
-    texts = [f for f in form.getlist("file") if isinstance(f, str)]
+    if any(isinstance(f, str) for f in form.getlist("file")):  # the schema's 'file' parts are uploads
+        raise ApiError(422, "every 'file' part must be a file upload (a part with a filename); send texts as JSON: "
+                            "{\"inputs\": [\"...\"]}", "file", "invalid_input")
+    files = [await f.read() for f in form.getlist("file")]
     try:
         options = json.loads(form.get("options") or "{}")
     except ValueError:
         raise ApiError(400, "the 'options' part must be a JSON object", "options", "invalid_option") from None
     task = form.get("task")
-    return files + texts, options, task if isinstance(task, str) and task else None
+    return files, options, task if isinstance(task, str) and task else None
 
 
 def _first_error(exc: Exception) -> str:

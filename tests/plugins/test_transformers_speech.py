@@ -363,10 +363,11 @@ def test_directories_are_detected_with_their_task(whisper_dir, ctc_dir, w2v_cls_
 def test_text_seq2seq_and_text_classifiers_are_not_taken_for_speech(tmp_path):
     from mmhub_transformers.detect import guess_task
 
-    t5 = {"model_type": "t5", "architectures": ["T5ForConditionalGeneration"]}
+    t5 = {"model_type": "t5", "architectures": ["T5ForConditionalGeneration"],
+          "task_specific_params": {"summarization": {"prefix": "summarize: "}}}
     bert = {"model_type": "bert", "architectures": ["BertForSequenceClassification"]}
     hubert = {"model_type": "hubert", "architectures": ["HubertForSequenceClassification"]}
-    assert guess_task(tmp_path, t5) != "speech-recognition"
+    assert guess_task(tmp_path, t5) == "summarization"
     assert guess_task(tmp_path, bert) == "text-classification"
     assert guess_task(tmp_path, hubert) == "audio-classification"
 
