@@ -284,3 +284,17 @@ def test_worker_plan_follows_the_model_the_device_and_the_flag(monkeypatch, conc
     monkeypatch.setattr(batcher, "cpu_cores", lambda: cores)
     pipeline = SimpleNamespace(concurrent_batches=concurrent, device_manager=SimpleNamespace(device=device))
     assert batcher.worker_plan(pipeline, asked) == plan
+
+
+def test_a_lone_batch_is_halved_so_that_every_worker_has_one(torch_threads_kept):
+    from hub.device import get_device_manager
+    from hub.serve.batcher import Item
+
+    side = SideBySide(hub.get_spec(MINILM), None, get_device_manager("cpu", "fp32"))
+    batcher = Batcher("side", side, Limits(workers=2))
+    items = [Item(i, tokens, None) for i, tokens in enumerate([1, 1, 2, 3, 5, 8])]
+    batches = batcher.split(items)
+    assert len(batches) == 2 and [i.value for b in batches for i in b] == list(range(6))
+    assert [sum(i.tokens for i in b) for b in batches] == [12, 8]  # cut where half the tokens are reached
+    assert batcher.batch_items == 16  # a worker on one core runs small batches
+    batcher.executor.shutdown()

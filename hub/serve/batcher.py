@@ -28,7 +28,10 @@ from hub.errors import HubError
 from hub.serve.errors import ApiError, from_hub_error
 from hub.serve.limits import Limits
 
-SORT_WINDOW = 4  # a round takes up to this many batches of waiting items, sorts them by length and runs them
+SORT_WINDOW = 8  # a round takes up to this many batches of waiting items, sorts them by length and runs them
+# A worker on one core runs batches of at most this many items: MiniLM on one thread, texts sorted in windows
+# of 128, ran 8.6 ms of CPU per text in batches of 8, 9.0 in 16 and 11.5 in 32 (less padding, warmer caches).
+ONE_CORE_BATCH = 16
 
 
 @dataclass
@@ -61,6 +64,7 @@ class Batcher:
     def __init__(self, name: str, pipeline, limits: Limits, metrics=None):
         self.name, self.pipeline, self.limits, self.metrics = name, pipeline, limits, metrics
         self.workers, threads = worker_plan(pipeline, limits.workers)
+        self.batch_items = min(limits.max_batch, ONE_CORE_BATCH) if threads == 1 else limits.max_batch
         self.executor = ThreadPoolExecutor(self.workers, thread_name_prefix=f"hub-model-{name[:20]}",
                                            initializer=set_torch_threads if threads else None,
                                            initargs=(threads,) if threads else ())
@@ -217,12 +221,27 @@ class Batcher:
         """``items`` shortest first, cut into batches within both batch limits, so that each pads little."""
         batches, batch, tokens = [], [], 0
         for item in sorted(items, key=lambda i: i.tokens):  # stable: equal sizes keep their order
-            if batch and (len(batch) >= self.limits.max_batch or tokens + item.tokens > self.limits.max_batch_tokens):
+            if batch and (len(batch) >= self.batch_items or tokens + item.tokens > self.limits.max_batch_tokens):
                 batches.append(batch)
                 batch, tokens = [], 0
             batch.append(item)
             tokens += item.tokens
-        return batches + [batch] if batch else batches
+        return self.spread(batches + [batch] if batch else batches)
+
+    def spread(self, batches: list[list[Item]]) -> list[list[Item]]:
+        """Fewer batches than workers: halve the heaviest until each worker has one (or none can be halved).
+
+        Two half batches on a core each finish sooner than one batch on two cores, so a lone request uses
+        every worker."""
+        batches = list(batches)
+        while len(batches) < self.workers:
+            heaviest = max(range(len(batches)), key=lambda i: sum(item.tokens for item in batches[i]), default=None)
+            if heaviest is None or len(batches[heaviest]) < 2:
+                break
+            batch = batches.pop(heaviest)
+            half = _balanced_cut(batch)
+            batches[heaviest:heaviest] = [batch[:half], batch[half:]]
+        return batches
 
     async def run(self, batch: list[Item], options: dict) -> None:
         """Run one batch in the worker thread; on failure retry item by item so only bad items fail."""
@@ -271,6 +290,16 @@ class Batcher:
                 queue.task.cancel()
             self.fail_all(queue, ApiError(503, "the server is shutting down", None, "shutting_down"))
         self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _balanced_cut(batch: list[Item]) -> int:
+    """Where to cut a length-sorted batch so that both sides hold about the same number of tokens."""
+    total, running = sum(item.tokens for item in batch), 0
+    for i, item in enumerate(batch[:-1]):
+        running += item.tokens
+        if running * 2 >= total:
+            return i + 1
+    return len(batch) - 1
 
 
 def worker_plan(pipeline, asked: int) -> tuple[int, int | None]:
