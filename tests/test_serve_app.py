@@ -331,7 +331,7 @@ def test_lazy_loading_does_not_block_requests_to_loaded_models(monkeypatch):
 def test_shutdown_lets_requests_in_flight_finish_and_refuses_new_ones():
     from hub.serve.limits import Limits
 
-    app = hub_app(preload=(MINILM,), limits=Limits(max_wait_ms=400))
+    app = hub_app(preload=(MINILM,), limits=Limits(max_wait_ms=400, workers=1))
     with running(app) as url:
         result = {}
         thread = threading.Thread(target=lambda: result.setdefault("r", httpx.post(

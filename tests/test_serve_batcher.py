@@ -113,7 +113,7 @@ def test_clients_that_go_away_mid_batch_leave_the_others_correct(alone):
             after = await client.post(f"/v1/run/{MINILM}", json={"inputs": POOL[:5]})
             return done, after
 
-    with running(hub_app(preload=(MINILM,), limits=Limits(max_wait_ms=20))) as url:
+    with running(hub_app(preload=(MINILM,), limits=Limits(max_wait_ms=20, workers=1))) as url:
         done, after = asyncio.run(scenario(url))
         metrics = httpx.get(url + "/metrics").text
     run = float(re.search(rf'hub_batch_size_sum{{model="{MINILM}"}} (\S+)', metrics).group(1))
@@ -133,7 +133,7 @@ def pipeline():
 
 def test_cancelled_submissions_are_skipped_and_the_batch_completes(alone):
     async def scenario():
-        batcher = Batcher(MINILM, pipeline(), Limits(max_wait_ms=30))
+        batcher = Batcher(MINILM, pipeline(), Limits(max_wait_ms=30, workers=1))
         requests = [POOL[i:i + 3] for i in range(0, 18, 3)]
         tasks = [asyncio.create_task(batcher.submit([pipeline().prepare(t) for t in r], {})) for r in requests]
         await asyncio.sleep(0.01)  # all queued, the batch still collecting
@@ -194,7 +194,7 @@ def test_a_failing_batch_is_retried_item_by_item_so_only_the_bad_request_fails()
 
 def test_a_request_waiting_past_its_timeout_gets_504():
     async def scenario():
-        batcher = Batcher(MINILM, pipeline(), Limits(max_wait_ms=300, timeout_s=0.05))
+        batcher = Batcher(MINILM, pipeline(), Limits(max_wait_ms=300, timeout_s=0.05, workers=1))
         try:
             await batcher.submit(["a cat"], {})
         finally:

@@ -45,7 +45,7 @@ def wait_ready(url: str, process, headers=None, timeout: float = 120) -> None:
 def test_serve_preloads_needs_its_key_and_stops_gracefully_on_sigterm():
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    process = start("--port", str(port), "--model", MINILM, "--max-wait-ms", "300", "--dtype", "fp32",
+    process = start("--port", str(port), "--model", MINILM, "--max-wait-ms", "300", "--workers", "1", "--dtype", "fp32",
                     env={"HUB_API_KEY": "k1"})
     try:
         headers = {"Authorization": "Bearer k1"}

@@ -35,7 +35,7 @@ class Limits:
 HELP = {
     "max_batch": "Most items in one batch a model runs.",
     "max_batch_tokens": "Most text tokens (about 4 characters each) in one batch.",
-    "max_wait_ms": "Milliseconds a batch waits for more requests after its first item.",
+    "max_wait_ms": "Milliseconds a batch waits for more requests after its first item (models with one worker).",
     "max_queue": "Most items waiting per model; more gets 429 with Retry-After.",
     "timeout_s": "Seconds a request may wait for its results; longer gets 504.",
     "max_body_mb": "Largest request body in MiB; larger gets 413.",
