@@ -23,15 +23,26 @@ def fresh_hub(monkeypatch):
     reset_plugin_manager()
 
 
-@pytest.fixture
-def one_thread():
-    """One torch thread for the test: tiny models train faster than on two oversubscribed cores."""
+def _torch_on_one_thread():
     import torch
 
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test: tiny models train faster than on two oversubscribed cores."""
+    yield from _torch_on_one_thread()
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a whole module (``pytestmark = pytest.mark.usefixtures("one_torch_thread")``):
+    tiny models are all per-step overhead, and the cores are shared."""
+    yield from _torch_on_one_thread()
 
 
 @pytest.fixture

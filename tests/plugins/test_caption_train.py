@@ -20,13 +20,7 @@ COLOURS = {"a red car": (220, 30, 30), "a blue sky": (30, 40, 220), "a green fie
            "the water under a tree": (10, 10, 10)}
 TASK = "image-captioning"
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: one torch thread
 
 
 def write_set(root, per_colour: int, seed: int):

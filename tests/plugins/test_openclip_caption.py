@@ -31,13 +31,7 @@ SEARCHES = {"greedy": ({"generation_type": "greedy", "seq_len": 10}, {"generatio
                            {"generation_type": "top_k", "top_k": 1, "seq_len": 10, "min_seq_len": 8,
                             "repetition_penalty": 1.5})}
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: one torch thread
 
 
 @pytest.fixture(scope="module")

@@ -25,13 +25,7 @@ SEARCHES = {"greedy": {"num_beams": 1, "max_new_tokens": 8, "do_sample": False},
             "beam": {"num_beams": 3, "max_new_tokens": 8, "length_penalty": 0.8, "no_repeat_ngram_size": 2}}
 CLASSES = {"blip": "BlipForConditionalGeneration", "vit-gpt2": "VisionEncoderDecoderModel"}
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: one torch thread
 
 
 @pytest.fixture(scope="module")

@@ -17,15 +17,7 @@ from plugins.tiny_audio_models import save_clap
 LABELS = ["dog barking", "rain on a roof", "a cat", "piano music"]
 TEMPLATE = "This is a sound of {}."
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: one torch thread
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,8 @@ from hub.errors import HubError, InputError, OptionError  # noqa: E402
 from hub.tasks.base import HubWarning  # noqa: E402
 from plugins.tiny_seq2seq import BUILDERS  # noqa: E402
 
-pytestmark = pytest.mark.filterwarnings("ignore:Recommended. pip install sacremoses")
+pytestmark = [pytest.mark.filterwarnings("ignore:Recommended. pip install sacremoses"),
+              pytest.mark.usefixtures("one_torch_thread")]
 
 TEXTS = ["Where is the train station?", "Our small team finished the annual budget after months of planning.",
          "Hello"]
@@ -34,15 +35,6 @@ SETUPS = {
 }
 SEARCHES = {"greedy": {"num_beams": 1, "max_new_tokens": 8, "do_sample": False},
             "beam": {"num_beams": 3, "max_new_tokens": 8, "length_penalty": 0.8, "no_repeat_ngram_size": 2}}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """One torch thread: generation of tiny models is all per-step overhead, and the cores are shared."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -20,16 +20,7 @@ from plugins.tiny_audio_models import save_speecht5, save_vits
 
 TEXTS = ["hello world", "the quick brown fox", "abc"]
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """One torch thread: the tiny models' many small steps run many times slower on two busy cores."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: one torch thread
 
 
 @pytest.fixture(scope="module")
