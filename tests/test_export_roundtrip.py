@@ -24,12 +24,14 @@ CASES = {
     "embed-onnx": (save_embedder, "text-embedding", "onnx", False),
     "embed-openvino": (save_embedder, "text-embedding", "openvino", False),
     "embed-onnx-int8": (save_embedder, "text-embedding", "onnx", True),
+    "embed-openvino-int8": (save_embedder, "text-embedding", "openvino", True),
     "classify-onnx-int8": (save_classifier, "text-classification", "onnx", True),
     "classify-openvino": (save_classifier, "text-classification", "openvino", False),
     "image-classify-onnx": (save_timm, "image-classification", "onnx", False),
     "image-classify-openvino": (save_timm, "image-classification", "openvino", False),
     "image-embed-onnx-int8": (save_timm, "image-embedding", "onnx", True),
     "image-embed-openvino": (save_timm, "image-embedding", "openvino", False),
+    "image-embed-openvino-int8": (save_timm, "image-embedding", "openvino", True),
     "clip-onnx": (save_clip, "zero-shot-image-classification", "onnx", False),
     "clip-openvino": (save_clip, "image-text-similarity", "openvino", False),
 }
@@ -119,6 +121,9 @@ def test_the_export_records_its_measured_agreement_within_the_gate(exported, nam
         assert quality["cosine_min"] > 0.99999 or int8  # fp32 graphs match torch to rounding
     if "top1_agreement" in quality:
         assert quality["top1_agreement"] >= 0.99 and quality["max_score_delta"] < (0.05 if int8 else 1e-4)
+    if int8 and fmt == "openvino":  # full int8 (activations too), the transformer preset for text
+        preset = "transformer preset, SmoothQuant alpha " if task == "text-embedding" else "calibrated on "
+        assert info["quantization"][0].startswith(f"model: NNCF post-training int8 ({preset}"), info["quantization"]
     for graph in info["graphs"].values():
         assert (out / graph).is_file()
     assert not list(out.parent.glob(f".{out.name}*")), "a temporary directory was left beside --out"
@@ -127,7 +132,7 @@ def test_the_export_records_its_measured_agreement_within_the_gate(exported, nam
     assert all(p.with_suffix(".xml").is_file() for p in out.rglob("*.bin")), "only OpenVINO's weight files"
 
 
-@pytest.mark.parametrize("name", ["embed-onnx", "embed-openvino", "embed-onnx-int8"])
+@pytest.mark.parametrize("name", ["embed-onnx", "embed-openvino", "embed-onnx-int8", "embed-openvino-int8"])
 def test_hub_run_on_an_embedding_export_matches_the_torch_model(exported, name):
     import torch
 
