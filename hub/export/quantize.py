@@ -8,7 +8,7 @@
 - OpenVINO: NNCF post-training quantization (``nncf.quantize`` over a calibration dataset), then NNCF
   int8 weight compression. Text graphs use the transformer preset, whose SmoothQuant step moves activation
   outliers into the weights by a strength alpha; the best alpha differs per model (all-MiniLM-L6-v2:
-  minimum held-out cosine 0.955 at NNCF's default 0.95, 0.992 at 0.75), so several are tried and the one
+  minimum held-out cosine 0.95 at NNCF's default 0.95, 0.993 at 0.65), so several are tried and the one
   whose graph outputs agree best with fp32 on the calibration inputs is kept.
 
 Each method returns a short description of what it did; the caller measures the result and keeps the
