@@ -3,6 +3,7 @@
     .venv/bin/python -m bench.run            # all benchmarks, full size
     .venv/bin/python -m bench.run --quick    # small sizes, a smoke run
     .venv/bin/python -m bench.run --only core,vision
+    .venv/bin/python -m bench.run --chart    # redraw the chart from every row in BENCHMARKS.md
 """
 from __future__ import annotations
 
@@ -25,7 +26,10 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--only", default=",".join(MODULES))
     parser.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
+    parser.add_argument("--chart", action="store_true", help="only redraw the chart from the rows in --out")
     args = parser.parse_args(argv)
+    if args.chart:
+        return 0 if draw_chart(rows_from_report(Path(args.out)), ROOT / "bench" / "benchmarks.png") else 1
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     rows, failures = [], []
     for name in args.only.split(","):
@@ -70,6 +74,24 @@ def write_report(rows: list[Row], failures: list[str], out: Path, quick: bool) -
     tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
     os.replace(tmp, out)
     print(f"wrote {out}")
+
+
+def rows_from_report(path: Path) -> list[Row]:
+    """The rows of a written BENCHMARKS.md (sections merged from several runs included), for the chart."""
+    import re
+
+    rows, group = [], ""
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("## ") or line.startswith("### "):
+            group = line.lstrip("#").strip()
+        cells = [c.strip() for c in line.strip().strip("|").split("|")] if line.startswith("| ") else []
+        if len(cells) < 7 or cells[0] == "measured":
+            continue
+        ours, anchor = re.match(r"([0-9.e+-]+) ?(.*)", cells[1]), re.match(r"([0-9.e+-]+)", cells[3])
+        if ours and anchor:
+            rows.append(Row(group, cells[0], float(ours.group(1)), cells[2], float(anchor.group(1)),
+                            ours.group(2).strip(), cells[5]))
+    return rows
 
 
 def draw_chart(rows: list[Row], path: Path) -> bool:
