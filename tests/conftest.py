@@ -54,3 +54,20 @@ def cli_runner():
 
 def hub_exe() -> str:
     return str(VENV_BIN / "hub")
+
+
+@pytest.fixture(scope="module")
+def openvino_embedder(tmp_path_factory):
+    """(a tiny sentence-transformers BERT, its fp32 OpenVINO export made by ``hub export``)."""
+    from click.testing import CliRunner
+
+    from export_models import save_embedder
+    from hub.cli import cli
+
+    root = tmp_path_factory.mktemp("openvino-embedder")
+    source = save_embedder(root / "embedder")
+    out = root / "embedder-openvino"
+    result = CliRunner(env={"HUB_ONNX_EXPORTER": "torchscript", "HUB_RUNTIME_THREADS": "1"}).invoke(
+        cli, ["export", str(source), "--format", "openvino", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return source, out

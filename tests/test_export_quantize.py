@@ -32,24 +32,13 @@ def test_min_cosine_compares_other_outputs_flattened_per_input_and_takes_the_wor
 
 
 @pytest.fixture(scope="module")
-def tiny_text_ir(tmp_path_factory):
+def tiny_text_ir(openvino_embedder):
     """The tiny embedder's fp32 OpenVINO IR, and calibration feeds made by its own tokenizer."""
-    import os
-
-    from click.testing import CliRunner
     from transformers import AutoTokenizer
 
-    from export_models import save_embedder
-    from hub.cli import cli
     from hub.export.heldout import CALIBRATION_TEXTS
 
-    root = tmp_path_factory.mktemp("quantize")
-    source = save_embedder(root / "embedder")
-    out = root / "embedder-openvino"
-    os.environ.setdefault("HUB_RUNTIME_THREADS", "1")
-    result = CliRunner(env={"HUB_ONNX_EXPORTER": "torchscript"}).invoke(
-        cli, ["export", str(source), "--format", "openvino", "--out", str(out)])
-    assert result.exit_code == 0, result.output
+    source, out = openvino_embedder
     tokenizer = AutoTokenizer.from_pretrained(str(source))
     feeds = []
     for start in range(0, len(CALIBRATION_TEXTS), quantize.CALIBRATION_BATCH):

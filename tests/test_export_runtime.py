@@ -1,4 +1,5 @@
-"""OpenVINO graphs run each batch over the runtime's throughput streams, cut along the batch axis."""
+"""OpenVINO graphs run each batch over the runtime's throughput streams, cut along the batch axis, and take
+batches from several threads at once."""
 from __future__ import annotations
 
 import numpy as np
@@ -63,8 +64,8 @@ def test_a_streamed_batch_gives_what_one_request_gives_for_every_batch_size(tmp_
     assert isinstance(run, runtime.StreamedBatches) and run.streams >= 1
     single = runtime.open_openvino(path, 1, "fp32")
     cut = []
-    real = run._run
-    monkeypatch.setattr(run, "_run", lambda feeds: cut.append(len(feeds)) or real(feeds))
+    real = run._infer
+    monkeypatch.setattr(run, "_infer", lambda feeds, requests: cut.append(len(feeds)) or real(feeds, requests))
     rng = np.random.default_rng(0)
     for size in (1, 2, 3, 5, 8):
         x = rng.normal(size=(size, 6)).astype(np.float32)
@@ -91,3 +92,35 @@ def test_with_hub_runtime_threads_every_batch_is_one_request(tmp_path, monkeypat
     monkeypatch.setenv("HUB_RUNTIME_THREADS", "1")
     graph = runtime.open_openvino(_ir(tmp_path, _row_model), runtime.runtime_threads(), "fp32")
     assert not isinstance(graph._run, runtime.StreamedBatches)
+
+
+def test_batches_from_several_threads_share_the_streams_and_each_gets_its_own_outputs(tmp_path, streamed):
+    from concurrent.futures import ThreadPoolExecutor
+
+    path = _ir(tmp_path, _row_model)
+    graph, run = streamed(path)
+    single = runtime.open_openvino(path, 1, "fp32")
+    rng = np.random.default_rng(1)
+    batches = [rng.normal(size=(int(rng.integers(1, 9)), 6)).astype(np.float32) for _ in range(40)]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda x: graph(x=x)["y"].numpy(), batches))
+    for x, y in zip(batches, got):
+        np.testing.assert_allclose(y, single(x=x)["y"].numpy(), rtol=1e-6, atol=1e-6)
+    assert run._idle.qsize() == run.streams, "every request is given back"
+
+
+def test_an_exported_embedder_runs_its_batches_one_per_stream_with_the_same_results(openvino_embedder,
+                                                                                   monkeypatch):
+    import hub
+
+    _, out = openvino_embedder
+    texts = ["a", "a much longer text than the others here", "mid length text", "b c", "x" * 40, "y"] * 3
+    monkeypatch.setenv("HUB_RUNTIME_THREADS", "1")
+    one = hub.load(str(out), device="cpu", dtype="fp32", cache=False)
+    monkeypatch.delenv("HUB_RUNTIME_THREADS")
+    streamed = hub.load(str(out), device="cpu", dtype="fp32", cache=False)
+    assert one.parallel_batches == 1
+    assert streamed.parallel_batches == streamed.model.graph.streams >= 1
+    want = [r.embedding for r in one(texts, batch_size=2)]
+    got = [r.embedding for r in streamed(texts, batch_size=2)]
+    np.testing.assert_allclose(np.array(got), np.array(want), rtol=1e-5, atol=1e-6)

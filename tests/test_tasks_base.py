@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import random
+from types import SimpleNamespace
 
 import pytest
 
@@ -14,7 +15,7 @@ class Lengths(Pipeline):
     task = "text-embedding"
 
     def __init__(self):
-        super().__init__(spec=None, model=None, device_manager=None)
+        super().__init__(spec=SimpleNamespace(id="lengths"), model=None, device_manager=None)
 
     def length(self, item):
         return item
@@ -72,3 +73,34 @@ def test_inputs_without_lengths_keep_their_order_in_fixed_batches():
             return None
 
     assert NoLengths().batch_plan(list("abcdefg"), 3) == [[0, 1, 2], [3, 4, 5], [6]]
+
+
+def test_parallel_batches_run_side_by_side_and_results_keep_the_input_order():
+    import threading
+
+    barrier = threading.Barrier(2, timeout=10)  # passes only if two batches run at once
+
+    class Parallel(Lengths):
+        parallel_batches = 2
+
+        def run_one_batch(self, chunk, **kwargs):
+            barrier.wait()
+            return [(n, threading.current_thread().name) for n in chunk]
+
+    lengths = [3, 9, 1, 7, 5, 2, 8, 4]
+    results = Parallel().run_batches(lengths, 2, False)
+    assert [n for n, _ in results] == lengths
+    assert {name.split("_")[0] for _, name in results} == {"hub-batch"}
+
+
+def test_an_error_in_a_parallel_batch_reaches_the_caller():
+    class Failing(Lengths):
+        parallel_batches = 2
+
+        def run_one_batch(self, chunk, **kwargs):
+            if 1 in chunk:
+                raise ValueError("bad input 1")
+            return list(chunk)
+
+    with pytest.raises(ValueError, match="bad input 1"):
+        Failing().run_batches([5, 4, 3, 2, 1, 6], 2, False)

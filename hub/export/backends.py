@@ -93,7 +93,10 @@ def load(cls, spec, device_manager, options: dict):
             _warn(f"{spec.id}: backend auto falls back to torch: {exc}")
             return cls.from_spec(spec, device_manager, **options)
     runtime = Runtime(directory, backend, info, dtype=device_manager.dtype)
-    return cls.from_runtime(spec, device_manager, runtime, **options)
+    pipeline = cls.from_runtime(spec, device_manager, runtime, **options)
+    if pipeline.concurrent_batches:  # a call's batches share the runtime's streams, one batch per stream
+        pipeline.parallel_batches = runtime.streams
+    return pipeline
 
 
 def cached_export(cls, spec, backend: str, options: dict) -> tuple[Path, dict]:

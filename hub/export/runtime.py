@@ -18,6 +18,7 @@ a latency-compiled graph (all cores on one request), compiled when first needed.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from pathlib import Path
@@ -53,9 +54,15 @@ def runtime_version(backend: str) -> str:
 class Graph:
     """One opened graph: ``graph(**tensors) -> {output name: tensor}``."""
 
-    def __init__(self, run, input_names: list[str], output_names: list[str]):
+    def __init__(self, run, input_names: list[str], output_names: list[str], thread_safe: bool = False):
         self._run, self.input_names, self.output_names = run, list(input_names), list(output_names)
-        self._lock = threading.Lock()  # an OpenVINO request and the numpy buffers are not for two threads at once
+        # an OpenVINO request and its numpy buffers are not for two threads at once, unless ``run`` says so
+        self._lock = contextlib.nullcontext() if thread_safe else threading.Lock()
+
+    @property
+    def streams(self) -> int:
+        """How many batches this graph runs at once (its runtime's throughput streams; 1 for one request)."""
+        return getattr(self._run, "streams", 1)
 
     def __call__(self, **tensors):
         import numpy as np
@@ -102,7 +109,8 @@ def open_openvino(path: Path, threads: int | None, dtype: str) -> Graph:
                      [p.get_any_name() for p in single.outputs])
     streamed = core.compile_model(model, "CPU", {**config, "PERFORMANCE_HINT": "THROUGHPUT"})
     run = StreamedBatches(streamed, lambda: _openvino_request(core.compile_model(model, "CPU", config)))
-    return Graph(run, [p.get_any_name() for p in streamed.inputs], [p.get_any_name() for p in streamed.outputs])
+    return Graph(run, [p.get_any_name() for p in streamed.inputs], [p.get_any_name() for p in streamed.outputs],
+                 thread_safe=True)
 
 
 def _openvino_request(compiled):
@@ -117,48 +125,82 @@ def _openvino_request(compiled):
 
 
 class StreamedBatches:
-    """Runs a batch on a THROUGHPUT-compiled OpenVINO graph, cut into one part per stream along axis 0.
+    """Runs batches on a THROUGHPUT-compiled OpenVINO graph, one infer request per stream.
 
-    ``single()`` makes the runner for a batch of one (a latency-compiled graph), made on first use. A batch
-    whose inputs or outputs do not share their first axis runs whole, on one stream."""
+    A call takes its share of the requests (all of them when it is the only call, one each when there are
+    as many calls as streams; it waits for one when none is idle), cuts its batch into one part per request
+    along axis 0 and runs them at once. So one caller's batch uses every stream, and batches from several
+    threads run side by side, one per stream, with no barrier between them. ``single()`` makes
+    the runner for a batch of one (a latency-compiled graph), made on first use. A batch whose inputs or
+    outputs do not share their first axis runs whole, on one request."""
 
     def __init__(self, compiled, single):
-        import openvino as ov
+        import queue
 
         self.compiled, self._make_single, self._single = compiled, single, None
+        self._single_lock = threading.Lock()
         self.streams = max(1, int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
-        self.queue = ov.AsyncInferQueue(compiled, self.streams)
-        self.queue.set_callback(self._collect)
-        self._parts: dict = {}
-
-    def _collect(self, request, index):
-        self._parts[index] = [request.get_tensor(port).data.copy() for port in self.compiled.outputs]
+        self._idle: queue.Queue = queue.Queue()
+        for _ in range(self.streams):
+            self._idle.put(compiled.create_infer_request())
+        self._callers, self._count_lock = 0, threading.Lock()
 
     def __call__(self, feed: dict) -> list:
         sizes = {value.shape[0] if value.ndim else 0 for value in feed.values()}
         size = sizes.pop() if len(sizes) == 1 else 0  # 0: the inputs share no batch axis
         if size == 1:
-            if self._single is None:
-                self._single = self._make_single()
-            return self._single(feed)
-        if size < 2 or self.streams == 1:
-            return self._run([feed])[0]
-        bounds = _split_points(size, self.streams)
-        parts = self._run([{k: v[start:stop] for k, v in feed.items()} for start, stop in bounds])
-        if any(out.ndim == 0 or out.shape[0] != stop - start for part, (start, stop) in zip(parts, bounds)
-               for out in part):
-            return self._run([feed])[0]  # an output that is not per input cannot be cut and joined
-        import numpy as np
+            with self._single_lock:
+                if self._single is None:
+                    self._single = self._make_single()
+                return self._single(feed)
+        with self._count_lock:
+            self._callers += 1
+            share = max(1, self.streams // self._callers)
+        try:
+            return self._run_batch(feed, size, share)
+        finally:
+            with self._count_lock:
+                self._callers -= 1
 
-        return [np.concatenate(outs, axis=0) for outs in zip(*parts)]
+    def _run_batch(self, feed: dict, size: int, share: int) -> list:
+        """``feed`` (of ``size`` inputs) on up to ``share`` requests, cut along axis 0 when it takes several."""
+        requests = self._take(min(size, share) if size > 1 else 1)
+        try:
+            if len(requests) == 1:
+                return self._infer([feed], requests)[0]
+            bounds = _split_points(size, len(requests))
+            parts = self._infer([{k: v[start:stop] for k, v in feed.items()} for start, stop in bounds], requests)
+            if any(out.ndim == 0 or out.shape[0] != stop - start for part, (start, stop) in zip(parts, bounds)
+                   for out in part):
+                return self._infer([feed], requests)[0]  # an output that is not per input cannot be cut and joined
+            import numpy as np
 
-    def _run(self, feeds: list[dict]) -> list[list]:
-        """The outputs of each feed, run at once on the streams."""
-        self._parts = {}
-        for index, feed in enumerate(feeds):
-            self.queue.start_async(feed, index)
-        self.queue.wait_all()
-        return [self._parts[i] for i in range(len(feeds))]
+            return [np.concatenate(outs, axis=0) for outs in zip(*parts)]
+        finally:
+            for request in requests:
+                self._idle.put(request)
+
+    def _take(self, wanted: int) -> list:
+        """One idle request (waiting for it), and more up to ``wanted`` if they are idle now."""
+        import queue
+
+        taken = [self._idle.get()]
+        while len(taken) < wanted:
+            try:
+                taken.append(self._idle.get_nowait())
+            except queue.Empty:
+                break
+        return taken
+
+    def _infer(self, feeds: list[dict], requests: list) -> list[list]:
+        """The outputs of each feed, each on its own request, run at once."""
+        for request, feed in zip(requests, feeds):
+            request.start_async(feed)
+        outputs = []
+        for request in requests[:len(feeds)]:
+            request.wait()
+            outputs.append([request.get_tensor(port).data.copy() for port in self.compiled.outputs])
+        return outputs
 
 
 def _split_points(size: int, parts: int) -> list[tuple[int, int]]:
@@ -194,6 +236,11 @@ class Runtime:
             self._graphs[name] = (open_onnx(path, threads) if self.backend == "onnx"
                                   else open_openvino(path, threads, self.dtype))
         return self._graphs[name]
+
+    @property
+    def streams(self) -> int:
+        """How many batches the graphs opened so far run at once (the fewest of them; 1 when none is open)."""
+        return min((graph.streams for graph in self._graphs.values()), default=1)
 
     def read_json(self, name: str) -> dict:
         """A JSON file the exporter wrote beside the graphs (preprocessing, labels, scales)."""

@@ -31,6 +31,7 @@ class Pipeline(ABC):
     default_batch_size: int = DEFAULT_BATCH_SIZE
     call_options: tuple[Option, ...] = ()
     concurrent_batches: bool = False  # True: batches may run in several threads at once (hub serve's workers)
+    parallel_batches: int = 1  # batches of one call run at once (set for exports whose runtime has streams)
 
     def __init__(self, spec, model, device_manager, **options):
         self.spec = spec
@@ -91,11 +92,23 @@ class Pipeline(ABC):
         size = max(1, int(batch_size or self.default_batch_size))
         out: list[Result | None] = [None] * len(prepared)
         batches = self.batch_plan(prepared, size)
-        for idx in _progress(batches, progress, self.spec.id):
-            chunk = [prepared[i] for i in idx]
-            for i, result in zip(idx, self.run_one_batch(chunk, **kwargs)):
+        for idx, results in zip(_progress(batches, progress, self.spec.id), self._ran(prepared, batches, kwargs)):
+            for i, result in zip(idx, results):
                 out[i] = result
         return out  # type: ignore[return-value]
+
+    def _ran(self, prepared: list, batches: list[list[int]], kwargs: dict) -> Iterable[list[Result]]:
+        """The results of each batch, in order; ``parallel_batches`` of them run at once when it is above 1."""
+        def run(idx):
+            return self.run_one_batch([prepared[i] for i in idx], **kwargs)
+
+        if self.parallel_batches < 2 or len(batches) < 2:
+            yield from map(run, batches)
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(self.parallel_batches, thread_name_prefix="hub-batch") as pool:
+            yield from pool.map(run, batches)
 
     def run_one_batch(self, chunk: list, **kwargs) -> list[Result]:
         dm = self.device_manager
