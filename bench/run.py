@@ -104,7 +104,7 @@ def draw_chart(rows: list[Row], path: Path) -> bool:
         return False
     rows = [r for r in rows if not math.isnan(r.ratio) and r.unit != "%"]  # speed ratios only
     fig, ax = plt.subplots(figsize=(9, 0.45 * len(rows) + 1.2))
-    labels = [f"{r.name[:48]}\nvs {r.anchor_name[:48]}" for r in rows]
+    labels = [f"{r.group[:24]}: {r.name[:40]}\nvs {r.anchor_name[:52]}" for r in rows]
     colours = {"yes": "tab:green", "no": "tab:red", "": "tab:gray"}
     ax.barh(range(len(rows)), [r.ratio for r in rows], color=[colours[r.meets_target] for r in rows])
     ax.axvline(1.0, color="black", lw=1)
