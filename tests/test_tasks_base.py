@@ -93,14 +93,22 @@ def test_parallel_batches_run_side_by_side_and_results_keep_the_input_order():
     assert {name.split("_")[0] for _, name in results} == {"hub-batch"}
 
 
-def test_an_error_in_a_parallel_batch_reaches_the_caller():
+def test_an_error_in_a_parallel_batch_reaches_the_caller_and_later_batches_are_not_run():
+    import time
+
+    ran = []
+
     class Failing(Lengths):
         parallel_batches = 2
 
         def run_one_batch(self, chunk, **kwargs):
-            if 1 in chunk:
-                raise ValueError("bad input 1")
+            if 90 in chunk:
+                raise ValueError("bad input 90")
+            time.sleep(0.01)
+            ran.extend(chunk)
             return list(chunk)
 
-    with pytest.raises(ValueError, match="bad input 1"):
-        Failing().run_batches([5, 4, 3, 2, 1, 6], 2, False)
+    lengths = list(range(100, 0, -1))  # batches of 2, longest first: the one holding 90 is the sixth of 50
+    with pytest.raises(ValueError, match="bad input 90"):
+        Failing().run_batches(lengths, 2, False)
+    assert len(ran) < 40, "the batches queued behind the error were dropped"

@@ -107,8 +107,11 @@ class Pipeline(ABC):
             return
         from concurrent.futures import ThreadPoolExecutor
 
-        with ThreadPoolExecutor(self.parallel_batches, thread_name_prefix="hub-batch") as pool:
+        pool = ThreadPoolExecutor(self.parallel_batches, thread_name_prefix="hub-batch")
+        try:
             yield from pool.map(run, batches)
+        finally:  # after an error, the batches not yet started are dropped, not run
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def run_one_batch(self, chunk: list, **kwargs) -> list[Result]:
         dm = self.device_manager
