@@ -135,17 +135,17 @@ def _openvino(method: str, source: Path, target: Path, feeds: list[dict], kind: 
 def _nncf(nncf, method: str, source: Path, target: Path, feeds: list[dict], kind: str) -> str:
     import openvino as ov
 
-    model = ov.Core().read_model(str(source))
     if method == "nncf-quantize" and kind == "text":
         model, alpha, agreement = _best_smooth_quant(nncf, source, feeds)
         what = (f"NNCF post-training int8 (transformer preset, SmoothQuant alpha {alpha} of "
                 f"{', '.join(map(str, SMOOTH_QUANT_ALPHAS))}: calibration cosine {agreement:.4f}; "
                 f"calibrated on {_count(feeds)} inputs)")
     elif method == "nncf-quantize":
+        model = ov.Core().read_model(str(source))
         model = nncf.quantize(model, nncf.Dataset(feeds), subset_size=max(1, len(feeds)))
         what = f"NNCF post-training int8 (calibrated on {_count(feeds)} inputs)"
     else:
-        model = nncf.compress_weights(model, mode=nncf.CompressWeightsMode.INT8_ASYM)
+        model = nncf.compress_weights(ov.Core().read_model(str(source)), mode=nncf.CompressWeightsMode.INT8_ASYM)
         what = "NNCF int8 weight compression (weights int8, activations in the inference precision)"
     ov.save_model(model, str(target), compress_to_fp16=False)
     return what
@@ -183,6 +183,8 @@ def min_cosine(reference: list, candidate: list, feeds: list[dict]) -> float:
     compared flattened per input."""
     import numpy as np
 
+    from hub.export.gates import cosines
+
     found = []
     for ref, cand, feed in zip(reference, candidate, feeds):
         ref, cand = np.asarray(ref, dtype="float64"), np.asarray(cand, dtype="float64")
@@ -190,9 +192,7 @@ def min_cosine(reference: list, candidate: list, feeds: list[dict]) -> float:
         if ref.ndim == 3 and mask is not None and mask.shape == ref.shape[:2]:
             keep = np.asarray(mask, dtype="float64")[..., None]
             ref, cand = (ref * keep).sum(1), (cand * keep).sum(1)
-        ref, cand = ref.reshape(len(ref), -1), cand.reshape(len(cand), -1)
-        norms = np.linalg.norm(ref, axis=1) * np.linalg.norm(cand, axis=1)
-        found.extend((ref * cand).sum(1) / np.maximum(norms, 1e-12))
+        found.extend(cosines(ref.reshape(len(ref), -1), cand.reshape(len(cand), -1)))
     return float(min(found))
 
 
