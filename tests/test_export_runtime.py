@@ -86,6 +86,12 @@ def test_an_output_that_is_not_per_input_is_computed_on_the_whole_batch(tmp_path
     x = np.arange(12, dtype=np.float32).reshape(4, 3)
     (pooled,) = run({"x": x})
     np.testing.assert_allclose(pooled, x.sum(0, keepdims=True))
+    cut = []
+    real = run._infer
+    run._infer = lambda feeds, requests: cut.append(len(feeds)) or real(feeds, requests)
+    (again,) = run({"x": x[:3]})
+    np.testing.assert_allclose(again, x[:3].sum(0, keepdims=True))
+    assert cut == [1], "later batches of this graph run whole, without being cut first"
 
 
 def test_with_hub_runtime_threads_every_batch_is_one_request(tmp_path, monkeypatch):

@@ -106,12 +106,16 @@ def open_openvino(path: Path, threads: int | None, dtype: str) -> Graph:
     config = {"INFERENCE_PRECISION_HINT": "bf16" if dtype == "bf16" else "f32"}
     if threads:
         single = core.compile_model(model, "CPU", {**config, "INFERENCE_NUM_THREADS": threads})
-        return Graph(_openvino_request(single), [p.get_any_name() for p in single.inputs],
-                     [p.get_any_name() for p in single.outputs])
+        return _openvino_graph(_openvino_request(single), single)
     streamed = core.compile_model(model, "CPU", {**config, "PERFORMANCE_HINT": "THROUGHPUT"})
     run = StreamedBatches(streamed, lambda: _openvino_request(core.compile_model(model, "CPU", config)))
-    return Graph(run, [p.get_any_name() for p in streamed.inputs], [p.get_any_name() for p in streamed.outputs],
-                 thread_safe=True)
+    return _openvino_graph(run, streamed, thread_safe=True)
+
+
+def _openvino_graph(run, compiled, thread_safe: bool = False) -> Graph:
+    """A Graph over ``run``, named by the ports of ``compiled``."""
+    return Graph(run, [p.get_any_name() for p in compiled.inputs], [p.get_any_name() for p in compiled.outputs],
+                 thread_safe=thread_safe)
 
 
 def _openvino_request(compiled):
@@ -145,6 +149,7 @@ class StreamedBatches:
         for _ in range(self.streams):
             self._idle.put(compiled.create_infer_request())
         self._callers, self._count_lock = 0, threading.Lock()
+        self._per_input = True  # False once an output was found not to be per input: batches then run whole
 
     def __call__(self, feed: dict) -> list:
         sizes = {value.shape[0] if value.ndim else 0 for value in feed.values()}
@@ -165,7 +170,7 @@ class StreamedBatches:
 
     def _run_batch(self, feed: dict, size: int, share: int) -> list:
         """``feed`` (of ``size`` inputs) on up to ``share`` requests, cut along axis 0 when it takes several."""
-        requests = self._take(min(size, share) if size > 1 else 1)
+        requests = self._take(min(size, share) if size > 1 and self._per_input else 1)
         try:
             if len(requests) == 1:
                 return self._infer([feed], requests)[0]
@@ -173,7 +178,8 @@ class StreamedBatches:
             parts = self._infer([{k: v[start:stop] for k, v in feed.items()} for start, stop in bounds], requests)
             if any(out.ndim == 0 or out.shape[0] != stop - start for part, (start, stop) in zip(parts, bounds)
                    for out in part):
-                return self._infer([feed], requests)[0]  # an output that is not per input cannot be cut and joined
+                self._per_input = False  # an output that is not per input cannot be cut and joined
+                return self._infer([feed], requests)[0]
             import numpy as np
 
             return [np.concatenate(outs, axis=0) for outs in zip(*parts)]
