@@ -1,12 +1,14 @@
-"""The base pipeline's batch plan: longest first, at most the batch size, and cut where lengths halve."""
+"""The base pipeline's batch plan: longest first, at most the batch size, cut to pad the fewest positions."""
 from __future__ import annotations
 
+import itertools
 import random
 from types import SimpleNamespace
 
 import pytest
 
-from hub.tasks.base import MIN_LENGTH_CUT, Pipeline
+from hub.tasks import base
+from hub.tasks.base import BATCH_COST_IN_INPUTS, Pipeline
 
 
 class Lengths(Pipeline):
@@ -34,37 +36,66 @@ def plan(lengths, size):
     return [[lengths[i] for i in batch] for batch in Lengths().batch_plan(lengths, size)]
 
 
-def test_inputs_of_similar_length_fill_whole_batches_longest_first():
-    assert plan([5, 9, 7, 8, 6, 9, 5], 3) == [[9, 9, 8], [7, 6, 5], [5]]
+def plan_cost(lengths, batches, batch_cost):
+    """Padded positions (count x longest per batch) plus the fixed cost of each batch."""
+    return sum(len(b) * max(lengths[i] for i in b) + batch_cost for b in batches)
 
 
-def test_a_batch_ends_before_an_input_under_half_its_longest():
-    lengths = [170, 150, 120, 100, 90, 40, 30, 30, 25, 10, 9, 8, 8, 7]
-    assert plan(lengths, 32) == [[170, 150, 120, 100, 90], [40, 30, 30, 25], [10, 9, 8, 8, 7]]
+def mean_batch_cost(lengths):
+    return max(1.0, BATCH_COST_IN_INPUTS * sum(lengths) / len(lengths))
 
 
-def test_a_batch_is_cut_for_length_only_once_it_holds_the_minimum():
-    lengths = [100, 10, 9, 8, 7, 6, 3]
-    assert MIN_LENGTH_CUT == 4
-    assert plan(lengths, 32) == [[100, 10, 9, 8], [7, 6, 3]]
+def test_inputs_of_equal_length_fill_whole_batches():
+    assert plan([7] * 10, 4) == [[7] * 4, [7] * 4, [7] * 2]
+
+
+def test_short_inputs_are_not_padded_to_a_long_ones_length():
+    assert plan([100, 100, 100, 100, 10, 10, 10, 10], 8) == [[100] * 4, [10] * 4]
+    assert plan([300] + [10] * 20, 32) == [[300], [10] * 20]
+
+
+def test_a_few_shorter_inputs_ride_along_rather_than_cost_a_batch_of_their_own():
+    assert plan([100] * 6 + [95, 95], 8) == [[100] * 6 + [95, 95]]
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_the_plan_is_the_cheapest_of_every_way_to_cut_the_sorted_inputs(seed):
+    rng = random.Random(seed)
+    lengths = [rng.choice([rng.randint(1, 20), rng.randint(20, 400)]) for _ in range(rng.randint(1, 10))]
+    size = rng.choice([1, 2, 3, 8])
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    cost = mean_batch_cost(lengths)
+    cheapest = float("inf")
+    for cuts in itertools.product([False, True], repeat=len(order) - 1):
+        starts = [0] + [i + 1 for i, cut in enumerate(cuts) if cut] + [len(order)]
+        batches = [order[a:b] for a, b in zip(starts, starts[1:])]
+        if all(len(b) <= size for b in batches):
+            cheapest = min(cheapest, plan_cost(lengths, batches, cost))
+    assert plan_cost(lengths, Lengths().batch_plan(lengths, size), cost) == pytest.approx(cheapest)
 
 
 @pytest.mark.parametrize("seed", range(20))
-def test_every_input_is_in_exactly_one_batch_and_no_batch_pads_more_than_it_must(seed):
+def test_every_input_is_in_one_batch_longest_first_and_no_plan_costs_more_than_fixed_batches(seed):
     rng = random.Random(seed)
-    lengths = [rng.choice([rng.randint(1, 20), rng.randint(20, 400)]) for _ in range(rng.randint(1, 200))]
+    lengths = [rng.choice([rng.randint(1, 20), rng.randint(20, 400)]) for _ in range(rng.randint(1, 300))]
     size = rng.choice([1, 2, 8, 32])
     batches = Lengths().batch_plan(lengths, size)
     assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
-    flat = [lengths[i] for b in batches for i in b]
-    assert flat == sorted(lengths, reverse=True)
-    for batch in batches:
-        assert 1 <= len(batch) <= size
-        short = [lengths[i] for i in batch[MIN_LENGTH_CUT:]]
-        assert all(2 * n >= lengths[batch[0]] for n in short), "past the minimum, nothing under half the longest"
-    halvings = sum(1 for a, b in zip(batches, batches[1:]) if len(a) < size)
-    longest, shortest = max(lengths), min(lengths)
-    assert halvings <= max(0, (longest // max(shortest, 1)).bit_length()), "one extra batch per halving at most"
+    assert [lengths[i] for b in batches for i in b] == sorted(lengths, reverse=True)
+    assert all(1 <= len(b) <= size for b in batches)
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    fixed = [order[i:i + size] for i in range(0, len(order), size)]
+    cost = mean_batch_cost(lengths)
+    assert plan_cost(lengths, batches, cost) <= plan_cost(lengths, fixed, cost)
+
+
+def test_many_inputs_are_planned_in_windows_and_each_is_still_in_one_batch(monkeypatch):
+    monkeypatch.setattr(base, "PLAN_WINDOW", 50)
+    lengths = [random.Random(3).randint(1, 300) for _ in range(400)]
+    batches = Lengths().batch_plan(lengths, 16)
+    assert sorted(i for b in batches for i in b) == list(range(400))
+    assert all(1 <= len(b) <= 16 for b in batches)
+    assert [lengths[i] for b in batches for i in b] == sorted(lengths, reverse=True)
 
 
 def test_inputs_without_lengths_keep_their_order_in_fixed_batches():

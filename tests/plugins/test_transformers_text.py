@@ -117,6 +117,21 @@ def test_classification_top_k_and_options(dirs):
         pipe("a good movie", max_new_tokens=3)
 
 
+def test_text_inputs_are_planned_by_token_count_capped_at_the_model_maximum(dirs):
+    pipe = hub.load(str(dirs["cls"]), task="text-classification", dtype="fp32", cache=False)
+    texts = ["hello world", "qzx", " ".join(["hello world"] * 80)]
+    direct_counts = [len(ids) for ids in pipe.tokenizer(texts[:2])["input_ids"]]
+    assert pipe.lengths(texts) == direct_counts + [pipe.max_length()]
+    assert direct_counts == [4, 5], "whole words are one token each, unknown ones a token per letter"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", HubWarning)
+        batched = pipe(texts + TEXTS, batch_size=2)
+        alone = [pipe(t) for t in texts + TEXTS]
+    for got, want in zip(batched, alone):
+        assert [l.label for l in got.labels] == [l.label for l in want.labels]
+        assert max(abs(a.score - b.score) for a, b in zip(got.labels, want.labels)) <= TOL
+
+
 def test_truncation_warns(dirs):
     pipe = hub.load(str(dirs["cls"]), task="text-classification", dtype="fp32", cache=False)
     long_text = " ".join(["hello world"] * 80)

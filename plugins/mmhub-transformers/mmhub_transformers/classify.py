@@ -58,6 +58,7 @@ class TextClassificationPipeline(HeadPipeline):
     auto_class = "AutoModelForSequenceClassification"
     call_options = (TOP_K,)
     export_output = "logits"
+    plans_in_tokens = True
 
     def preprocess(self, items, **kwargs):
         return dict(self.tokenize(items))
@@ -160,6 +161,7 @@ class TokenClassificationPipeline(HeadPipeline):
     task = "token-classification"
     auto_class = "AutoModelForTokenClassification"
     call_options = (AGGREGATION,)
+    plans_in_tokens = True
 
     def __init__(self, spec, model, device_manager, **kwargs):
         super().__init__(spec, model, device_manager, **kwargs)

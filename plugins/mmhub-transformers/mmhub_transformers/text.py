@@ -52,6 +52,7 @@ class TextEmbeddingPipeline(TransformersPipeline):
     task = "text-embedding"
     auto_class = "AutoModel"
     concurrent_batches = True
+    plans_in_tokens = True
 
     def __init__(self, spec, model, device_manager, **kwargs):
         super().__init__(spec, model, device_manager, **kwargs)
