@@ -9,7 +9,9 @@
   int8 weight compression. Text graphs use the transformer preset, whose SmoothQuant step moves activation
   outliers into the weights by a strength alpha; the best alpha differs per model (all-MiniLM-L6-v2:
   minimum held-out cosine 0.95 at NNCF's default 0.95, 0.993 at 0.65), so several are tried and the one
-  whose graph outputs agree best with fp32 on the calibration inputs is kept.
+  whose graph outputs agree best with fp32 on the calibration inputs is kept. MatMuls of two activations
+  (attention scores, and scores times values) stay in the inference precision: quantizing them bought
+  all-MiniLM-L6-v2 no speed and cost agreement (minimum cosine 0.991 quantized, 0.993 kept).
 
 Each method returns a short description of what it did; the caller measures the result and keeps the
 first method whose export passes its gate.
@@ -159,16 +161,35 @@ def _best_smooth_quant(nncf, source: Path, feeds: list[dict]):
 
     core = ov.Core()
     reference = _outputs(core, core.read_model(str(source)), feeds)
+    unweighted = activation_matmuls(core.read_model(str(source)))
+    ignored = nncf.IgnoredScope(names=unweighted, validate=False) if unweighted else None
     best = None
     for alpha in SMOOTH_QUANT_ALPHAS:
         smooth = AdvancedSmoothQuantParameters(matmul=alpha)
         model = nncf.quantize(core.read_model(str(source)), nncf.Dataset(feeds), subset_size=max(1, len(feeds)),
-                              model_type=nncf.ModelType.TRANSFORMER,
+                              model_type=nncf.ModelType.TRANSFORMER, ignored_scope=ignored,
                               advanced_parameters=AdvancedQuantizationParameters(smooth_quant_alphas=smooth))
         agreement = min_cosine(reference, _outputs(core, model, feeds), feeds)
         if best is None or agreement > best[2]:
             best = (model, alpha, agreement)
     return best
+
+
+PASS_THROUGH = {"Convert", "Transpose", "Reshape", "Unsqueeze", "Squeeze", "FakeQuantize"}
+
+
+def activation_matmuls(model) -> list[str]:
+    """The names of ``model``'s MatMuls neither of whose inputs is a weight (a Constant, seen through
+    conversions and reshapes): in a transformer, the attention scores and the scores times the values."""
+    def from_constant(output, depth=0) -> bool:
+        node = output.get_node()
+        if node.get_type_name() == "Constant":
+            return True
+        return (depth < 4 and node.get_type_name() in PASS_THROUGH
+                and from_constant(node.input(0).get_source_output(), depth + 1))
+
+    return [op.get_friendly_name() for op in model.get_ordered_ops() if op.get_type_name() == "MatMul"
+            and not any(from_constant(op.input(i).get_source_output()) for i in range(op.get_input_size()))]
 
 
 def _outputs(core, model, feeds: list[dict]) -> list:
