@@ -11,7 +11,7 @@
   minimum held-out cosine 0.95 at NNCF's default 0.95, 0.993 at 0.65), so several are tried and the one
   whose graph outputs agree best with fp32 on the calibration inputs is kept. MatMuls of two activations
   (attention scores, and scores times values) stay in the inference precision: quantizing them bought
-  all-MiniLM-L6-v2 no speed and cost agreement (minimum cosine 0.991 quantized, 0.993 kept).
+  all-MiniLM-L6-v2 no speed and cost agreement (minimum cosine over 512 texts: 0.9907 quantized, 0.9936 kept).
 
 Each method returns a short description of what it did; the caller measures the result and keeps the
 first method whose export passes its gate.
