@@ -85,18 +85,6 @@ def test_the_kept_int8_graph_is_the_one_that_was_measured(tiny_text_ir, tmp_path
     assert quantize.min_cosine(reference, written, feeds) == pytest.approx(reported, abs=1e-4)
 
 
-def _fed_by_fake_quantize(op) -> bool:
-    """Whether any input of ``op`` comes (through conversions) from a FakeQuantize: the op runs in int8."""
-    def quantized(output, depth=0):
-        node = output.get_node()
-        if node.get_type_name() == "FakeQuantize":
-            return True
-        return depth < 4 and node.get_type_name() in quantize.PASS_THROUGH and quantized(
-            node.input(0).get_source_output(), depth + 1)
-
-    return any(quantized(op.input(i).get_source_output()) for i in range(op.get_input_size()))
-
-
 def test_text_int8_keeps_the_matmuls_of_two_activations_and_quantizes_those_with_weights(tiny_text_ir, tmp_path):
     import openvino as ov
 
@@ -108,6 +96,6 @@ def test_text_int8_keeps_the_matmuls_of_two_activations_and_quantizes_those_with
     matmuls = {op.get_friendly_name(): op for op in ov.Core().read_model(str(target)).get_ordered_ops()
                if op.get_type_name() == "MatMul"}
     assert set(unweighted) <= set(matmuls)
-    assert not any(_fed_by_fake_quantize(matmuls[name]) for name in unweighted)
+    assert not any(quantize.fed_by(matmuls[name], "FakeQuantize") for name in unweighted)
     weighted = [op for name, op in matmuls.items() if name not in unweighted]
-    assert weighted and all(_fed_by_fake_quantize(op) for op in weighted)
+    assert weighted and all(quantize.fed_by(op, "FakeQuantize") for op in weighted)

@@ -91,7 +91,8 @@ def test_every_input_is_in_one_batch_longest_first_and_no_plan_costs_more_than_f
 
 def test_many_inputs_are_planned_in_windows_and_each_is_still_in_one_batch(monkeypatch):
     monkeypatch.setattr(base, "PLAN_WINDOW", 50)
-    lengths = [random.Random(3).randint(1, 300) for _ in range(400)]
+    rng = random.Random(3)
+    lengths = [rng.randint(1, 300) for _ in range(400)]
     batches = Lengths().batch_plan(lengths, 16)
     assert sorted(i for b in batches for i in b) == list(range(400))
     assert all(1 <= len(b) <= 16 for b in batches)

@@ -160,8 +160,9 @@ def _best_smooth_quant(nncf, source: Path, feeds: list[dict]):
     from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, AdvancedSmoothQuantParameters
 
     core = ov.Core()
-    reference = _outputs(core, core.read_model(str(source)), feeds)
-    unweighted = activation_matmuls(core.read_model(str(source)))
+    fp32 = core.read_model(str(source))
+    reference = _outputs(core, fp32, feeds)
+    unweighted = activation_matmuls(fp32)
     ignored = nncf.IgnoredScope(names=unweighted, validate=False) if unweighted else None
     best = None
     for alpha in SMOOTH_QUANT_ALPHAS:
@@ -178,18 +179,24 @@ def _best_smooth_quant(nncf, source: Path, feeds: list[dict]):
 PASS_THROUGH = {"Convert", "Transpose", "Reshape", "Unsqueeze", "Squeeze", "FakeQuantize"}
 
 
-def activation_matmuls(model) -> list[str]:
-    """The names of ``model``'s MatMuls neither of whose inputs is a weight (a Constant, seen through
-    conversions and reshapes): in a transformer, the attention scores and the scores times the values."""
-    def from_constant(output, depth=0) -> bool:
+def fed_by(op, type_name: str) -> bool:
+    """Whether an input of ``op`` comes from a node of ``type_name``, seen through up to four
+    ``PASS_THROUGH`` nodes (conversions, reshapes, quantization)."""
+    def comes_from(output, depth=0) -> bool:
         node = output.get_node()
-        if node.get_type_name() == "Constant":
+        if node.get_type_name() == type_name:
             return True
         return (depth < 4 and node.get_type_name() in PASS_THROUGH
-                and from_constant(node.input(0).get_source_output(), depth + 1))
+                and comes_from(node.input(0).get_source_output(), depth + 1))
 
-    return [op.get_friendly_name() for op in model.get_ordered_ops() if op.get_type_name() == "MatMul"
-            and not any(from_constant(op.input(i).get_source_output()) for i in range(op.get_input_size()))]
+    return any(comes_from(op.input(i).get_source_output()) for i in range(op.get_input_size()))
+
+
+def activation_matmuls(model) -> list[str]:
+    """The names of ``model``'s MatMuls neither of whose inputs is a weight (a Constant): in a transformer,
+    the attention scores and the scores times the values."""
+    return [op.get_friendly_name() for op in model.get_ordered_ops()
+            if op.get_type_name() == "MatMul" and not fed_by(op, "Constant")]
 
 
 def _outputs(core, model, feeds: list[dict]) -> list:
