@@ -25,6 +25,7 @@ class Limits:
     max_text_chars: int = 32768        # characters per text input
     max_image_pixels: int = 40_000_000  # width x height per image
     max_audio_s: float = 600.0         # seconds per audio input
+    max_json_depth: int = 32           # nesting of arrays and objects in a JSON body
     workers: int = 0                   # batches a model runs at once; 0: one per CPU core on the CPU, else 1
 
     @property
@@ -43,6 +44,7 @@ HELP = {
     "max_text_chars": "Longest text input in characters; longer gets 422.",
     "max_image_pixels": "Largest image (width x height); larger gets 422.",
     "max_audio_s": "Longest audio input in seconds; longer gets 422.",
+    "max_json_depth": "Deepest nesting of arrays and objects in a JSON body; deeper gets 422.",
     "workers": "Batches one model runs at once, each on its share of the CPU cores (0: one per core on the CPU, "
                "1 on a GPU; models that cannot run batches side by side use 1).",
 }
@@ -57,10 +59,10 @@ def limit_names() -> list[str]:
     return [f.name for f in fields(Limits)]
 
 
-def over_limit(name: str, what: str, value, limit) -> ApiError:
+def over_limit(name: str, what: str, value, limit, param: str | None = "inputs") -> ApiError:
     """A 422 naming the limit, the value found and the flag that sets it."""
     return ApiError(422, f"{what} is {value}, over the server's limit {name}={limit} (set with {flag(name)}); "
-                         "send less", "inputs", f"limit_{name}")
+                         "send less", param, f"limit_{name}")
 
 
 def check_items(limits: Limits, count: int) -> None:
