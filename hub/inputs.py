@@ -288,6 +288,14 @@ def check_text(text, what: str) -> str:
     return text
 
 
+def structured_text(value: dict) -> str:
+    """A structured input (the object a task takes, such as question-answering's ``{"question", "context"}``) as
+    the JSON text the task reads: how a JSONL line (``hub run --input``) and a server input hand it on."""
+    import json
+
+    return json.dumps(value, ensure_ascii=False)
+
+
 def looks_like_path(arg: str) -> bool:
     """No whitespace, and a path separator or a NAME.EXT ending (1-5 letters/digits, at least one letter)."""
     if not arg or any(ch.isspace() for ch in arg):

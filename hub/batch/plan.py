@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hub.errors import HubError, InputError, OutputDirError
+from hub.inputs import structured_text
 from hub.io import atomic_path, atomic_write_json, atomic_write_text, remove_path
 
 CHUNK = 1000  # input lines per part file
@@ -218,7 +219,7 @@ def parse_line(number: int, raw: bytes, jsonl: bool) -> str | None:
     if isinstance(value, dict):
         value = value.get("input")
     if isinstance(value, dict):  # a structured input (a question-answering pair): its JSON text, read by the task
-        return json.dumps(value, ensure_ascii=False)
+        return structured_text(value)
     if not isinstance(value, str):
         raise InputError(f"line {number}: expected a JSON string or an object with an 'input' field: a string, or "
                          "the object the task takes, e.g. {\"input\": {\"question\": ..., \"context\": ...}}")
