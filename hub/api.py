@@ -10,7 +10,7 @@ import os
 import warnings
 from pathlib import Path
 
-from hub.errors import CatalogError, HubError, NoLoaderError, PluginError
+from hub.errors import CatalogError, HubError, NoLoaderError, PluginError, UnknownModelError
 from hub.registry import (Catalog, CatalogWarning, ModelSpec, read_catalog_file, shipped_catalog_path,
                           user_catalog_paths)
 
@@ -155,7 +155,14 @@ def get_spec(model_id: str, task: str | None = None) -> ModelSpec:
     known = catalog(installed_only=False)
     if path.is_dir() and (os.sep in model_id or model_id.startswith(".") or model_id not in known.specs):
         return spec_for_path(path, task)
-    spec = known.get(model_id)
+    try:
+        spec = known.get(model_id)
+    except UnknownModelError:
+        from hub.local import looks_like_path, not_a_model_directory
+
+        if looks_like_path(model_id):  # a path that is no directory: say so, not "unknown model id"
+            raise not_a_model_directory(model_id) from None
+        raise
     from hub.plugins import require_plugin
 
     require_plugin(spec.plugin, spec.id)
@@ -185,12 +192,11 @@ def spec_for_path(path: Path, task: str | None = None) -> ModelSpec:
         for exc in failed:
             warnings.warn(f"{exc} (plugin '{found.plugin}' recognised the directory)", CatalogWarning, stacklevel=2)
         return found
+    from hub.local import MODEL_DIR_CONTENTS
+
     why = f" Plugin errors: {'; '.join(str(e) for e in failed)}" if failed else ""
-    raise HubError(
-        f"no installed plugin recognises the model directory '{path}'. Expected a transformers "
-        "save_pretrained directory, a timm config.json + model.safetensors, an open_clip hub layout, "
-        f"or a 'hub finetune' output; pass --task if the directory serves several tasks.{why}"
-    )
+    raise HubError(f"no installed plugin recognises the model directory '{path}': {MODEL_DIR_CONTENTS}. Pass --task "
+                   f"if the directory serves several tasks.{why}")
 
 
 def _ask_plugins_for_path(path: Path, task: str | None, failed: list) -> ModelSpec | None:

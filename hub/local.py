@@ -11,12 +11,17 @@ that has not finished; it is refused as a model with the command that finishes i
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from hub.io import atomic_write_text
 
 CARD_NAME = "mmhub.yaml"
 RUN_MARKER = ".mmhub-run"
+MODEL_DIR_CONTENTS = (f"a model directory holds {CARD_NAME} (written by 'hub finetune' and 'hub export') or files a "
+                      "plugin recognises: config.json + model.safetensors (transformers save_pretrained, timm), "
+                      "open_clip_config.json (open_clip) or torchvision_config.json (torchvision)")
+MODEL_FILES = frozenset({CARD_NAME, "config.json", "open_clip_config.json", "torchvision_config.json"})
 
 
 def spec_from_directory(path):
@@ -51,6 +56,52 @@ def write_card(path, fields: dict) -> Path:
     target = Path(path) / CARD_NAME
     atomic_write_text(target, yaml.safe_dump(fields, sort_keys=False))
     return target
+
+
+def looks_like_path(model_id: str) -> bool:
+    """Whether a MODEL argument reads as a path rather than an id: a separator, a leading . or ~, or on disk."""
+    text = str(model_id)
+    if "/" in text or os.sep in text or text.startswith((".", "~")):
+        return True
+    try:
+        return os.path.lexists(text)
+    except (OSError, ValueError):
+        return False
+
+
+def not_a_model_directory(model_id: str):
+    """The HubError for a path given as MODEL that is not a directory: missing, a file, or a special file."""
+    from hub.errors import HubError
+    from hub.inputs import printable
+
+    shown = printable(str(model_id))
+    path = Path(str(model_id)).expanduser()
+    try:
+        kind = ("missing" if not os.path.lexists(path) else "file" if path.is_file() else
+                "dangling" if path.is_symlink() and not path.exists() else "other")
+    except (OSError, ValueError):
+        kind = "missing"
+    choose = f"Give a model id from `hub list`, or a directory: {MODEL_DIR_CONTENTS}"
+    if kind == "missing":
+        where = _nearest_existing(path)
+        near = f" (the nearest existing folder is '{printable(str(where))}')" if where is not None else ""
+        return HubError(f"'{shown}' is not a model id, and no such path exists{near}. {choose}")
+    if kind == "file" and (path.name in MODEL_FILES or path.suffix in (".safetensors", ".bin", ".onnx", ".xml")):
+        return HubError(f"'{shown}' is a file of a model, not a model directory: give the directory that holds it, "
+                        f"'{printable(str(path.resolve().parent))}'")
+    if kind == "dangling":
+        return HubError(f"'{shown}' is a symbolic link to '{printable(os.readlink(path))}', which does not exist. "
+                        f"{choose}")
+    what = "a file" if kind == "file" else "a special file (a device, socket or pipe)"
+    return HubError(f"'{shown}' is {what}, not a model directory. {choose}")
+
+
+def _nearest_existing(path: Path) -> Path | None:
+    """The closest folder above ``path`` that exists, unless that is only the root or the working directory."""
+    for parent in path.absolute().parents:
+        if parent.is_dir():
+            return None if parent in (Path(parent.anchor), Path.cwd()) else parent
+    return None
 
 
 # -- run directories ------------------------------------------------------------------------------
