@@ -10,10 +10,29 @@ def shell_command(*argv) -> str:
     return "`" + shlex.join(str(a) for a in argv) + "`"
 
 
+MAX_MESSAGE = 4000  # characters of an error message kept: its start and its end (the fix), the middle left out
+
+
+def capped(text: str, limit: int = MAX_MESSAGE) -> str:
+    """``text`` cut to at most about ``limit`` characters, keeping its start and its end."""
+    if len(text) <= limit:
+        return text
+    tail = limit // 5
+    head = limit - tail
+    return f"{text[:head]} ... [{len(text) - head - tail} characters left out] ... {text[-tail:]}"
+
+
 class HubError(Exception):
-    """A mistake the user can fix; the CLI prints it without a traceback."""
+    """A mistake the user can fix; the CLI prints it without a traceback.
+
+    Its message is capped (:func:`capped`): a value quoted from a huge input never makes a huge message."""
 
     exit_code = 2
+
+    def __init__(self, *args):
+        if args and isinstance(args[0], str):
+            args = (capped(args[0]), *args[1:])
+        super().__init__(*args)
 
 
 class UnknownModelError(HubError, KeyError):

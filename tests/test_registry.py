@@ -166,3 +166,84 @@ def test_a_task_of_another_modality_is_refused_naming_the_models_tasks(task, wan
 def test_a_task_of_the_same_modality_is_accepted():
     assert spec("m1", task="image-classification").with_task("image-embedding").task == "image-embedding"
     assert spec("m1").with_task("sentiment-analysis").task == "text-classification"
+
+
+# -- hostile YAML: aliases that never end or expand without bound, and messages that quote a huge value --------------
+def _levels(depth: int, width: int, mapping: bool) -> str:
+    """A 'billion laughs' document: each level repeats the level below ``width`` times through aliases."""
+    lines = ["l0: &l0 " + ("{" + ", ".join(f"k{i}: lol" for i in range(width)) + "}" if mapping
+                          else "[" + ", ".join(["lol"] * width) + "]")]
+    for level in range(1, depth + 1):
+        refs = [f"*l{level - 1}"] * width
+        body = "{" + ", ".join(f"k{i}: {r}" for i, r in enumerate(refs)) + "}" if mapping else "[" + ", ".join(refs) + "]"
+        lines.append(f"l{level}: &l{level} {body}")
+    return "\n".join(lines) + "\n"
+
+
+BOMBS = {
+    "lists-9x9": _levels(9, 9, False),
+    "mappings-9x9": _levels(9, 9, True),
+    "lists-30x2": _levels(30, 2, False),
+    "bomb-under-models": "models:\n" + "".join(f"  {line}\n" for line in _levels(8, 10, False).splitlines()),
+    "bomb-in-a-field": "x: &x [" + ", ".join(["lol"] * 400) + "]\ny: &y [" + ", ".join(["*x"] * 400) + "]\n"
+                       "models:\n  m: {task: text-embedding, plugin: transformers, source: s, aliases: *y}\n",
+    "self-list": "models: &a [*a]\n",
+    "self-mapping": "models: &a {m: *a}\n",
+    "self-deep": "models:\n  m: &a {task: text-embedding, plugin: transformers, source: x, options: {o: [1, {p: *a}]}}\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(BOMBS))
+def test_an_alias_bomb_in_a_catalogue_is_refused_quickly_in_one_short_line(name, tmp_path, monkeypatch, cli_runner,
+                                                                        fresh_hub):
+    import time
+
+    from hub.cli import cli
+
+    path = tmp_path / "bomb.yaml"
+    path.write_text(BOMBS[name])
+    monkeypatch.setenv("HUB_CATALOG", str(path))
+    started = time.perf_counter()
+    done = cli_runner.invoke(cli, ["list", "--json"])
+    assert time.perf_counter() - started < 10
+    assert done.exit_code == 2 and "Traceback" not in done.output, done.output
+    line = done.stderr.strip()
+    assert "\n" not in line and str(path) in line and "alias" in line and len(line) < 600, line[:2000]
+
+
+def test_an_alias_bomb_in_a_model_directorys_card_is_refused(tmp_path, cli_runner, fresh_hub):
+    from hub.cli import cli
+
+    (tmp_path / "mmhub.yaml").write_text(BOMBS["mappings-9x9"])
+    done = cli_runner.invoke(cli, ["info", str(tmp_path)])
+    assert done.exit_code == 2 and "alias" in done.stderr and len(done.stderr) < 600, done.stderr[:2000]
+
+
+@pytest.mark.parametrize("text", [
+    "x: &x 1\nmodels:\n  m: {task: text-embedding, plugin: transformers, source: s, params: *x}\n",
+    "d: &d {task: text-embedding, plugin: transformers, source: s}\nmodels:\n  m: *d\n  n: *d\n",
+    "models:\n  m: {task: text-embedding, plugin: transformers, source: s, description: 'a * b'}\n",
+])
+def test_aliases_that_expand_to_little_still_load(text, tmp_path):
+    specs = read_catalog_file(write(tmp_path, text))
+    assert {s.task for s in specs} == {"text-embedding"}
+
+
+@pytest.mark.parametrize("text", [
+    "models:\n  m: {task: text-embedding, plugin: transformers, source: s, params: [" + "1, " * 300_000 + "1]}\n",
+    "models:\n  m: {task: text-embedding, plugin: transformers, source: s, aliases: " + "a" * 1_000_000 + "}\n",
+    "models:\n  m: {task: text-embedding, plugin: transformers, source: s, description: [" + "x, " * 300_000 + "x]}\n",
+    "models:\n  m: {task: " + "t" * 1_000_000 + ", plugin: transformers, source: s}\n",
+    "models:\n  m: {task: text-embedding, plugin: [" + "p, " * 300_000 + "p], source: s}\n",
+])
+def test_a_message_quoting_a_huge_value_is_capped(text, tmp_path, monkeypatch, cli_runner, fresh_hub):
+    from hub.cli import cli
+    from hub.errors import MAX_MESSAGE
+
+    path = write(tmp_path, text)
+    monkeypatch.setenv("HUB_CATALOG", str(path))
+    done = cli_runner.invoke(cli, ["list"])
+    assert done.exit_code == 2 and "Traceback" not in done.output
+    line = done.stderr.strip()
+    assert "\n" not in line and len(line) <= MAX_MESSAGE + 100 and str(path) in line, line[:300]
+    assert "characters left out" in line
