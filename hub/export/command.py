@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import click
 
+from hub.cli_types import FiniteFloat
 from hub.export.gates import DEFAULT_MIN_AGREEMENT, DEFAULT_MIN_COSINE
 
 
@@ -18,9 +19,9 @@ from hub.export.gates import DEFAULT_MIN_AGREEMENT, DEFAULT_MIN_COSINE
               help="Inputs for static int8 calibration: a text file (one text, or one image path, per line) or a "
                    "directory of images. Default: the hub's shipped calibration set.")
 @click.option("--task", help="Export the model for another task of the same modality.")
-@click.option("--min-cosine", type=click.FloatRange(-1, 1.0000001), default=DEFAULT_MIN_COSINE, show_default=True,
+@click.option("--min-cosine", type=FiniteFloat(-1, 1.0000001), default=DEFAULT_MIN_COSINE, show_default=True,
               help="Gate: the lowest cosine to the fp32 torch model's embeddings on held-out inputs.")
-@click.option("--min-agreement", type=click.FloatRange(0, 1), default=DEFAULT_MIN_AGREEMENT, show_default=True,
+@click.option("--min-agreement", type=FiniteFloat(0, 1), default=DEFAULT_MIN_AGREEMENT, show_default=True,
               help="Gate: the lowest share of held-out inputs whose top-1 label matches the fp32 torch model's.")
 @click.option("--trust-remote-code", is_flag=True, help="Allow code shipped with the weights to run.")
 def export_cmd(model_id, fmt, out, int8, calibration, task, min_cosine, min_agreement, trust_remote_code):

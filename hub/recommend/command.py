@@ -5,14 +5,16 @@ import json
 
 import click
 
+from hub.cli_types import FiniteFloat
+
 
 @click.command("recommend")
 @click.option("--task", required=True, help="The task to choose a model for, e.g. image-classification.")
 @click.option("--examples", type=click.IntRange(0), metavar="N",
               help="How many labelled examples you have: advice on zero-shot, a frozen backbone or a full fine-tune.")
-@click.option("--max-latency-ms", type=click.FloatRange(0, min_open=True), metavar="X",
+@click.option("--max-latency-ms", type=FiniteFloat(0, min_open=True), metavar="X",
               help="Exclude models slower than X ms per input at batch 1.")
-@click.option("--max-memory", "max_memory_gb", type=click.FloatRange(0, min_open=True), metavar="GB",
+@click.option("--max-memory", "max_memory_gb", type=FiniteFloat(0, min_open=True), metavar="GB",
               help="Exclude models needing more than GB gigabytes.")
 @click.option("--device", help="cpu, cuda or mps: the device the costs are for (default: this machine's best).")
 @click.option("--json", "as_json", is_flag=True, help="Print the ranking as JSON.")

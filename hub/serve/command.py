@@ -6,6 +6,7 @@ import signal
 
 import click
 
+from hub.cli_types import FiniteFloat
 from hub.serve.limits import HELP, Limits, flag, limit_names
 
 LOOPBACK_NAMES = ("localhost",)
@@ -17,7 +18,7 @@ def limit_options(command):
     for name in reversed(limit_names()):
         value = getattr(defaults, name)
         kind = click.IntRange(0 if name == "workers" else 1) if isinstance(value, int) \
-            else click.FloatRange(0, min_open=name != "max_wait_ms")
+            else FiniteFloat(0, min_open=name != "max_wait_ms")
         command = click.option(flag(name), name, type=kind, default=value, show_default=True, help=HELP[name])(command)
     return command
 

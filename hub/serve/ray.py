@@ -18,6 +18,7 @@ import socket
 
 import click
 
+from hub.cli_types import FiniteFloat
 from hub.serve.command import limit_options
 from hub.serve.limits import Limits
 
@@ -145,8 +146,8 @@ def start(settings, replicas: int, host: str, port: int, address: str | None = N
 @click.option("--api-key", envvar="HUB_API_KEY", help="Require 'Authorization: Bearer KEY' (also: HUB_API_KEY).")
 @click.option("--device", help="cpu, cuda, cuda:N or mps (default: the best available on each replica).")
 @click.option("--dtype", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), help="Dtype policy (default auto).")
-@click.option("--num-cpus", type=click.FloatRange(0), default=1.0, show_default=True, help="CPUs Ray reserves per replica.")
-@click.option("--num-gpus", type=click.FloatRange(0), default=0.0, show_default=True, help="GPUs Ray reserves per replica.")
+@click.option("--num-cpus", type=FiniteFloat(0), default=1.0, show_default=True, help="CPUs Ray reserves per replica.")
+@click.option("--num-gpus", type=FiniteFloat(0), default=0.0, show_default=True, help="GPUs Ray reserves per replica.")
 @limit_options
 def main(replicas, address, host, port, models, allow, api_key, device, dtype, num_cpus, num_gpus, **limits):
     """Serve the hub with Ray Serve: the app of 'hub serve' as N replicas (needs: pip install 'mmhub[ray]')."""

@@ -9,6 +9,8 @@ import os
 
 import click
 
+from hub.cli_types import FiniteFloat
+
 PRECISIONS = ["auto", "fp32", "bf16", "fp16"]
 
 
@@ -24,7 +26,7 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
 @click.option("--val", type=click.Path(exists=True), help="Validation data (default: a stratified 20% of --data).")
 @click.option("--task", help="Task to fine-tune for, e.g. text-classification (default: the model's task).")
 @click.option("--epochs", type=click.IntRange(1), default=3, show_default=True)
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True),
+@click.option("--lr", type=FiniteFloat(min=0, min_open=True),
               help="Backbone learning rate; the new head gets 10x (default 5e-5, CLIP 1e-5, CTC 1e-4).")
 @click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True, help="Examples per device.")
 @click.option("--grad-accum", type=click.IntRange(1), default=1, show_default=True,
@@ -51,7 +53,7 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
                    "plugin's own kind of training reports (e.g. miou for image-segmentation).")
 @click.option("--schedule", type=click.Choice(["constant", "linear", "cosine"]), default="linear",
               show_default=True, help="Learning-rate schedule after warmup.")
-@click.option("--warmup", type=click.FloatRange(0), default=0.1, show_default=True,
+@click.option("--warmup", type=FiniteFloat(0), default=0.1, show_default=True,
               help="Warmup steps (a value below 1 is a fraction of all steps).")
 @click.option("--max-steps", type=click.IntRange(1), help="Stop after this many optimiser steps.")
 @click.option("--on-bad-rows", type=click.Choice(["skip", "error"]), default="skip", show_default=True,
