@@ -23,6 +23,7 @@ from hub.serve.gate import Gate
 from hub.serve.limits import Limits
 from hub.serve.metrics import Metrics
 from hub.serve.models import ModelHost
+from hub.serve.sites import Sites
 
 STATIC = Path(__file__).resolve().parent / "static"
 DOCS_ASSETS = "/static-docs"
@@ -30,7 +31,7 @@ ERROR_SCHEMA = {"type": "object", "required": ["error"], "properties": {"error":
     "type": "object", "required": ["message", "type", "param", "code"],
     "properties": {"message": {"type": "string"}, "type": {"type": "string"},
                    "param": {"type": ["string", "null"]}, "code": {"type": ["string", "null"]}}}}}
-ERROR_STATUSES = (400, 401, 404, 413, 422, 429, 500, 503, 504)
+ERROR_STATUSES = (400, 401, 403, 404, 413, 415, 422, 429, 500, 503, 504)
 
 
 @dataclass
@@ -43,13 +44,15 @@ class Settings:
     api_key: str | None = None
     device: str | None = None
     dtype: str | None = None
+    sites: Sites = field(default_factory=Sites)  # the Host and Origin allow-lists (--allowed-host, --cors-origin)
 
 
 class ServeState:
     """The app's state: settings, the model host, metrics and whether it is shutting down."""
 
     def __init__(self, settings: Settings):
-        self.settings, self.limits, self.api_key = settings, settings.limits, settings.api_key
+        self.settings, self.limits, self.api_key, self.sites = settings, settings.limits, settings.api_key, settings.sites
+        self.bodies: list = []  # (route, the content types its body is read as), for the routes that take one
         self.metrics = Metrics()
         self.host = ModelHost(settings.limits, settings.preload, settings.allow, settings.device,
                               settings.dtype, self.metrics)
@@ -57,8 +60,11 @@ class ServeState:
         self.preload_task: asyncio.Task | None = None
 
     def begin_shutdown(self) -> None:
-        """From now on new requests get 503; those in flight finish."""
+        """From now on new requests get 503; those in flight finish, and those waiting for a model to load get 503.
+
+        Safe to call from a signal handler."""
         self.draining = True
+        self.host.stop()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -70,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
+        state.host.start()
         state.preload_task = asyncio.create_task(state.host.load_preloaded())
         yield
         state.begin_shutdown()
@@ -88,8 +95,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     add_page(app)
     add_docs(app)
     document_errors(app)
+    state.bodies = body_types(app.routes)
     app.add_middleware(Gate, state=state)
     return app
+
+
+def body_types(routes) -> list:
+    """(route, content types) for each route that takes a body: those its OpenAPI request body declares
+    (routes that read their own body), else multipart for form fields and JSON for a model."""
+    from fastapi import params
+    from fastapi.routing import APIRoute
+
+    out = []
+    for route in routes:
+        if not isinstance(route, APIRoute):
+            continue
+        declared = ((route.openapi_extra or {}).get("requestBody") or {}).get("content")
+        if declared:
+            out.append((route, frozenset(declared)))
+        elif route.body_field is not None:
+            form = isinstance(route.body_field.field_info, params.Form)
+            out.append((route, frozenset({"multipart/form-data" if form else "application/json"})))
+    return out
 
 
 def error_response(status: int, message: str, param=None, code=None, headers=None) -> JSONResponse:
@@ -152,37 +179,71 @@ def add_ops_routes(app: FastAPI) -> None:
 
 
 def add_page(app: FastAPI) -> None:
-    """The page at ``/`` and its files under ``/static`` (plain HTML, CSS and JS shipped in the package)."""
+    """The page at ``/``, its files under ``/static`` (plain HTML, CSS and JS shipped in the package) and
+    ``/favicon.ico``."""
 
     @app.get("/", include_in_schema=False)
     async def index():
         return FileResponse(STATIC / "index.html")
 
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon():
+        return FileResponse(STATIC / "favicon.ico", media_type="image/x-icon")
+
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
 
+DOCS_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <meta name="viewport" content="width=device-width, initial-scale=1">
+  <title>mmhub - API</title>
+  <link rel="icon" href="{root}/static/favicon.svg" type="image/svg+xml">
+  <link rel="stylesheet" href="{root}{assets}/swagger-ui.css">
+</head>
+<body>
+  <div id="swagger-ui" data-openapi="{root}/openapi.json"></div>
+  <script src="{root}{assets}/swagger-ui-bundle.js"></script>
+  <script type="module" src="{root}/static/docs.js"></script>
+</body>
+</html>
+"""
+NO_DOCS_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>mmhub - API</title></head>
+<body><h1>mmhub - API</h1>
+<p>This page needs Swagger UI, which comes with the serve extra: <code>pip install 'mmhub[serve]'</code>
+(or <code>pip install fastapi-offline</code>), then restart <code>hub serve</code>.</p>
+<p>The API's OpenAPI description is at <a href="{root}/openapi.json">/openapi.json</a>.</p></body></html>
+"""
+
+
 def add_docs(app: FastAPI) -> None:
-    """The OpenAPI page at ``/docs``, its Swagger UI files served from the swagger-ui-bundle package (no CDN)."""
-    from fastapi.openapi.docs import get_swagger_ui_html
+    """The OpenAPI page at ``/docs``: Swagger UI 5 (it reads OpenAPI 3.1), its files served from the
+    fastapi-offline package (no CDN); without that package, a page that says how to get it (503)."""
+    from fastapi.responses import HTMLResponse
 
     assets = swagger_ui_dir()
     if assets is not None:
         app.mount(DOCS_ASSETS, StaticFiles(directory=assets), name="docs-assets")
-    urls = {"swagger_js_url": f"{DOCS_ASSETS}/swagger-ui-bundle.js", "swagger_css_url": f"{DOCS_ASSETS}/swagger-ui.css",
-            "swagger_favicon_url": f"{DOCS_ASSETS}/favicon-32x32.png"} if assets is not None else {}
 
     @app.get("/docs", include_in_schema=False)
-    async def docs():
-        return get_swagger_ui_html(openapi_url="/openapi.json", title="mmhub - API", **urls)
+    async def docs(request: Request):
+        root = request.scope.get("root_path", "").rstrip("/")
+        if assets is None:
+            return HTMLResponse(NO_DOCS_PAGE.format(root=root), status_code=503)
+        return HTMLResponse(DOCS_PAGE.format(root=root, assets=DOCS_ASSETS))
 
 
 def swagger_ui_dir() -> Path | None:
-    """Swagger UI's files from the swagger-ui-bundle package, or None when it is not installed."""
-    try:
-        from swagger_ui_bundle import swagger_ui_path
-    except ImportError:
+    """Swagger UI's files from the fastapi-offline package (found without importing it), or None."""
+    import importlib.util
+
+    found = importlib.util.find_spec("fastapi_offline")
+    if found is None or not found.submodule_search_locations:
         return None
-    return Path(swagger_ui_path)
+    path = Path(list(found.submodule_search_locations)[0]) / "static"
+    return path if (path / "swagger-ui-bundle.js").is_file() else None
 
 
 def document_errors(app: FastAPI) -> None:

@@ -2,8 +2,9 @@
 
 - Every request is counted and timed by route template and status.
 - While the server shuts down, new requests get 503 (``/health`` still answers).
-- With an API key, every route but ``/health`` and the static files (``/``, ``/static/...`` and Swagger UI's
-  ``/static-docs/...``, which hold no data; the page sends the key with its API calls) needs
+- With an API key, every route but ``/health`` and the static files (``/``, ``/docs``, ``/favicon.ico``,
+  ``/static/...`` and Swagger UI's ``/static-docs/...``, which hold no data; the page and ``/docs`` send the
+  key with their API calls) needs
   ``Authorization: Bearer KEY``, compared in constant time.
 - A body over ``--max-body-mb`` gets 413: at once when ``Content-Length`` says so, else while it is read.
 """
@@ -19,7 +20,7 @@ from hub.serve.errors import envelope
 from hub.serve.limits import flag
 
 OPEN_PATHS = ("/health",)
-PAGE_PATHS = ("/", "/index.html")
+PAGE_PATHS = ("/", "/index.html", "/docs", "/favicon.ico")
 
 
 class BodyTooLarge(HTTPException):
