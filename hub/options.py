@@ -6,6 +6,12 @@ an unknown name is refused with the valid ones listed, a value of the wrong type
 refused naming the option and what it takes, and strings (``-o top_k=3`` on the command line) are
 converted to the declared type. A bool is never taken for a number, nor a number for a bool.
 
+Bounds that depend on the model (the new tokens its context leaves, the size of its vocabulary) are the
+loaded pipeline's :meth:`hub.tasks.base.Pipeline.limits`: :func:`check_limits` refuses a value over one with an
+:class:`OptionLimitError` before any input is read. An option declared ``model_bound`` must get its bound
+there, so that a pipeline cannot forget it; ``new_tokens`` marks the options that count tokens to generate,
+which ``hub serve --max-new-tokens`` also caps.
+
 Options that several pipelines take are defined here once, so that a name means one thing
 everywhere. In particular ``top_k`` is always "how many of the best to keep", an integer >= 1:
 for classifiers the number of labels returned (default 5; asking for more than the model has returns
@@ -20,7 +26,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any
 
-from hub.errors import OptionError
+from hub.errors import OptionError, PluginError
 
 TYPE_NAMES = {bool: "boolean", int: "integer", float: "number", str: "string", list: "list of strings"}
 TRUE_WORDS = ("true", "yes", "on", "1")
@@ -36,6 +42,8 @@ class Option:
     ``choices`` lists the allowed strings; ``separator`` splits a string given for a list option
     (``labels=cat,dog``); ``callables`` also lets Python callers put functions in a list option.
     A default of None means "not set": the pipeline decides, as its help says.
+    ``model_bound`` says the model sets the largest value (the pipeline's ``limits()`` gives it);
+    ``new_tokens`` says the option counts tokens to generate (a server caps those with ``--max-new-tokens``).
     """
 
     name: str
@@ -48,6 +56,8 @@ class Option:
     exclusive_minimum: bool = False
     separator: str | None = None
     callables: bool = False
+    model_bound: bool = False
+    new_tokens: bool = False
 
     def __post_init__(self):
         if self.type not in TYPE_NAMES:
@@ -81,7 +91,8 @@ class Option:
     def to_dict(self) -> dict:
         return {"name": self.name, "type": self.type_name, "default": self.default, "help": self.help,
                 "choices": list(self.choices) if self.choices else None, "minimum": self.minimum,
-                "maximum": self.maximum, "exclusive_minimum": self.exclusive_minimum}
+                "maximum": self.maximum, "exclusive_minimum": self.exclusive_minimum,
+                "model_bound": self.model_bound, "new_tokens": self.new_tokens}
 
     def convert(self, value, model_id: str = "") -> Any:
         """``value`` checked and converted to this option's type; OptionError naming the option otherwise."""
@@ -101,10 +112,14 @@ class Option:
         too_low = low is not None and (value <= low if self.exclusive_minimum else value < low)
         return not too_low and (high is None or value <= high)
 
-    def error(self, value, model_id: str, problem: str) -> OptionError:
+    def error(self, value, model_id: str, problem: str, kind: type[OptionError] = OptionError) -> OptionError:
         whose = f" of {model_id}" if model_id else ""
         shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
-        return OptionError(f"option '{self.name}'{whose} {problem}; got {shown}")
+        return kind(f"option '{self.name}'{whose} {problem}; got {shown}")
+
+
+class OptionLimitError(OptionError):
+    """An option over a limit of the model (``Pipeline.limits()``) or of the server; ``hub serve`` answers 422."""
 
 
 def _number(x: float) -> str:
@@ -206,6 +221,28 @@ def validate_options(declared, given: dict, model_id: str = "") -> dict:
             for name, option in by_name.items()}
 
 
+def check_limits(declared, values: dict, limits: dict, model_id: str = "", plugin: str = "") -> None:
+    """Refuse a value over the model's own limit for its option, before anything is allocated.
+
+    ``limits`` maps option names to a largest value, or to (largest value, why): a pipeline's ``limits()``.
+    An option declared ``model_bound`` that ``limits`` leaves out is the plugin's error (naming ``plugin``):
+    its bound must not be forgotten."""
+    for option in declared:
+        bound = limits.get(option.name)
+        if bound is None:
+            if option.model_bound:
+                raise PluginError(plugin, f"plugin '{plugin}': {model_id or 'the pipeline'} declares the option "
+                                          f"'{option.name}' as bounded by the model, but its limits() gives no "
+                                          "bound for it; return {'" + option.name + "': largest value} there")
+            continue
+        value = values.get(option.name)
+        largest, why = bound if isinstance(bound, tuple) else (bound, "")
+        if value is not None and not isinstance(value, bool) and isinstance(value, (int, float)) and value > largest:
+            because = f" ({why})" if why else ""
+            raise option.error(value, model_id, f"must be at most {_number(largest)} for this model{because}",
+                               OptionLimitError)
+
+
 def unknown_option_error(unknown: list[str], valid: list[str], model_id: str = "") -> OptionError:
     """The error for options a pipeline does not take: the valid ones, and the closest as 'did you mean'."""
     names = ", ".join(f"'{u}'" for u in unknown)
@@ -267,13 +304,14 @@ TOP_K = Option("top_k", int, 5, "how many of the best labels to return, best fir
 LABELS = Option("labels", list, None, "candidate labels to score (on the command line: --label, or a "
                 "comma-separated list)", separator=",")
 TEXTS = Option("texts", list, None, "texts to compare each input with (on the command line: --text)")
-MAX_NEW_TOKENS = Option("max_new_tokens", int, 20, "the most new tokens to generate per input", minimum=1)
+MAX_NEW_TOKENS = Option("max_new_tokens", int, 20, "the most new tokens to generate per input (at most what the "
+                        "model's context leaves)", minimum=1, model_bound=True, new_tokens=True)
 DO_SAMPLE = Option("do_sample", bool, False, "sample the next token instead of taking the most likely one")
 TEMPERATURE = Option("temperature", float, None, "sampling temperature (needs do_sample): lower is more "
                      "conservative", minimum=0, exclusive_minimum=True)
 TOP_P = Option("top_p", float, None, "sample only from the most likely tokens whose probabilities add up to "
                "top_p (needs do_sample)", minimum=0, exclusive_minimum=True, maximum=1)
-SAMPLE_TOP_K = Option("top_k", int, None, "sample only from the top_k most likely tokens (needs do_sample)",
-                      minimum=1)
+SAMPLE_TOP_K = Option("top_k", int, None, "sample only from the top_k most likely tokens (needs do_sample; at "
+                      "most the vocabulary's size)", minimum=1, model_bound=True)
 SEED = Option("seed", int, None, "random seed for sampling: the same seed, inputs and batch size give the "
               "same output", minimum=0, maximum=2**32 - 1)

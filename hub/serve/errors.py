@@ -28,7 +28,8 @@ def envelope(status: int, message: str, param: str | None = None, code: str | No
 
 
 def from_hub_error(exc: HubError, param: str | None = None) -> ApiError:
-    """The API error for a hub error: unknown ids are 404, bad inputs and options 400, the rest 400."""
+    """The API error for a hub error: unknown ids are 404, bad inputs and options 400 (an option over the model's
+    limit 422), a model whose output is not finite 500, the rest 400."""
     if isinstance(exc, ApiError):
         return exc
     if isinstance(exc, UnknownModelError):
@@ -37,6 +38,13 @@ def from_hub_error(exc: HubError, param: str | None = None) -> ApiError:
         return ApiError(400, str(exc), "task", "unknown_task")
     if isinstance(exc, TaskMismatchError):
         return ApiError(400, str(exc), "task", "task_mismatch")
+    from hub.options import OptionLimitError
+    from hub.tasks.finite import NonFiniteOutputError
+
+    if isinstance(exc, OptionLimitError):  # over a limit of the model: refused before anything was allocated
+        return ApiError(422, str(exc), param or "options", "option_over_limit")
+    if isinstance(exc, NonFiniteOutputError):  # the model is at fault, not the request
+        return ApiError(500, str(exc), None, "non_finite_output")
     if isinstance(exc, OptionError):
         return ApiError(400, str(exc), param or "options", "invalid_option")
     if isinstance(exc, InputError):

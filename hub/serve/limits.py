@@ -1,7 +1,9 @@
 """The server's limits (each a ``hub serve`` flag with a documented default) and the checks that apply them.
 
 A request over a limit is answered with an error naming the limit and its flag: 413 for the body,
-422 for too many items, over-long texts, images over the pixel limit and audio over the duration limit,
+422 for too many items, over-long texts, images over the pixel limit, audio over the duration limit, an
+option counting new tokens over ``--max-new-tokens`` and a generation whose estimated memory passes
+``--max-generation-mb`` (both checked before any input is decoded),
 429 (with ``Retry-After``) when a model's queue is full and 504 when a request waits past its timeout.
 """
 from __future__ import annotations
@@ -25,6 +27,8 @@ class Limits:
     max_text_chars: int = 32768        # characters per text input
     max_image_pixels: int = 40_000_000  # width x height per image
     max_audio_s: float = 600.0         # seconds per audio input
+    max_new_tokens: int = 1024         # new tokens per input a generation option may ask for
+    max_generation_mb: float = 2048.0  # estimated memory of one generation batch (caches, activations)
     max_json_depth: int = 32           # nesting of arrays and objects in a JSON body
     workers: int = 0                   # batches a model runs at once; 0: one per CPU core on the CPU, else 1
 
@@ -44,6 +48,10 @@ HELP = {
     "max_text_chars": "Longest text input in characters; longer gets 422.",
     "max_image_pixels": "Largest image (width x height); larger gets 422.",
     "max_audio_s": "Longest audio input in seconds; longer gets 422.",
+    "max_new_tokens": "Most new tokens per input a request may ask a generating model for (max_new_tokens, "
+                      "seq_len); more gets 422.",
+    "max_generation_mb": "Largest estimated memory in MiB of one generation batch (batch x beams x tokens x the "
+                         "model's key/value and activation bytes per token); more gets 422.",
     "max_json_depth": "Deepest nesting of arrays and objects in a JSON body; deeper gets 422.",
     "workers": "Batches one model runs at once, each on its share of the CPU cores (0: one per core on the CPU, "
                "1 on a GPU; models that cannot run batches side by side use 1).",
@@ -70,6 +78,26 @@ def check_items(limits: Limits, count: int) -> None:
         raise ApiError(400, "no inputs: give at least one input in 'inputs'", "inputs", "no_inputs")
     if count > limits.max_items:
         raise over_limit("max_items", "the number of inputs", count, limits.max_items)
+
+
+def check_generation(limits: Limits, pipeline, options: dict, count: int, input_tokens: int | None = None) -> None:
+    """A 422 for an option counting new tokens over ``--max-new-tokens``, or for a request whose batch the
+    pipeline estimates (``Pipeline.estimate_bytes``) over ``--max-generation-mb``; before any input is decoded."""
+    for option in getattr(pipeline, "call_options", ()):
+        value = options.get(option.name)
+        if option.new_tokens and isinstance(value, int) and value > limits.max_new_tokens:
+            raise ApiError(422, f"option '{option.name}' is {value}, over the server's limit max_new_tokens="
+                                f"{limits.max_new_tokens} (set with {flag('max_new_tokens')}); ask for fewer",
+                           "options", "limit_max_new_tokens")
+    estimate = getattr(pipeline, "estimate_bytes", None)
+    needed = estimate(min(count, limits.max_batch), options, input_tokens) if estimate else None
+    budget = limits.max_generation_mb * 2**20
+    if needed and needed > budget:
+        raise ApiError(422, f"this request would take about {needed / 2**20:.0f} MiB per batch of "
+                            f"{min(count, limits.max_batch)} inputs, over the server's limit max_generation_mb="
+                            f"{limits.max_generation_mb:g} (set with {flag('max_generation_mb')}); send fewer or "
+                            "shorter inputs, or ask for fewer new tokens or beams", "options",
+                       "limit_max_generation_mb")
 
 
 def check_text(limits: Limits, text, index: int) -> str:

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from hub.errors import HubError
 from hub.serve.errors import ApiError, from_hub_error
-from hub.serve.limits import check_image, check_items, check_text, decode_base64, read_audio
+from hub.serve.limits import check_generation, check_image, check_items, check_text, decode_base64, read_audio
 
 router = APIRouter()
 
@@ -133,6 +133,8 @@ async def execute(state, entry, raw: list, options: dict) -> list:
     """Check, decode, prepare and batch ``raw`` inputs for a loaded model; the results in order."""
     check_items(state.limits, len(raw))
     resolved = checked_options(entry.pipeline, options)
+    longest = max((len(x) for x in raw if isinstance(x, str)), default=None)  # characters: at least its tokens
+    check_generation(state.limits, entry.pipeline, resolved, len(raw), longest)
     kind = task_inputs(entry.spec)
     if kind == "text":  # cheap enough for the event loop: two thread hops would cost more than the work
         items = decode(state.limits, kind, raw, task_row(entry.spec))

@@ -3,7 +3,9 @@
 The base does the common work once: single-vs-list inputs, empty input lists, length-sorted
 batching with results returned in input order, moving batches to the device, and running
 ``forward`` under ``torch.inference_mode`` and the device manager's autocast. It also checks the
-call options against the pipeline's ``call_options`` (see :mod:`hub.options`) before any input is read.
+call options against the pipeline's ``call_options`` and the model's own ``limits()`` (see
+:mod:`hub.options`) before any input is read, and refuses results holding NaN or infinity (see
+:mod:`hub.tasks.finite`), so the CLI, the server and the SDK agree.
 """
 from __future__ import annotations
 
@@ -12,7 +14,8 @@ import threading
 from abc import ABC, abstractmethod
 from typing import Any, Iterable
 
-from hub.options import Option, validate_options
+from hub.options import Option, check_limits, validate_options
+from hub.tasks.finite import check_finite
 from hub.tasks.results import Result
 
 DEFAULT_BATCH_SIZE = 32
@@ -45,6 +48,19 @@ class Pipeline(ABC):
     def check_options(self, options: dict) -> dict:
         """Checks of the call options that need the model (e.g. a language it knows); runs before any input."""
         return options
+
+    def limits(self) -> dict:
+        """The model's own bounds on call options, as {option name: largest value, or (largest value, why)}.
+
+        Asked before any input is read, on every call: a value over its bound is refused in one line
+        (the server answers 422). Every option declared ``model_bound`` must have one here."""
+        return {}
+
+    def estimate_bytes(self, batch: int, options: dict, input_tokens: int | None = None) -> int | None:
+        """About how many bytes, beyond the weights, one batch of ``batch`` inputs (of at most ``input_tokens``
+        tokens, when known) with these options takes; None when the pipeline cannot say. ``hub serve`` refuses
+        a request over its ``--max-generation-mb`` with this."""
+        return None
 
     def prepare(self, item: Any) -> Any:
         """Validate and load one raw input (e.g. read an image file). Errors name the input."""
@@ -83,7 +99,9 @@ class Pipeline(ABC):
         for source in (self.spec.preprocess or {}, self.options):
             preset.update({o.name: source[o.name] for o in self.call_options if source.get(o.name) is not None})
         given = {**preset, **{k: v for k, v in given.items() if v is not None or k not in preset}}
-        return validate_options(self.call_options, given, self.options_owner())
+        values = validate_options(self.call_options, given, self.options_owner())
+        check_limits(self.call_options, values, self.limits(), self.options_owner(), self.spec.plugin)
+        return values
 
     def options_owner(self) -> str:
         """How option errors name this pipeline: the model id and its task."""
@@ -96,6 +114,7 @@ class Pipeline(ABC):
         for idx, results in zip(_progress(batches, progress, self.spec.id), self._ran(prepared, batches, kwargs)):
             for i, result in zip(idx, results):
                 out[i] = result
+        check_finite(out, self.options_owner())
         return out  # type: ignore[return-value]
 
     def _ran(self, prepared: list, batches: list[list[int]], kwargs: dict) -> Iterable[list[Result]]:

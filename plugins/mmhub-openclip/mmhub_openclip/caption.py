@@ -19,13 +19,16 @@ GENERATION_TYPES = ("beam_search", "greedy", "top_k", "top_p")
 OPTIONS = (
     Option("generation_type", str, "beam_search", "how CoCa decodes: beam_search, greedy, or sampling from the "
            "sample_top_k most likely tokens (top_k) or from the top_p nucleus (top_p)", choices=GENERATION_TYPES),
-    Option("seq_len", int, 30, "the most tokens per caption, the start token included", minimum=2),
-    Option("min_seq_len", int, 5, "the fewest tokens before the caption may end (below seq_len)", minimum=0),
+    Option("seq_len", int, 30, "the most tokens per caption, the start token included (at most the text "
+           "decoder's context)", minimum=2, model_bound=True, new_tokens=True),
+    Option("min_seq_len", int, 5, "the fewest tokens before the caption may end (below seq_len)", minimum=0,
+           model_bound=True),
     Option("num_beams", int, 6, "beam search: beams in all (a multiple of num_beam_groups, at least 2)",
            minimum=1, maximum=64),
     Option("num_beam_groups", int, 3, "beam search: groups the beams are split into (diverse beam search)",
-           minimum=1),
-    Option("sample_top_k", int, 1, "top_k sampling: sample from this many most likely tokens", minimum=1),
+           minimum=1, maximum=64),
+    Option("sample_top_k", int, 1, "top_k sampling: sample from this many most likely tokens (at most the "
+           "vocabulary's size)", minimum=1, model_bound=True),
     TOP_P.but(default=0.1, help="top_p sampling: sample from the most likely tokens whose probabilities add up to "
               "top_p"),
     TEMPERATURE.but(default=1.0, help="sampling temperature (top_k and top_p): lower is more conservative"),
@@ -71,14 +74,17 @@ class CaptionPipeline(ClipPipeline):
         enable_coca_generation()
         return pipeline
 
+    def limits(self) -> dict:
+        context = int(getattr(self.model, "context_length", 0) or 0) or int(self.model.text.context_length)
+        vocab = int(getattr(self.model.text, "vocab_size", 0) or 0) or int(self.tokenizer.vocab_size)
+        why = f"the text decoder's context of {context} tokens"
+        return {"seq_len": (context, why), "min_seq_len": (context - 1, why),
+                "sample_top_k": (vocab, "the size of its vocabulary")}
+
     def check_options(self, options: dict) -> dict:
         if options["min_seq_len"] >= options["seq_len"]:
             raise OptionError(f"option 'min_seq_len' ({options['min_seq_len']}) must be below 'seq_len' "
                               f"({options['seq_len']}), as CoCa's decoding requires")
-        limit = int(getattr(self.model, "context_length", 0) or 0)
-        if limit and options["seq_len"] > limit:
-            raise OptionError(f"option 'seq_len' of {self.spec.id} must be at most {limit} (the text decoder's "
-                              f"context); got {options['seq_len']}")
         if options["generation_type"] == "beam_search" and options["num_beams"] < 2:
             raise OptionError(f"option 'num_beams' must be at least 2 for CoCa's beam search, got "
                               f"{options['num_beams']}; for one beam use -o generation_type=greedy")

@@ -12,8 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from hub.errors import OptionError, WeightsError
-from hub.options import Option
+from hub.options import Option, OptionLimitError
 from hub.tasks.results_caption import Caption
+from mmhub_transformers import bounds
 from mmhub_transformers.loading import (TransformersPipeline, load_auto, load_tokenizer, read_json,
                                         translated_errors, weights_dir)
 
@@ -87,7 +88,29 @@ class ImageCaptioningPipeline(TransformersPipeline):
         if prompt is not None and not prompt.strip():
             raise OptionError("option 'prompt' is blank; give some words for the caption to continue, e.g. "
                               "prompt='a picture of', or leave it out")
+        if prompt is not None:
+            self.check_prompt_room(prompt, bounds.default_new_tokens(self.model, options))
         return options
+
+    def limits(self) -> dict:
+        return bounds.new_token_limits(bounds.decoder_positions(self))
+
+    def check_prompt_room(self, prompt: str, new: int) -> None:
+        """The prompt's tokens and the new tokens must fit the text decoder's positions."""
+        positions = bounds.decoder_positions(self)
+        used = len(self.tokenizer(prompt)["input_ids"])
+        if used + new > positions:
+            raise OptionLimitError(
+                f"option 'prompt' of {self.options_owner()} is {used} tokens, which with {new} new tokens passes the "
+                f"text decoder's {positions} positions; shorten the prompt or lower max_new_tokens to at most "
+                f"{max(1, positions - used)}")
+
+    def estimate_bytes(self, batch: int, options: dict, input_tokens: int | None = None) -> int:
+        prompt = options.get("prompt")
+        used = len(self.tokenizer(prompt)["input_ids"]) if prompt else 1
+        sequences = batch * bounds.beams(self.model, options)
+        return bounds.generation_bytes(self.model, sequences, used + bounds.default_new_tokens(self.model, options),
+                                       image_positions(self.model.config))
 
     def prepare(self, item):
         """An RGB PIL image; a missing, unreadable or out-of-range file raises InputError naming it."""
@@ -155,6 +178,17 @@ class ImageCaptioningPipeline(TransformersPipeline):
     def pad_id(self) -> int | None:
         value = getattr(self.model.generation_config, "pad_token_id", None)
         return value if value is not None else self.decoder_config().pad_token_id
+
+
+def image_positions(config) -> int:
+    """The positions the image encoder gives the decoder to attend to (patches and a class token)."""
+    vision = getattr(config, "vision_config", None) or getattr(config, "encoder", None)
+    size, patch = getattr(vision, "image_size", None), getattr(vision, "patch_size", None)
+    if isinstance(size, (list, tuple)):
+        size = max(size)
+    if isinstance(patch, (list, tuple)):
+        patch = max(patch)
+    return (int(size) // int(patch)) ** 2 + 1 if size and patch else 0
 
 
 def caption_tokens(row: list[int], eos: set[int], pad: int | None) -> list[int]:

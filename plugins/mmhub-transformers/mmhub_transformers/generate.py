@@ -4,6 +4,7 @@ from __future__ import annotations
 from hub.errors import HubError, OptionError
 from hub.options import DO_SAMPLE, MAX_NEW_TOKENS, SAMPLE_TOP_K, SEED, TEMPERATURE, TOP_P
 from hub.tasks.results import Generation
+from mmhub_transformers import bounds
 from mmhub_transformers.classify import HeadPipeline
 
 SAMPLING_ONLY = ("temperature", "top_k", "top_p")
@@ -33,6 +34,16 @@ class TextGenerationPipeline(HeadPipeline):
             tok.pad_token = tok.eos_token
         tok.padding_side = "left"
         tok.truncation_side = "left"
+
+    def limits(self) -> dict:
+        context = self.max_length()
+        return {"max_new_tokens": (context - 1, f"its context of {context} tokens, less one for the prompt"),
+                "top_k": (bounds.vocab_size(self), "the size of its vocabulary")}
+
+    def estimate_bytes(self, batch: int, options: dict, input_tokens: int | None = None) -> int:
+        context = self.max_length()
+        positions = min(context, (input_tokens or context) + bounds.default_new_tokens(self.model, options))
+        return bounds.generation_bytes(self.model, batch, positions)
 
     def check_options(self, options: dict) -> dict:
         given = [name for name in SAMPLING_ONLY if options[name] is not None]

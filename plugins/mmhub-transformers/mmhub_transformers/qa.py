@@ -31,11 +31,12 @@ DEFAULT_STRIDE = 128
 QUESTION = Option("question", str, None, "the question asked of every input, each input being a context; without "
                   "it each input is a pair {\"question\": ..., \"context\": ...} (a dict, or its JSON text)")
 ANSWER_TOP_K = TOP_K.but(default=1, help="how many answer spans to return, best first")
-MAX_ANSWER_LEN = Option("max_answer_len", int, 15, "the longest answer span, in tokens", minimum=1)
+MAX_ANSWER_LEN = Option("max_answer_len", int, 15, "the longest answer span, in tokens", minimum=1,
+                        model_bound=True)
 MAX_LENGTH = Option("max_length", int, None, "tokens per window, question and special tokens included (default "
-                    f"{DEFAULT_WINDOW}, or the model's limit when smaller)", minimum=8)
+                    f"{DEFAULT_WINDOW}, or the model's limit when smaller)", minimum=8, model_bound=True)
 DOC_STRIDE = Option("doc_stride", int, None, "tokens of context that consecutive windows of a long context share "
-                    f"(default {DEFAULT_STRIDE}, or a third of the window when smaller)", minimum=0)
+                    f"(default {DEFAULT_STRIDE}, or a third of the window when smaller)", minimum=0, model_bound=True)
 NULL_THRESHOLD = Option("null_threshold", float, None, "SQuAD v2 models: answer nothing when the no-answer logit "
                         "beats the best span's by more than this (0 is usual); unset, a span is always answered")
 FIX = ("give each input as {\"question\": ..., \"context\": ...}, or the contexts as inputs with "
@@ -238,13 +239,13 @@ class QuestionAnsweringPipeline(HeadPipeline):
             raise HubError(f"{spec.id}: question-answering needs a fast tokenizer (tokenizer.json) for character "
                            "offsets; save the model with a PreTrainedTokenizerFast")
 
-    def check_options(self, options: dict) -> dict:
+    def limits(self) -> dict:
         limit = self.model_limit()
-        window = options.get("max_length")
-        if window is not None and window > limit:
-            raise MAX_LENGTH.error(window, self.options_owner(), f"must be at most {limit}, the longest input "
-                                                                  "the model takes")
-        window = window or min(DEFAULT_WINDOW, limit)
+        why = f"the longest input the model takes is {limit} tokens"
+        return {"max_length": (limit, why), "max_answer_len": (limit, why), "doc_stride": (limit - 1, why)}
+
+    def check_options(self, options: dict) -> dict:
+        window = options.get("max_length") or min(DEFAULT_WINDOW, self.model_limit())
         stride = options.get("doc_stride")
         if stride is not None and stride >= window:
             raise DOC_STRIDE.error(stride, self.options_owner(), f"must be below the window of {window} tokens "

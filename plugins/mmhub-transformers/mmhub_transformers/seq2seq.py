@@ -14,6 +14,7 @@ import re
 from hub.errors import InputError, OptionError
 from hub.options import DO_SAMPLE, MAX_NEW_TOKENS, SEED, TEMPERATURE, TOP_P, Option
 from hub.tasks.results_seq2seq import GeneratedText
+from mmhub_transformers import bounds
 from mmhub_transformers.classify import HeadPipeline
 from mmhub_transformers.seq2seq_langs import Plan, plan_for
 
@@ -26,7 +27,7 @@ OPTIONS = (
     TEMPERATURE, TOP_P,
     Option("length_penalty", float, None, "beam search: > 1 favours longer outputs, < 1 shorter" + MODEL_DEFAULT),
     Option("no_repeat_ngram_size", int, None, "never repeat an n-gram of this size (0: allow)" + MODEL_DEFAULT,
-           minimum=0),
+           minimum=0, model_bound=True),
     SEED,
     Option("prefix", str, None, "text put before each input (default: the model's own, e.g. T5's "
            "'summarize: ')"),
@@ -73,6 +74,15 @@ class Seq2SeqPipeline(HeadPipeline):
                               "add do_sample=True (command line: -o do_sample=true)")
         self.plan(options)  # a language the model cannot do fails here, before any input is read
         return options
+
+    def limits(self) -> dict:
+        return bounds.new_token_limits(bounds.decoder_positions(self))
+
+    def estimate_bytes(self, batch: int, options: dict, input_tokens: int | None = None) -> int:
+        source = min(input_tokens or self.max_length(), self.max_length())
+        sequences = batch * bounds.beams(self.model, options)
+        return bounds.generation_bytes(self.model, sequences, bounds.default_new_tokens(self.model, options) + 1,
+                                       source)
 
     def samples_by_default(self) -> bool:
         return bool(getattr(self.model.generation_config, "do_sample", False))

@@ -15,11 +15,13 @@ from __future__ import annotations
 from hub.errors import InputError, OptionError
 from hub.options import MAX_NEW_TOKENS, TOP_K, Option
 from hub.tasks.results import Classification, LabelScore, Transcription, TranscriptionChunk
+from mmhub_transformers import bounds
 from mmhub_transformers.detect import SPEECH_SEQ2SEQ_TYPES
 from mmhub_transformers.loading import (TransformersPipeline, load_auto, load_tokenizer, read_json,
                                         translated_errors, weights_dir)
 
 WINDOW_BATCH = 16  # windows per model call, so that hours of audio do not go through at once
+START_TOKENS = 4  # Whisper's decoder starts from up to 4 tokens: start, language, task, no-timestamps
 MIN_FRAME_S = 0.025  # the analysis frame of spectrogram front ends (Whisper, AST): shorter audio is no input
 
 CHUNK_S = Option("chunk_s", float, 20.0, "window length in seconds for long audio", minimum=0, exclusive_minimum=True)
@@ -211,6 +213,14 @@ class Seq2SeqRecognitionPipeline(SpeechRecognitionPipeline):
 
     auto_class = "AutoModelForSpeechSeq2Seq"
     call_options = (SPEECH_MAX_NEW_TOKENS, LANGUAGE, SPEECH_TASK, SEQ2SEQ_CHUNK_S)
+
+    def limits(self) -> dict:
+        return bounds.new_token_limits(bounds.decoder_positions(self), START_TOKENS)
+
+    def estimate_bytes(self, batch: int, options: dict, input_tokens: int | None = None) -> int:
+        source = bounds.first_int(self.model.config, ("max_source_positions",)) or 0
+        new = bounds.default_new_tokens(self.model, options)
+        return bounds.generation_bytes(self.model, WINDOW_BATCH, new + START_TOKENS, source)
 
     def check_options(self, options: dict) -> dict:
         config = self.model.generation_config
