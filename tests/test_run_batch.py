@@ -73,15 +73,16 @@ def _two_shards_done(tmp_path):
     identity = {"model": "m"}
     plans = [prepare(src, tmp_path / "out.jsonl", identity, chunk_size=2, joining=True) for _ in range(2)]
     for chunk in range(plans[0].chunks):
-        plans[0].write_part(chunk, [{"line": 2 * chunk + 1, "result": chunk}])
+        lines = range(2 * chunk + 1, min(2 * chunk + 3, 6))
+        plans[0].write_part(chunk, [{"line": line, "result": chunk} for line in lines])
     return plans
 
 
 def test_the_shard_that_merges_second_finds_the_output_complete(tmp_path):
     first, second = _two_shards_done(tmp_path)
-    assert first.finish() == 3 and not first.work.exists()
-    assert second.finish() == 3  # the work directory is gone: merged by the first
-    assert [r["result"] for r in _rows(first.output)] == [0, 1, 2]
+    assert first.finish() == 5 and not first.work.exists()
+    assert second.finish() == 5  # the work directory is gone: merged by the first
+    assert [r["result"] for r in _rows(first.output)] == [0, 0, 1, 1, 2]
 
 
 def test_a_merge_whose_parts_vanish_under_it_counts_the_other_shards_output(tmp_path):
@@ -94,8 +95,8 @@ def test_a_merge_whose_parts_vanish_under_it_counts_the_other_shards_output(tmp_
         return found
 
     second.missing = first_merges_meanwhile
-    assert second.finish() == 3
-    assert [r["result"] for r in _rows(first.output)] == [0, 1, 2]
+    assert second.finish() == 5
+    assert [r["result"] for r in _rows(first.output)] == [0, 0, 1, 1, 2]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt", "out.jsonl"]  # no temporary file left
 
 
@@ -183,10 +184,10 @@ def test_the_progress_bar_counts_the_input_lines_left_to_do(model, tmp_path, mon
 
     monkeypatch.setattr(tqdm.auto, "tqdm", Bar)
     src, out = _texts(tmp_path / "in.txt", 25, blank_every=6), tmp_path / "out.jsonl"
-    work_dir(out).mkdir()
-    part_path(work_dir(out), 1).write_text("")  # chunk 1 (lines 11-20) already done: not counted again
+    run_batch(Job(str(model)), src, out, shard="1/3", chunk_size=10)  # chunk 1 (lines 11-20): not counted again
+    assert part_path(work_dir(out), 1).is_file()
     done = run_batch(Job(str(model)), src, out, resume=True, chunk_size=10)
-    (bar,) = bars
+    bar = bars[-1]
     assert bar.total == bar.count == 15 and bar.closed  # lines 1-10 and 21-25, blank ones included
     assert done.done_here == 2 and done.rows == len(_rows(out))
 

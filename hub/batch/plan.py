@@ -2,24 +2,38 @@
 
 Chunk ``c`` holds the input file's physical lines ``c*size+1 .. (c+1)*size``; shard ``K/N`` does
 the chunks ``c`` with ``c % N == K``. The work directory ``OUT.parts/`` holds ``manifest.json``
-(what the parts were made from: the input file, its size and time, the model, task, options and
-chunk size) and one ``part-<c>.jsonl`` per finished chunk, each written atomically, so a part
-that exists is complete. A run on the same work directory with another input, model or options is
-refused, since mixing their results would be wrong.
+(what the parts were made from: the input file and its fingerprint, the model, task, options and
+chunk size) and one ``part-<c>.jsonl`` per finished chunk, each written atomically and carrying a
+header that proves it (:mod:`hub.batch.parts`). A run on the same work directory with another input
+file, model or options is refused, since mixing their results would be wrong. On ``--resume`` (and
+when shards join) every part is verified and a part that does not verify is removed and redone; a
+missing or unreadable manifest is written anew, and a changed input redoes every part, each with a
+line on stderr saying so. The merge verifies every part again and writes OUT atomically, with one
+row per non-blank input line; an input with no inputs at all is refused.
 """
 from __future__ import annotations
 
 import json
+import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from hub.batch.parts import BadPart, check_part, encode_part, fingerprint, job_digest
 from hub.errors import HubError, InputError, OutputDirError
 from hub.inputs import structured_text
-from hub.io import atomic_path, atomic_write_json, atomic_write_text, remove_path
+from hub.io import atomic_path, atomic_write_bytes, atomic_write_json, is_temp_name, remove_path
+from hub.outputs import check_output_dir, check_output_file
 
 CHUNK = 1000  # input lines per part file
 MANIFEST = "manifest.json"
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
+JOB_KEYS = ("input", "model", "task", "options", "chunk_size")  # a change of any of these is another job
+
+
+def say(line: str) -> None:
+    """One line on stderr about what a run does with the files it found."""
+    print(line, file=sys.stderr, flush=True)
 
 
 def parse_shard(text: str | None) -> tuple[int, int]:
@@ -53,10 +67,13 @@ class Plan:
     work: Path
     chunk_size: int
     lines: int  # physical lines in the input
+    inputs: list[int]  # per chunk, its non-blank lines: the rows its part holds
+    job: str = ""  # the job's digest, in every part's header
+    input_fingerprint: dict | None = None
 
     @property
     def chunks(self) -> int:
-        return max(1, -(-self.lines // self.chunk_size))
+        return len(self.inputs)
 
     def done(self, chunk: int) -> bool:
         return part_path(self.work, chunk).is_file()
@@ -72,8 +89,32 @@ class Plan:
         return [c for c in range(self.chunks) if not self.done(c)]
 
     def write_part(self, chunk: int, rows: list[dict]) -> None:
-        text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
-        atomic_write_text(part_path(self.work, chunk), text)
+        atomic_write_bytes(part_path(self.work, chunk), encode_part(chunk, self.job, rows))
+
+    def read_part(self, chunk: int) -> bytes:
+        """The rows of chunk's part when it verifies (:func:`hub.batch.parts.check_part`); else BadPart."""
+        first = chunk * self.chunk_size + 1
+        lines = range(first, first + self.chunk_lines(chunk))
+        return check_part(part_path(self.work, chunk), chunk, self.job, lines, self.inputs[chunk])
+
+    def verify(self) -> int:
+        """Remove the parts that do not verify, with a line naming them; returns how many."""
+        bad = []
+        for chunk in range(self.chunks):
+            path = part_path(self.work, chunk)
+            if not os.path.lexists(path):
+                continue
+            try:
+                self.read_part(chunk)
+            except BadPart as exc:
+                remove_path(path)
+                bad.append(f"{path.name} ({exc})")
+            except FileNotFoundError:
+                continue  # merged and removed by another shard meanwhile
+        if bad:
+            more = f"; and {len(bad) - 3} more" if len(bad) > 3 else ""
+            say(f"Redoing {len(bad)} part(s) in '{self.work}' that do not verify: {'; '.join(bad[:3])}{more}")
+        return len(bad)
 
     def finish(self) -> int | None:
         """Merge once every chunk is written: the rows in OUT, or None while chunks are missing.
@@ -97,15 +138,33 @@ class Plan:
         return not self.work.is_dir() and self.output.is_file()
 
     def merge(self) -> int:
-        """Concatenate the parts in order into OUT (atomically), remove the work directory; rows written."""
-        rows = 0
-        with atomic_path(self.output) as tmp, open(tmp, "w", encoding="utf-8") as out:
+        """Concatenate the verified parts in order into OUT (atomically), remove the work directory; rows written.
+
+        A part that does not verify now is removed and the merge refused (rerun with --resume to redo
+        it); so is a merge whose input changed since the run started."""
+        if self.input_fingerprint is not None and fingerprint(self.input) != self.input_fingerprint:
+            raise InputError(f"--input '{self.input}' changed while the run was going; rerun with --resume to "
+                             "redo the parts made from the old version")
+        rows, expected = 0, sum(self.inputs)
+        with atomic_path(self.output) as tmp, open(tmp, "wb") as out:
             for chunk in range(self.chunks):
-                text = part_path(self.work, chunk).read_text(encoding="utf-8")
-                rows += text.count("\n")
-                out.write(text)
+                body = self._verified(chunk)
+                rows += body.count(b"\n")
+                out.write(body)
+            if rows != expected:
+                raise HubError(f"the parts in '{self.work}' hold {rows} rows where --input has {expected} inputs; "
+                               "rerun with --resume")
         remove_path(self.work)
         return rows
+
+    def _verified(self, chunk: int) -> bytes:
+        try:
+            return self.read_part(chunk)
+        except BadPart as exc:
+            path = part_path(self.work, chunk)
+            remove_path(path)
+            raise HubError(f"part '{path}' does not verify ({exc}); it was removed: rerun with --resume to redo "
+                           "it") from None
 
 
 def prepare(input_file, output, identity: dict, chunk_size: int = CHUNK, resume: bool = False,
@@ -121,56 +180,103 @@ def prepare(input_file, output, identity: dict, chunk_size: int = CHUNK, resume:
         raise HubError("--resume finishes the run in --output and --overwrite starts it over; pass one of them")
     if not source.is_file():
         raise InputError(f"--input '{source}' is not a file; give a file with one input per line (or JSONL)")
-    if output.is_dir():
-        raise OutputDirError(f"--output '{output}' is a directory; give a file name such as {output / 'results.jsonl'}")
-    if not output.parent.is_dir():
-        raise OutputDirError(f"the directory of --output '{output}' does not exist; create it first")
-    work = work_dir(output)
+    check_output_file(output, "--output", [("--input", source)])
+    work = check_output_dir(work_dir(output), "the work directory of --output", [("--input", source)])
+    if work.is_symlink():
+        raise OutputDirError(f"'{work}' (the work directory of --output) is a symbolic link; move it away")
+    lines, inputs = scan_input(source, chunk_size)
+    if not sum(inputs):
+        raise InputError(f"--input '{source}' holds no inputs (it is empty or every line is blank); give a file "
+                         "with one input per line")
     if output.exists() and not (resume or overwrite):
         raise OutputDirError(f"--output '{output}' exists; pass --overwrite to replace it (when the new one is "
                              "complete) or choose another file")
     if output.exists() and resume and not work.exists():
+        _check_complete(output, source, sum(inputs))
         return None
     if work.exists():
         _reuse(work, identity, resume, overwrite, joining)
     work.mkdir(exist_ok=True)
     if not (work / MANIFEST).is_file():
         atomic_write_json(work / MANIFEST, identity)
-    return Plan(source, output, work, chunk_size, count_lines(source))
+    return Plan(source, output, work, chunk_size, lines, inputs, job_digest(identity),
+                identity.get("input_fingerprint"))
+
+
+def _check_complete(output: Path, source: Path, inputs: int) -> None:
+    """An OUT found complete on --resume must hold one row per input."""
+    rows = count_lines(output)
+    if rows != inputs:
+        raise OutputDirError(f"--output '{output}' holds {rows} rows but --input '{source}' has {inputs} inputs: it "
+                             "was not made from this input, or is damaged; pass --overwrite to redo it")
 
 
 def _reuse(work: Path, identity: dict, resume: bool, overwrite: bool, joining: bool) -> None:
     """An existing work directory: removed with --overwrite, else it must be this job's."""
     saved = read_manifest(work)
     if overwrite:
-        if saved is None and any(work.iterdir()):
+        if saved is None and not _made_by_hub(work):
             raise OutputDirError(f"'{work}' is in the way and was not made by hub run (no {MANIFEST}); move it away")
         remove_path(work)
         return
     if not (resume or joining):
         raise OutputDirError(f"an unfinished run left its parts in '{work}'; pass --resume to finish it or "
                              "--overwrite to start over")
-    if saved is None:
-        return
-    changed = [f"{key}: {saved.get(key)!r} -> {identity.get(key)!r}" for key in sorted(set(saved) | set(identity))
-               if saved.get(key) != identity.get(key)]
+    changed = [f"{key}: {saved[key]!r} -> {identity.get(key)!r}" for key in JOB_KEYS
+               if saved is not None and key in saved and saved[key] != identity.get(key)]
     if changed:
         raise OutputDirError(f"the parts in '{work}' were made for another job ({'; '.join(changed)}); pass "
                              "--overwrite to start over")
+    if saved is None or any(key not in saved for key in identity):
+        say(f"'{work / MANIFEST}' is missing, empty or unreadable: it is written anew, and each part is checked "
+            "against this run")
+    elif saved.get("input_fingerprint") != identity.get("input_fingerprint"):
+        say(f"--input '{identity.get('input')}' changed since the parts in '{work}' were made: they are redone")
+    else:
+        return
+    atomic_write_json(work / MANIFEST, identity)
+
+
+def _made_by_hub(work: Path) -> bool:
+    """Whether ``work`` holds nothing but what a batch run writes (a manifest, parts, temporary files)."""
+    return all(name == MANIFEST or (name.startswith("part-") and name.endswith(".jsonl")) or is_temp_name(name)
+               for name in os.listdir(work))
 
 
 def read_manifest(work: Path) -> dict | None:
-    """The work directory's manifest; None when it is missing or unreadable."""
+    """The work directory's manifest; None when it is missing, unreadable or not a JSON object."""
     try:
-        return json.loads((work / MANIFEST).read_text(encoding="utf-8"))
+        saved = json.loads((work / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+    return saved if isinstance(saved, dict) else None
 
 
 def input_identity(source: Path) -> dict:
-    """What names the input file's content: its absolute path, size and modification time."""
-    st = source.stat()
-    return {"input": str(source.resolve()), "input_size": st.st_size, "input_mtime_ns": st.st_mtime_ns}
+    """What names the input file's content: its absolute path and fingerprint."""
+    return {"input": str(source.resolve()), "input_fingerprint": fingerprint(source)}
+
+
+def scan_input(path: Path, chunk_size: int) -> tuple[int, list[int]]:
+    """(physical lines, the non-blank lines of each chunk): what the parts must hold."""
+    lines, inputs = 0, []
+    with open(path, "rb") as fh:
+        for lines, raw in enumerate(fh, 1):
+            if (lines - 1) % chunk_size == 0:
+                inputs.append(0)
+            inputs[-1] += not is_blank(lines, raw.rstrip(b"\r\n"))
+    return lines, inputs
+
+
+def is_blank(number: int, raw: bytes) -> bool:
+    """Whether line ``number`` holds no input (only spaces, or a byte-order mark on line 1)."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False  # a line that is not text is an input: it gets an error row
+    if number == 1 and text.startswith("\ufeff"):
+        text = text[1:]
+    return not text.strip()
 
 
 def count_lines(path: Path) -> int:

@@ -61,12 +61,15 @@ def run_batch(job: Job, input_file, output, nproc: int = 1, shard: str | None = 
     plan = prepare(source, output, identity, chunk_size, resume, overwrite, joining=shard is not None)
     if plan is None:
         return Outcome(rows=None, missing=0, done_here=0)
+    plan.verify()
     todo = plan.todo(k, n)
     total = sum(plan.chunk_lines(c) for c in todo)
     if todo:
         _run_here(job, plan, todo, nproc, total)
     rows = plan.finish()
     missing = 0 if rows is not None else len(plan.missing())
+    if rows is None and shard is None:
+        raise HubError(f"{missing} chunk(s) of '{source}' were not written to '{plan.work}'; rerun with --resume")
     return Outcome(rows=rows, missing=missing, done_here=len(todo))
 
 
