@@ -120,6 +120,63 @@ def test_booleans_alone_are_two_classes(tmp_path):
     assert label_names(records) == ["false", "true"]
 
 
+# -- labels kept as written but warned about: case variants, numbers mixed with words ----------------------------------
+CASE_VARIANTS = [["One", "one"], ["cat", "Cat", "CAT"], ["Positive", "positive"], ["Straße", "STRASSE"],
+                 ["Ärger", "ärger"], ["B-PER", "b-per"]]
+MIXED_KINDS = [[1, "two"], [1, 1.5, "One"], ["0", "neg"], [3, "three", 4], [-1, "negative"], ["2.5", "high"]]
+
+
+def rows_of(values, suffix):
+    """Eight rows cycling through ``values`` (JSONL keeps numbers as numbers; CSV holds text)."""
+    cells = [values[i % len(values)] for i in range(8)]
+    if suffix == ".jsonl":
+        return [{"text": f"row {i}", "label": v} for i, v in enumerate(cells)]
+    return [["text", "label"]] + [[f"row {i}", v] for i, v in enumerate(cells)]
+
+
+def label_warnings(path: Path) -> tuple[list[str], list[str]]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        records, _ = read_records(path, "classification", "text")
+    return label_names(records), [str(w.message) for w in caught]
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
+@pytest.mark.parametrize("values", CASE_VARIANTS, ids=lambda v: "/".join(map(str, v)))
+def test_labels_that_differ_only_in_case_stay_apart_with_a_warning_naming_them(tmp_path, values, suffix):
+    names, messages = label_warnings(write(tmp_path / f"d{suffix}", rows_of(values, suffix)))
+    assert names == sorted(values)  # still separate classes: the hub does not guess
+    case = [m for m in messages if "differ only in case" in m]
+    assert len(case) == 1 and f"d{suffix}" in case[0]
+    assert all(f'"{v}" (' in case[0] for v in values)
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
+@pytest.mark.parametrize("values", MIXED_KINDS, ids=lambda v: "/".join(map(str, v)))
+def test_numbers_mixed_with_words_warn_naming_both_kinds(tmp_path, values, suffix):
+    names, messages = label_warnings(write(tmp_path / f"d{suffix}", rows_of(values, suffix)))
+    assert len(names) == len(values)
+    mixed = [m for m in messages if "mixes numbers" in m]
+    assert len(mixed) == 1 and "'label'" in mixed[0] and "Use one kind of label" in mixed[0]
+    assert all(f'"{canonical(v)}" (' in mixed[0] for v in values)
+
+
+def test_the_reported_labels_one_one_and_a_half_and_two_cases_of_one_get_both_warnings(tmp_path):
+    names, messages = label_warnings(write(tmp_path / "d.jsonl", rows_of([1, 1.5, "One", "one"], ".jsonl")))
+    assert names == ["1", "1.5", "One", "one"]
+    assert len(messages) == 1 and "differ only in case" in messages[0] and "mixes numbers" in messages[0]
+
+
+@pytest.mark.parametrize("values", [["cat", "dog"], [1, 2, 3], ["true", "false"], ["yes", "no", "true"],
+                                    ["Cat", "Dog"], [0.5, 1.5]])
+def test_one_kind_and_one_case_per_label_give_no_warning(tmp_path, values):
+    data = write(tmp_path / "d.jsonl", rows_of(values, ".jsonl"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        records, _ = read_records(data, "classification", "text")
+    assert len(label_names(records)) == len(values)
+
+
 # -- swapped columns ----------------------------------------------------------------------------------------------
 SENTENCES = ["I loved every minute of this film", "The service was slow and the food was cold",
              "A quiet, moving story about two brothers", "Nothing happens for two long hours",

@@ -6,7 +6,9 @@ Normalisation: JSONL and CSV give the same class in several spellings (``1``, ``
 ``"false"``; any other text is kept as written, trimmed (``"Cat"`` and ``"cat"`` stay two classes).
 Spellings merged into one class are reported in a warning. Booleans mixed with numbers are
 refused: whether ``true`` means ``1`` is a guess the hub does not make. ``NaN`` (a spreadsheet's
-empty cell) is a missing label.
+empty cell) is a missing label. Two more things are kept as written but warned about, since each
+is more often a slip than a choice: labels that differ only in case (``"One"``, ``"one"``: two
+classes), and numbers mixed with words in one column (``1``, ``1.5``, ``"One"``: three classes).
 
 Swapped columns: free text in the label column while the text column holds short names, or (in
 training data) a different label on every row, are refused with the columns named and the
@@ -82,12 +84,46 @@ class LabelSpellings:
             raise HubError(f"{what}: the label column '{column}' mixes true/false with numbers ({booleans[0]} at "
                            f"{b_where}, {numbers[0]} at {n_where}); whether true means 1 is not guessed. Use one "
                            "kind of label: all numbers, or all words")
+        notes = [note for note in (self._merged(), self._case_variants(), self._numbers_and_words(column)) if note]
+        return f"{what}: " + ". Also: ".join(notes) if notes else None
+
+    def _merged(self) -> str | None:
         merged = [f"{', '.join(forms)} -> \"{name}\"" for name, forms in sorted(self.seen.items())
                   if len(forms) > 1]
-        if not merged:
+        return f"label spellings merged into one class each: {_first(merged)}" if merged else None
+
+    def _case_variants(self) -> str | None:
+        """Word labels that differ only in case ("One", "one"): kept as separate classes, named here."""
+        groups: dict[str, list[str]] = {}
+        for name in sorted(self.seen):
+            groups.setdefault(name.casefold(), []).append(name)
+        variants = [", ".join(f'"{n}" ({self._where(n)})' for n in names) for names in groups.values()
+                    if len(names) > 1]
+        if not variants:
             return None
-        shown = "; ".join(merged[:10]) + (f"; ... {len(merged) - 10} more" if len(merged) > 10 else "")
-        return f"{what}: label spellings merged into one class each: {shown}"
+        return (f"labels that differ only in case are separate classes: {_first(variants)}; if they are one class, "
+                "write it the same way on every row")
+
+    def _numbers_and_words(self, column: str) -> str | None:
+        """Numbers and words in one label column: each its own class, which is seldom what was meant."""
+        numbers = sorted((n for n in self.seen if _NUMBER.fullmatch(n)), key=float)
+        words = sorted(n for n in self.seen if not _NUMBER.fullmatch(n) and n not in BOOLEAN_WORDS.values())
+        if not numbers or not words:
+            return None
+        return (f"the label column '{column}' mixes numbers ({self._shown(numbers)}) with words "
+                f"({self._shown(words)}); each value is its own class, so a number and the word for it are two "
+                "classes. Use one kind of label")
+
+    def _where(self, name: str) -> str:
+        return next(iter(self.seen[name].values()))
+
+    def _shown(self, names: list[str], count: int = 3) -> str:
+        return ", ".join(f'"{n}" ({self._where(n)})' for n in names[:count]) + (", ..." if len(names) > count else "")
+
+
+def _first(items: list[str], count: int = 10) -> str:
+    """The first ``count`` items joined with '; ', and how many more there are."""
+    return "; ".join(items[:count]) + (f"; ... {len(items) - count} more" if len(items) > count else "")
 
 
 def check_not_swapped(what: str, records, text_column: str, label_column: str, training: bool) -> None:
