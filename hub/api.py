@@ -68,15 +68,16 @@ def _build_catalog(pm) -> Catalog:
 
 
 def _plugin_specs(pm, owners: dict[str, str]) -> list[ModelSpec]:
-    """Every plugin's registrations, all or nothing per plugin; problems are recorded against it.
+    """Every plugin's registrations, in plugin order; problems are recorded against the plugin.
 
-    ``owners`` maps each id and alias seen so far to the plugin that serves it; a plugin may not
-    take an id or alias that another plugin serves.
+    An invalid registration drops all of that plugin's models. ``owners`` maps each id and alias seen so
+    far to the plugin that serves it; an id or alias another plugin took first is a clash that drops only
+    that model (an id) or that alias, with a warning naming both plugins (see :func:`_settled`).
     """
     from hub.plugins import guarded_call, plugin_impls
 
     specs: list[ModelSpec] = []
-    for name, impl in sorted(plugin_impls("register_models", pm), key=lambda pair: pair[0]):
+    for name, impl in plugin_impls("register_models", pm):  # the core, shipped plugins, then by distribution
         entries: list[ModelSpec] = []
         problems: list[str] = []
         try:
@@ -85,14 +86,17 @@ def _plugin_specs(pm, owners: dict[str, str]) -> list[ModelSpec]:
             pm.problem(name, f"register_models failed, its models are left out: {exc}",
                        getattr(exc, "original", None) or exc)
             continue
-        problems += _collisions(name, entries, owners)
         if problems:
             shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
             pm.problem(name, f"invalid model registrations, all of its models are left out: {shown}")
             continue
+        mine: set[str] = set()
         for spec in entries:
-            owners.update({key: name for key in (spec.id, *spec.aliases)})
-        specs += entries
+            kept = _settled(pm, name, spec, owners, mine)
+            if kept is not None:
+                owners.update({key: name for key in (kept.id, *kept.aliases)})
+                mine.add(kept.id)
+                specs.append(kept)
     return specs
 
 
@@ -108,19 +112,39 @@ def _register_into(plugin_name: str, entries: list, problems: list):
     return register
 
 
-def _collisions(plugin_name: str, entries: list[ModelSpec], owners: dict[str, str]) -> list[str]:
-    """Ids this plugin registered twice, and ids or aliases that another plugin already serves."""
-    problems, seen = [], set()
-    for spec in entries:
-        if spec.id in seen:
-            problems.append(f"'{spec.id}' is registered twice")
-        seen.add(spec.id)
-        for key in (spec.id, *spec.aliases):
-            owner = owners.get(key)
-            if owner is not None and owner != plugin_name:
-                what = "id" if key == spec.id else f"alias of '{spec.id}'"
-                problems.append(f"'{key}' ({what}) is already served by plugin '{owner}'; choose another name")
-    return problems
+def _settled(pm, plugin: str, spec: ModelSpec, owners: dict[str, str], mine: set[str]) -> ModelSpec | None:
+    """``spec`` without what was taken first: None when its id is another plugin's (or registered twice), else
+    the spec with only the aliases free to it. Each clash is recorded against ``plugin`` and warned about."""
+    from dataclasses import replace
+
+    if spec.id in mine:
+        _model_clash(pm, plugin, None, f"the model id '{spec.id}' twice", "the second registration is left out")
+        return None
+    owner = owners.get(spec.id)
+    if owner is not None and owner != plugin:
+        _model_clash(pm, plugin, owner, f"the model id '{spec.id}'", "the model is left out")
+        return None
+    kept = []
+    for alias in dict.fromkeys(spec.aliases):
+        owner = owners.get(alias)
+        if owner is None or owner == plugin:
+            kept.append(alias)
+        else:
+            _model_clash(pm, plugin, owner, f"the alias '{alias}' of model '{spec.id}'", "the alias is left out")
+    return spec if kept == spec.aliases else replace(spec, aliases=kept)
+
+
+def _model_clash(pm, plugin: str, owner: str | None, what: str, outcome: str) -> None:
+    from hub.errors import PluginClashWarning
+
+    if owner is None:
+        message = f"plugin {pm.describe(plugin)} registers {what}; {outcome}"
+    else:
+        message = (f"plugin {pm.describe(plugin)} registers {what}, which plugin {pm.describe(owner)} serves and "
+                   "which comes first (the catalogue and the core, then the shipped plugins, then the rest by "
+                   f"distribution name); {outcome}, the other models of both plugins stay")
+    pm.problem(plugin, message)
+    warnings.warn(message, PluginClashWarning, stacklevel=2)
 
 
 def _as_spec(entry, plugin_name: str) -> ModelSpec:

@@ -84,6 +84,10 @@ class CatalogError(HubError):
         super().__init__(f"malformed catalogue {where}: {problem}")
 
 
+class PluginClashWarning(UserWarning):
+    """A plugin declared a name (task, alias or model id) that an earlier plugin had taken; the first keeps it."""
+
+
 class PluginNotInstalledError(HubError):
     def __init__(self, model_id: str, plugin: str):
         self.model_id, self.plugin = model_id, plugin

@@ -21,20 +21,14 @@ from pathlib import Path
 import click
 
 from hub.errors import HubError
+from hub.plugins import SHIPPED, canonical
 
-SHIPPED = {"transformers": "mmhub-transformers", "timm": "mmhub-timm", "openclip": "mmhub-openclip",
-           "torchvision": "mmhub-torchvision"}
 GROUP = "mmhub"
 CORE = "mmhub"
 
 
 def plugins_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "plugins"
-
-
-def canonical(name: str) -> str:
-    """A distribution name as pip compares them: lower case, runs of -_. as one dash."""
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def install_target(name: str) -> str:

@@ -14,15 +14,23 @@ Every call into a plugin is isolated, so one faulty plugin never breaks another 
   ``spec.plugin`` only, through :func:`call_plugin`, which turns an unexpected exception into a
   :class:`hub.errors.PluginError` naming the plugin and what failed;
 - broadcast hooks (``register_models``, ``register_commands``, ``spec_for_path``) are called
-  plugin by plugin through :func:`plugin_impls`, so the caller can isolate each one.
+  plugin by plugin through :func:`plugin_impls`, so the caller can isolate each one, in a stable
+  order (:meth:`HubPluginManager.order_key`): the core, then the shipped plugins, then the rest by
+  distribution name. Where two plugins declare the same name, the first keeps it.
+
+A plugin's import and every hook call run with ``sys.stdout`` sent to stderr
+(:func:`stdout_to_stderr`): a stray ``print()`` never corrupts ``--json`` output.
 """
 from __future__ import annotations
 
 import difflib
 import os
+import re
 import sys
+import threading
 import time
 import traceback
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
 
@@ -33,6 +41,8 @@ from hub.errors import HubError, PluginError
 
 ENTRY_POINT_GROUP = "mmhub"
 SLOW_IMPORT_S = 0.1
+SHIPPED = {"transformers": "mmhub-transformers", "timm": "mmhub-timm", "openclip": "mmhub-openclip",
+           "torchvision": "mmhub-torchvision"}  # short name -> distribution of the plugins shipped with the hub
 
 
 @dataclass
@@ -117,7 +127,8 @@ class HubPluginManager(pluggy.PluginManager):
         torch_before = "torch" in sys.modules
         started = time.perf_counter()
         try:
-            plugin = ep.load()
+            with stdout_to_stderr():
+                plugin = ep.load()
         except (Exception, SystemExit) as exc:  # a broken plugin must not break the hub
             self.fail(ep.name, f"import failed: {_brief(exc)}", exc, dist_info)
             return
@@ -188,6 +199,52 @@ class HubPluginManager(pluggy.PluginManager):
     def names(self) -> set[str]:
         """The names of the plugins that loaded."""
         return {name for name, _ in self.list_name_plugin()}
+
+    def order_key(self, name: str) -> tuple:
+        """Where plugin ``name`` comes when plugins are asked in turn: the core first, then the shipped
+        plugins, then the rest, each by distribution name (a plugin registered in-process: by its name).
+        Renaming an entry point never changes which of two plugins comes first."""
+        if name == CORE:
+            return (0, "", "")
+        dist = self.dists.get(name, (None, None))[0]
+        shipped = dist is not None and canonical(dist) in {canonical(d) for d in SHIPPED.values()}
+        return (1 if shipped else 2, canonical(dist or name), name)
+
+    def describe(self, name: str) -> str:
+        """``'name' (distribution d)`` for messages that name a plugin."""
+        dist = self.dists.get(name, (None, None))[0]
+        return f"'{name}'" + (f" (distribution {dist})" if dist and name != CORE else "")
+
+
+def canonical(name: str) -> str:
+    """A distribution name as pip compares them: lower case, runs of -_. as one dash."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+_redirect_lock = threading.Lock()
+_redirect_depth = 0
+_redirect_saved = None
+
+
+@contextmanager
+def stdout_to_stderr():
+    """Send ``sys.stdout`` to stderr inside (nested and from several threads alike): a plugin's ``print()`` at
+    import or in a hook reaches the user without corrupting the hub's own output (``--json``)."""
+    global _redirect_depth, _redirect_saved
+    with _redirect_lock:
+        if _redirect_depth == 0:
+            _redirect_saved = sys.stdout
+            if sys.stderr is not None:
+                sys.stdout = sys.stderr
+        _redirect_depth += 1
+    try:
+        yield
+    finally:
+        with _redirect_lock:
+            _redirect_depth -= 1
+            if _redirect_depth == 0:
+                sys.stdout = _redirect_saved
+                _redirect_saved = None
 
 
 def _dist_info(ep) -> tuple[str | None, str | None]:
@@ -267,7 +324,7 @@ def plugin_impls(hook_name: str, pm: HubPluginManager | None = None) -> list[tup
     if caller is None:
         return []
     impls = [i for i in caller.get_hookimpls() if not (i.hookwrapper or i.wrapper)]
-    return [(i.plugin_name, i) for i in reversed(impls)]
+    return sorted(((i.plugin_name, i) for i in impls), key=lambda pair: pm.order_key(pair[0]))
 
 
 def invoke_impl(impl, kwargs: dict):
@@ -291,9 +348,10 @@ def call_plugin(plugin_name: str, hook_name: str, **kwargs):
 
 
 def guarded_call(plugin_name: str, hook_name: str, impl, kwargs: dict):
-    """Run one implementation; unexpected exceptions become a PluginError."""
+    """Run one implementation (stdout sent to stderr); unexpected exceptions become a PluginError."""
     try:
-        return invoke_impl(impl, kwargs)
+        with stdout_to_stderr():
+            return invoke_impl(impl, kwargs)
     except HubError:
         raise
     except (Exception, SystemExit) as exc:

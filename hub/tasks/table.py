@@ -1,10 +1,12 @@
 """Building the task table from every plugin's ``register_tasks``, and calling a task's declared code.
 
-The core's built-in plugin declares first, then every other plugin in name order. Each plugin's
-declarations are checked and kept all or nothing: a hook that raises, an invalid entry, or a name
-or alias that another plugin (the core included) already declared drops that plugin's tasks, and
-``hub plugins`` shows why. Declarations are cheap data: the result class, loader and save function
-are ``"module:attribute"`` references imported only when used.
+Plugins declare in a stable order: the core's built-in plugin, then the shipped plugins, then the rest
+by distribution name (:meth:`hub.plugins.HubPluginManager.order_key`). A hook that raises, or an
+invalid entry, drops that plugin's tasks, and ``hub plugins`` shows why. A name or alias already taken
+(by an earlier plugin, or earlier by the same one) is a clash: the first keeps it, and only the clashing
+declaration is left out (a task whose name is taken, or just the alias), with a warning naming both
+plugins; every other task of either plugin stays. Declarations are cheap data: the result class, loader
+and save function are ``"module:attribute"`` references imported only when used.
 """
 from __future__ import annotations
 
@@ -71,25 +73,20 @@ def _core_table() -> tuple[dict[str, TaskInfo], dict[str, str]]:
 
 
 def build(pm) -> tuple[dict[str, TaskInfo], dict[str, str]]:
-    """The table from every plugin's declarations, the core's first; problems recorded against plugins."""
+    """The table from every plugin's declarations in plugin order; problems and clashes recorded against plugins."""
     from hub.plugins import plugin_impls
 
     tasks: dict[str, TaskInfo] = {}
     aliases: dict[str, str] = {}
-    impls = sorted(plugin_impls("register_tasks", pm), key=lambda pair: (pair[0] != CORE, pair[0]))
+    impls = plugin_impls("register_tasks", pm)  # the core first, then shipped plugins, then by distribution
     if not any(name == CORE for name, _ in impls):  # a bare manager: the core's tasks all the same
         tasks, aliases = _core_table()
     for name, impl in impls:
-        entries = _declared(pm, name, impl)
-        if entries is None:
-            continue
-        problems = _conflicts(name, entries, tasks, aliases)
-        if problems:
-            pm.problem(name, f"invalid task declarations, all of its tasks are left out: {_shown(problems)}")
-            continue
-        for info in entries:
-            tasks[info.name] = info
-            aliases.update({alias: info.name for alias in info.aliases})
+        for info in _declared(pm, name, impl) or ():
+            kept = _settled(pm, name, info, tasks, aliases)
+            if kept is not None:
+                tasks[kept.name] = kept
+                aliases.update({alias: kept.name for alias in kept.aliases})
     return tasks, aliases
 
 
@@ -121,20 +118,51 @@ def _shown(problems: list[str]) -> str:
     return "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
 
 
-def _conflicts(plugin: str, entries: list[TaskInfo], tasks: dict, aliases: dict) -> list[str]:
-    """Names and aliases declared twice by this plugin, or already declared by another one."""
-    problems: list[str] = []
-    seen: dict[str, str] = {}
-    for info in entries:
-        for key in (info.name, *info.aliases):
-            what = "task" if key == info.name else f"alias of '{info.name}'"
-            owner = tasks[key].plugin if key in tasks else tasks[aliases[key]].plugin if key in aliases else None
-            if owner is not None:
-                problems.append(f"'{key}' ({what}) is already declared by plugin '{owner}'; choose another name")
-            elif key in seen:
-                problems.append(f"'{key}' ({what}) is declared twice")
-            seen[key] = info.name
-    return problems
+def _settled(pm, plugin: str, info: TaskInfo, tasks: dict, aliases: dict) -> TaskInfo | None:
+    """``info`` without what an earlier declaration already took: None when its name is taken, else the
+    task with only its free aliases. Each clash is recorded against ``plugin`` and warned about."""
+    from dataclasses import replace
+
+    owner = _owner(info.name, tasks, aliases)
+    if owner is not None:
+        _clash(pm, plugin, owner, f"the task '{info.name}'", _taken_as(info.name, tasks, aliases),
+               "the task is left out")
+        return None
+    kept: list[str] = []
+    for alias in dict.fromkeys(a for a in info.aliases if a != info.name):  # its own name twice is harmless
+        owner = _owner(alias, tasks, aliases)
+        if owner is None:
+            kept.append(alias)
+        else:
+            _clash(pm, plugin, owner, f"the alias '{alias}' of task '{info.name}'", _taken_as(alias, tasks, aliases),
+                   "the alias is left out")
+    return info if tuple(kept) == info.aliases else replace(info, aliases=tuple(kept))
+
+
+def _owner(key: str, tasks: dict, aliases: dict) -> str | None:
+    if key in tasks:
+        return tasks[key].plugin
+    return tasks[aliases[key]].plugin if key in aliases else None
+
+
+def _taken_as(key: str, tasks: dict, aliases: dict) -> str:
+    return "a task name" if key in tasks else f"an alias of task '{aliases[key]}'"
+
+
+def _clash(pm, plugin: str, owner: str, what: str, taken: str, outcome: str) -> None:
+    """Record and warn that ``plugin`` declared ``what``, which ``owner`` (an earlier plugin, or itself) took."""
+    import warnings
+
+    from hub.errors import PluginClashWarning
+
+    if owner == plugin:
+        message = f"plugin {pm.describe(plugin)} declares {what} twice ({taken} the first time); {outcome}"
+    else:
+        message = (f"plugin {pm.describe(plugin)} declares {what}, already {taken} declared by plugin "
+                   f"{pm.describe(owner)}, which comes first (the core, then the shipped plugins, then the rest by "
+                   f"distribution name); {outcome}, the other tasks of both plugins stay")
+    pm.problem(plugin, message)
+    warnings.warn(message, PluginClashWarning, stacklevel=2)
 
 
 # -- checking one declaration ---------------------------------------------------------------------

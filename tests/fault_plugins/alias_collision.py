@@ -1,4 +1,4 @@
-"""Registers an alias another plugin's model uses."""
+"""Registers an alias another plugin's model uses: only that alias is dropped, its model stays."""
 from hub import hookimpl
 
 

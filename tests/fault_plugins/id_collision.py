@@ -1,4 +1,4 @@
-"""Registers an id another plugin serves, beside one of its own: all its registrations are dropped."""
+"""Registers an id another plugin serves, beside one of its own: only the clashing one is dropped."""
 from hub import hookimpl
 
 

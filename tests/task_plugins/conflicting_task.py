@@ -1,4 +1,4 @@
-"""Declares a good task and one whose alias is a task of the core: both are dropped, and its model too."""
+"""Declares a good task and one whose alias is an alias of the core's: only that alias is dropped."""
 from hub import hookimpl
 
 RESULT = "hub.tasks.results:Classification"
