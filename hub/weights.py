@@ -230,3 +230,32 @@ def _pickle_problem(exc: BaseException) -> str:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def availability(spec) -> str:
+    """Where the weights of ``spec`` are, found without loading or fetching anything: ``'local'`` (a directory
+    here, or the hub id's snapshot in the local Hugging Face cache), ``'download'`` (a hub id fetched on first
+    use), ``'missing'`` (a hub id not cached while offline, or a directory that is not there) or ``'unknown'``
+    (a plugin's own kind of source, which only its loader understands)."""
+    for source in (spec.local, spec.source):
+        if source and not is_hub_id(source) and local_path(source) is not None:
+            return "local"
+    source = spec.source or ""
+    if is_hub_id(source):
+        if hub_cached(source[len(HF_PREFIX):], spec.revision):
+            return "local"
+        return "missing" if offline() else "download"
+    if source.startswith(PACKAGE_PREFIX) or "/" in source or "\\" in source or source.startswith(("~", ".")):
+        return "missing"
+    return "unknown"
+
+
+def hub_cached(repo: str, revision: str | None) -> bool:
+    """Whether a snapshot of ``repo`` at ``revision`` is in the local Hugging Face cache (no network)."""
+    try:
+        from huggingface_hub import snapshot_download
+
+        snapshot_download(repo, revision=revision, local_files_only=True)
+    except Exception:  # not cached, or huggingface_hub missing: either way not here
+        return False
+    return True

@@ -1,4 +1,5 @@
-"""The page at ``/`` serves a plugin's task: a file picker for its own kind of input, and its results as JSON.
+"""The page at ``/`` serves a plugin's task: a file picker for its own kind of input, and its results drawn by
+the task's declared view ("text") from the result class's own ``summary()``, with the JSON at hand.
 
 Runs in a real headless Chromium (Debian's ``chromium``) driven by Playwright, against a real server
 in this process with the ``tablestats`` plugin of tests/task_plugins/ installed.
@@ -65,10 +66,16 @@ def test_the_page_runs_a_plugin_task_on_an_uploaded_file(server, tmp_path):
             tab.set_input_files("#file-input", str(path))
             tab.wait_for_selector("#file-list li")
             tab.click("#run-button")
-            tab.wait_for_selector(".result-view[data-result='json'] pre.json")
-            shown = json.loads(tab.inner_text(".result-view[data-result='json'] pre.json"))
+            view = ".result-view[data-result='mmhub_task_tablestats:TableStats'][data-view='text']"
+            tab.wait_for_selector(f"{view} pre.summary-text")
+            summaries = tab.locator(f"{view} pre.summary-text").all_inner_texts()
+            caption = tab.inner_text(f"{view} figure.result figcaption")
+            tab.click(f"{view} details.raw summary")
+            shown = json.loads(tab.inner_text(f"{view} details.raw pre.json"))
             assert not problems, problems
         finally:
             browser.close()
-    assert len(shown) == 1
+    assert len(shown) == 1 and caption == "prices.csv"
     assert_stats(shown[0], columns)
+    want = sys.modules["mmhub_task_tablestats"].TableStats.from_dict(shown[0]).summary()
+    assert summaries == [want] and want.startswith("40 rows\n")  # as ``hub run`` prints it, every line

@@ -2,7 +2,9 @@
 
 Flows: the API key asked for on 401 and kept for the tab; MiniLM embeddings (the similarity of the texts
 shown as a heat map); a tiny timm classifier on an uploaded digits image (labels as bars); an error from
-the server's envelope shown in the page; the JSON view for a result type the page does not know.
+the server's envelope shown in the page, in place of the result before it; the JSON view for a result type
+the page does not know; the page on a phone-sized screen; the page opening on a model it can run; /docs
+(Swagger UI reading the OpenAPI 3.1 description, offline) and the favicon.
 Screenshots are kept in ``tests/artifacts/`` (or ``$HUB_TEST_ARTIFACTS``).
 """
 from __future__ import annotations
@@ -108,20 +110,30 @@ def browser(server):
 @pytest.fixture
 def page(browser, server):
     """A fresh tab on the page, past the API key prompt; console errors fail the test."""
-    context = browser.new_context(viewport={"width": 1100, "height": 900}, permissions=["microphone"])
+    context, tab, problems = open_tab(browser, server, width=1100)
+    yield tab
+    context.close()
+    assert not problems, problems
+
+
+def open_tab(browser, server, width: int, key: str | None = KEY):
+    """(context, tab, problems): a tab on the page at ``width`` CSS pixels, past the API key prompt when the
+    server has a key; the page's uncaught errors and console errors are collected in ``problems``."""
+    context = browser.new_context(viewport={"width": width, "height": 900}, permissions=["microphone"])
     context.set_default_timeout(120_000)  # a budget for a busy machine, not a timing check
     tab = context.new_page()
     problems: list[str] = []
     tab.on("pageerror", lambda exc: problems.append(str(exc)))
+    tab.on("console", lambda message: problems.append(message.text) if message.type == "error"
+           and not message.text.startswith("Failed to load resource") else None)  # error answers are tested
     tab.goto(server + "/")
-    tab.wait_for_selector("#key-dialog[open]")
-    assert "API key" in tab.inner_text("#key-message")
-    tab.fill("#key-input", KEY)
-    tab.click("#key-save")
+    if key:
+        tab.wait_for_selector("#key-dialog[open]")
+        assert "API key" in tab.inner_text("#key-message")
+        tab.fill("#key-input", key)
+        tab.click("#key-save")
     tab.wait_for_function("document.querySelectorAll('#model-select option').length >= 2")
-    yield tab
-    context.close()
-    assert not problems, problems
+    return context, tab, problems
 
 
 def shoot(page, name: str) -> None:
@@ -217,6 +229,35 @@ def test_server_errors_are_shown_from_the_envelope(page, timm_dir, digit_png):
     message = page.inner_text("#error")
     assert "top_k" in message and ">= 1" in message
     shoot(page, "option-error")
+
+
+@pytest.mark.parametrize("mistake", ["server", "no-input", "model"])
+def test_an_error_takes_the_previous_result_off_the_screen(page, timm_dir, digit_png, mistake):
+    """Whatever the error (the server's, the page's own check, a model that cannot be described), the result
+    of the run before it is no longer shown: it would read as the answer to what failed."""
+    import hub
+
+    pick(page, "image-classification", hub.get_spec(str(timm_dir)).id)
+    page.set_input_files("#file-input", str(digit_png))
+    page.wait_for_selector("#file-list li")
+    page.click("#run-button")
+    page.wait_for_selector(".result-view .bar-row")
+    if mistake == "server":
+        page.fill("#opt-top_k", "0")
+        page.click("#run-button")
+    elif mistake == "no-input":
+        page.click("#file-list .remove")
+        page.click("#run-button")
+    else:  # a model the server no longer knows, as after a restart with other models
+        page.evaluate("""() => {
+            const select = document.querySelector('#model-select');
+            select.append(new Option('gone-model', 'gone-model'));
+            select.value = 'gone-model';
+            select.dispatchEvent(new Event('change'));
+        }""")
+    page.wait_for_selector("#error:not([hidden])")
+    assert page.inner_text("#error").strip()
+    assert page.locator(".result-view").count() == 0 and page.inner_text("#results") == "Results appear here."
 
 
 def test_unknown_result_types_fall_back_to_json(page):
@@ -334,3 +375,169 @@ def test_views_of_the_other_result_types(page):
 
     draw(page, "Generation", [Generation(" and then it rained.", "It was sunny").to_dict()], ["It was sunny"])
     assert page.inner_text("p.generation") == "It was sunny and then it rained."
+
+
+def test_declared_views_show_the_summaries_a_plugin_task_writes(page):
+    """A result class the page has no view for is drawn by its task's declared view ("table": a row per input;
+    "text": a block per input) from the summaries the server sent; without summaries, JSON as before."""
+    results = [{"rows": 3, "note": "first"}, {"rows": 5, "note": "second"}]
+    summaries = ["3 rows\nmean 1.5", "5 rows\nmean 2.5"]
+
+    def render(view, sent):
+        context = {"names": ["a.csv", "b.csv"], "options": {},
+                   "task": {"name": "t", "result": "plugin_mod:Stats", "view": view}, "summaries": sent}
+        page.evaluate(VIEWS, [results, context])
+
+    render("table", summaries)
+    assert page.get_attribute(".result-view", "data-view") == "table"
+    assert page.locator(".summary-table tbody th").all_inner_texts() == ["a.csv", "b.csv"]
+    assert page.locator(".summary-table tbody td").all_inner_texts() == summaries
+    render("text", summaries)
+    assert page.get_attribute(".result-view", "data-view") == "text"
+    assert page.locator("figure.result figcaption").all_inner_texts() == ["a.csv", "b.csv"]
+    assert page.locator("pre.summary-text").all_inner_texts() == summaries
+    assert '"note": "second"' in page.text_content(".result-view details.raw pre.json")  # the JSON stays at hand
+    for sent in (None, summaries[:1]):  # none sent, or not one per result: the JSON is the view
+        render("text", sent)
+        assert page.get_attribute(".result-view", "data-result") == "json"
+
+
+FITS = """() => {
+    const width = document.documentElement.clientWidth;
+    const shown = [...document.querySelectorAll('select, table.heat-map, .heat-wrap')].filter((e) => e.offsetParent);
+    const boxes = shown.map((e) => {
+        const r = e.getBoundingClientRect();
+        return {what: e.id || e.className, left: r.left, right: r.right};
+    });
+    return {width, scroll: document.scrollingElement.scrollWidth, boxes,
+            outside: boxes.filter((b) => b.left < 0 || b.right > width + 0.5)};
+}"""
+
+
+def test_the_page_fits_a_phone_screen(browser, server):
+    """At 375 CSS pixels nothing makes the page scroll sideways: not the selects (with long model names), not the
+    heat map of many inputs with long names."""
+    context, tab, problems = open_tab(browser, server, width=375)
+    try:
+        fit = tab.evaluate(FITS)
+        assert fit["width"] <= 375 and fit["scroll"] <= 375, fit
+        assert len(fit["boxes"]) >= 2 and not fit["outside"], fit
+        pick(tab, "text-embedding", MINILM)
+        texts = [f"{t} — and a long tail of words that no narrow column can hold on one line" for t in TEXTS]
+        tab.fill("#text-input", "\n".join(texts + ["a dog", "a small brown dog barks at the postman"]))
+        tab.click("#run-button")
+        tab.wait_for_selector("table.heat-map")
+        shoot(tab, "phone-embedding")
+        fit = tab.evaluate(FITS)
+        assert fit["scroll"] <= 375, fit
+        assert any(b["what"] == "heat-map" for b in fit["boxes"]) and not fit["outside"], fit
+        assert len(cell_values(tab)) == 5
+    finally:
+        context.close()
+    assert not problems, problems
+
+
+def test_the_page_opens_on_a_model_it_can_run(browser, tiny, monkeypatch):
+    """With the whole catalogue allowed and no network, most models have no weights here: the list says which
+    are loaded or have their weights here, and the page opens on one of those (per task filter too)."""
+    import httpx
+
+    import hub
+    from serve_server import hub_app, running
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    loaded = hub.get_spec(str(tiny["timm"])).id
+    with running(hub_app(preload=(str(tiny["timm"]),), allow=("*",))) as url:
+        listed = httpx.get(url + "/v1/models").json()["data"]
+        state = {m["id"]: m["availability"] for m in listed}
+        assert state[loaded] == "loaded" and state[MINILM] == "local"  # MiniLM's weights ship in a package
+        assert listed[0]["id"] != loaded  # the loaded model is not the first listed: the page must look for it
+        context, tab, problems = open_tab(browser, url, width=1100, key=None)
+        try:
+            tab.wait_for_function("!document.querySelector('#run-button').disabled")
+            assert tab.input_value("#model-select") == loaded
+            options = tab.locator("#model-select option")
+            marks = options.evaluate_all("els => els.map(e => [e.value, e.dataset.availability, e.textContent])")
+            assert {value: mark for value, mark, _ in marks} == state
+            notes = {"loaded": "(loaded)", "local": "(weights here)", "missing": "(no weights here)"}
+            for value, mark, text in marks:
+                assert text.endswith(notes.get(mark, value)) or (mark == "unknown" and "(" not in text), text
+            embedding = [m["id"] for m in listed if m["task"] == "text-embedding"]
+            tab.select_option("#task-filter", "text-embedding")
+            tab.wait_for_function(f"document.querySelector('#model-select').value === {MINILM!r}")
+            if embedding[0] != MINILM:
+                assert state[embedding[0]] == "missing"
+            tab.wait_for_function("!document.querySelector('#run-button').disabled")
+            missing = next(m for m in embedding if state[m] == "missing")
+            tab.select_option("#model-select", missing)
+            tab.wait_for_function("document.querySelector('#model-about').textContent.includes('not on this machine')")
+            shoot(tab, "model-availability")
+        finally:
+            context.close()
+    assert not problems, problems
+
+
+def test_docs_render_every_operation_offline(browser, server):
+    """/docs in Chromium: Swagger UI reads the OpenAPI 3.1 description and draws every operation, with nothing
+    fetched from anywhere but this server and no console error; "Try it out" sends the tab's API key."""
+    import httpx
+
+    schema = httpx.get(server + "/openapi.json", headers={"Authorization": f"Bearer {KEY}"}).json()
+    assert schema["openapi"].startswith("3.1")
+    want = sorted((method.upper(), path) for path, item in schema["paths"].items() for method in item)
+    context = browser.new_context(viewport={"width": 1100, "height": 900})
+    context.set_default_timeout(120_000)
+    elsewhere: list[str] = []
+
+    def only_here(route):
+        if route.request.url.startswith(server + "/"):
+            return route.continue_()
+        elsewhere.append(route.request.url)
+        return route.abort()
+
+    context.route("**/*", only_here)
+    tab = context.new_page()
+    problems: list[str] = []
+    tab.on("pageerror", lambda exc: problems.append(str(exc)))
+    tab.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
+    try:
+        tab.goto(server + "/")  # the page asks for the key and keeps it for the tab; /docs uses it
+        tab.wait_for_selector("#key-dialog[open]")
+        tab.fill("#key-input", KEY)
+        tab.click("#key-save")
+        tab.wait_for_function("document.querySelectorAll('#model-select option').length >= 2")
+        problems.clear()  # the page's first calls were answered 401, which is what asks for the key
+        tab.goto(server + "/docs")
+        tab.wait_for_function(f"document.querySelectorAll('.opblock').length >= {len(want)}")
+        shown = sorted(zip(tab.locator(".opblock .opblock-summary-method").all_inner_texts(),
+                           tab.locator(".opblock .opblock-summary-path").evaluate_all(
+                               "els => els.map(e => e.dataset.path)")))
+        assert shown == want
+        assert "mmhub" in tab.inner_text(".info .title") and "OAS 3.1" in tab.inner_text(".info")
+        block = tab.locator(".opblock", has=tab.locator(".opblock-summary-path[data-path='/v1/tasks']"))
+        block.locator(".opblock-summary-control").click()
+        block.locator(".try-out__btn").click()
+        block.locator(".execute").click()
+        block.locator(".live-responses-table tbody .response-col_status").first.wait_for()
+        assert block.locator(".live-responses-table tbody .response-col_status").first.inner_text().strip() == "200"
+        assert "text-embedding" in block.locator(".live-responses-table .microlight").first.inner_text()
+        shoot(tab, "docs")
+    finally:
+        context.close()
+    assert not elsewhere, elsewhere
+    assert not problems, problems
+
+
+def test_the_favicon_is_served(server):
+    import io
+
+    import httpx
+    from PIL import Image
+
+    icon = httpx.get(server + "/favicon.ico")  # no key: like the page, it holds no data
+    assert icon.status_code == 200 and icon.headers["content-type"] == "image/x-icon"
+    assert (32, 32) in Image.open(io.BytesIO(icon.content)).info["sizes"]
+    page = httpx.get(server + "/").text
+    href = page.split('rel="icon" href="', 1)[1].split('"', 1)[0]
+    svg = httpx.get(f"{server}/{href}")
+    assert svg.status_code == 200 and svg.headers["content-type"].startswith("image/svg+xml") and "<svg" in svg.text

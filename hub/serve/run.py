@@ -33,6 +33,8 @@ class RunResponse(BaseModel):
     model: str
     task: str
     results: list[dict[str, Any]]
+    summaries: Optional[list[str]] = Field(default=None, description=(
+        "each result as ``hub run`` prints it (the result class's own summary), when its class writes one"))
 
 
 def task_inputs(spec) -> str:
@@ -161,7 +163,21 @@ async def run_model(model_id: str, request: Request):
     results = await unless_disconnected(request, execute(state, entry, raw, options))
     if not isinstance(results, list):
         return results
-    return {"model": entry.spec.id, "task": entry.spec.task, "results": [r.to_dict() for r in results]}
+    return {"model": entry.spec.id, "task": entry.spec.task, "results": [r.to_dict() for r in results],
+            "summaries": summaries(results)}
+
+
+def summaries(results: list) -> list[str] | None:
+    """Each result's own summary (what ``hub run`` prints), for result classes that write one; None for classes
+    that keep the base class's (it repeats the JSON), or when a plugin's ``summary()`` fails (the JSON stands)."""
+    from hub.tasks.results import Result
+
+    if not results or any(type(r).summary is Result.summary for r in results):
+        return None
+    try:
+        return [str(r.summary()) for r in results]
+    except Exception:  # a plugin's summary is a courtesy; its results are still answered
+        return None
 
 
 async def read_run_body(request: Request) -> tuple[list, dict, str | None]:
@@ -199,17 +215,31 @@ def _first_error(exc: Exception) -> str:
 
 
 # -- the catalogue ----------------------------------------------------------------------------------
-def model_object(spec) -> dict:
-    """A model as ``/v1/models`` lists it (OpenAI's shape plus task and modality)."""
+def model_object(spec, host) -> dict:
+    """A model as ``/v1/models`` lists it: OpenAI's shape plus task, modality and availability."""
     return {"id": spec.id, "object": "model", "created": 0, "owned_by": spec.plugin, "task": spec.task,
-            "modality": spec.modality}
+            "modality": spec.modality, "availability": availability(host, spec)}
+
+
+def availability(host, spec) -> str:
+    """'loaded', or where the model's weights are (:func:`hub.weights.availability`): 'local', 'download',
+    'missing' or 'unknown'. Found without loading or fetching anything."""
+    from hub.weights import availability as weights_availability
+
+    if any(entry.spec.id == spec.id for entry in host.loaded.values()):
+        return "loaded"
+    return weights_availability(spec)
+
+
+def model_objects(host) -> list[dict]:
+    return [model_object(s, host) for s in host.servable()]
 
 
 @router.get("/v1/models", tags=["catalogue"])
 async def list_served_models(request: Request):
-    """The models this server serves: those loaded, and the allowed catalogue models it can load."""
-    specs = await asyncio.to_thread(request.app.state.hub.host.servable)
-    return {"object": "list", "data": [model_object(s) for s in specs]}
+    """The models this server serves: those loaded, and the allowed catalogue models it can load. Each says
+    whether it is loaded, or where its weights are ('local', 'download', 'missing', 'unknown')."""
+    return {"object": "list", "data": await asyncio.to_thread(model_objects, request.app.state.hub.host)}
 
 
 @router.get("/v1/models/{model_id:path}", tags=["catalogue"])
@@ -221,7 +251,7 @@ async def get_model(model_id: str, request: Request):
         options = await asyncio.to_thread(options_of, host, spec)
     except HubError as exc:
         raise from_hub_error(exc, "model") from None
-    return {**model_object(spec), "spec": spec.to_dict(), "options": options, "inputs": task_inputs(spec)}
+    return {**model_object(spec, host), "spec": spec.to_dict(), "options": options, "inputs": task_inputs(spec)}
 
 
 def options_of(host, spec) -> list[dict]:

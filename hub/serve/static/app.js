@@ -38,9 +38,15 @@ function promptForKey(message) {
 const call = (path, options = {}) => api(path, options, askKey);
 
 // -- messages ------------------------------------------------------------------------------------
+// An error replaces whatever result was on screen: it must not read as the answer to what failed.
 function showError(message) {
   $("error").textContent = message;
   $("error").hidden = false;
+  clearResults();
+}
+
+function clearResults() {
+  $("results").replaceChildren(el("p", { class: "hint" }, "Results appear here."));
 }
 
 function clearError() {
@@ -58,6 +64,29 @@ function sentence(text) {
 }
 
 // -- picking a model -----------------------------------------------------------------------------
+// What /v1/models says of each model: loaded, or where its weights are. The page opens on the best one.
+const AVAILABILITY = {
+  loaded: { rank: 0, note: "loaded" },
+  local: { rank: 1, note: "weights here" },
+  download: { rank: 2, note: "downloads on first run" },
+  unknown: { rank: 3, note: "" },
+  missing: { rank: 4, note: "no weights here" },
+};
+
+function availability(model) {
+  return AVAILABILITY[model.availability] || AVAILABILITY.unknown;
+}
+
+function modelLabel(model) {
+  const note = availability(model).note;
+  return `${model.id} — ${model.task}${note ? ` (${note})` : ""}`;
+}
+
+// The first of the models that is loaded, else whose weights are here, else the first that may load.
+function bestModel(models) {
+  return models.reduce((best, m) => (!best || availability(m).rank < availability(best).rank ? m : best), null);
+}
+
 async function loadCatalogue() {
   const [tasks, models] = await Promise.all([call("/v1/tasks"), call("/v1/models")]);
   state.tasks = tasks;
@@ -68,17 +97,22 @@ async function loadCatalogue() {
     if (!counts[task.name]) continue;
     $("task-filter").append(el("option", { value: task.name }, `${task.name} (${counts[task.name]})`));
   }
-  setStatus("status", `${state.models.length} model${state.models.length === 1 ? "" : "s"} available.`);
+  const ready = state.models.filter((m) => availability(m).rank <= 1).length;
+  setStatus("status", `${state.models.length} model${state.models.length === 1 ? "" : "s"} available, ` +
+    `${ready} of them loaded or with their weights here.`);
   fillModels();
 }
 
 function fillModels() {
   const task = $("task-filter").value;
   const select = $("model-select");
-  select.replaceChildren(...state.models.filter((m) => !task || m.task === task)
-    .map((m) => el("option", { value: m.id }, `${m.id} — ${m.task}`)));
-  select.disabled = select.options.length === 0;
-  if (select.options.length) pickModel(select.value);
+  const models = state.models.filter((m) => !task || m.task === task);
+  select.replaceChildren(...models.map((m) =>
+    el("option", { value: m.id, "data-availability": m.availability || "unknown" }, modelLabel(m))));
+  select.disabled = models.length === 0;
+  if (!models.length) return;
+  select.value = bestModel(models).id;
+  pickModel(select.value);
 }
 
 function taskRow(name) {
@@ -87,6 +121,7 @@ function taskRow(name) {
 
 async function pickModel(id) {
   clearError();
+  clearResults();
   $("run-button").disabled = true;
   try {
     const info = await call(`/v1/models/${encodeURIComponent(id)}`);
@@ -107,6 +142,12 @@ function describeModel(info) {
   const parts = [`${info.task} (${info.modality || task.modality || "?"}), served by ${info.owned_by}`];
   if (spec.description) parts.push(spec.description);
   if (task.description) parts.push("Task: " + task.description);
+  if (info.availability === "missing") {
+    parts.push("Its weights are not on this machine and the server cannot download them now, so running it fails " +
+      "until they are fetched");
+  } else if (info.availability === "download") {
+    parts.push("Its weights are downloaded on its first run");
+  }
   $("model-about").textContent = parts.map(sentence).join(" ");
 }
 
@@ -262,7 +303,8 @@ async function run(event) {
     const answer = await call(`/v1/run/${encodeURIComponent(model.id)}`, { method: "POST", json: { inputs, options } });
     const seconds = ((performance.now() - started) / 1000).toFixed(2);
     setStatus("run-status", `Done in ${seconds} s.`);
-    $("results").replaceChildren(renderResults(answer.results, { names, options, task: taskRow(answer.task) }));
+    $("results").replaceChildren(renderResults(answer.results,
+      { names, options, task: taskRow(answer.task), summaries: answer.summaries || null }));
   } catch (err) {
     setStatus("run-status", "");
     showError(err instanceof ApiError ? err.message : `Unexpected problem: ${err.message}`);

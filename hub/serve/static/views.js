@@ -1,5 +1,6 @@
-// Results as a person wants them: bars, heat maps, timestamps, highlighted entities; JSON for anything else.
-// Each view takes (results, context) where context = {names, options, task} and returns a DOM element.
+// Results as a person wants them: bars, heat maps, timestamps, highlighted entities; a task this page does not
+// know (a plugin's) by its declared view ("text" or "table") of its results' own summaries; JSON for anything else.
+// Each view takes (results, context) where context = {names, options, task, summaries} and returns a DOM element.
 
 export function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -56,6 +57,7 @@ export function heatMap(rowNames, colNames, matrix, caption, range = null) {
   const low = range ? range[0] : Math.min(...values);
   const high = range ? range[1] : Math.max(...values);
   const table = el("table", { class: "heat-map" }, el("caption", {}, caption));
+  const wrap = el("div", { class: "heat-wrap" }, table);  // a matrix wider than the screen scrolls in here
   table.append(el("thead", {}, el("tr", {}, el("th", { scope: "col" }, ""),
     colNames.map((name) => el("th", { scope: "col", title: name }, short(name, 18))))));
   const body = el("tbody");
@@ -68,7 +70,7 @@ export function heatMap(rowNames, colNames, matrix, caption, range = null) {
       })));
   });
   table.append(body);
-  return table;
+  return wrap;
 }
 
 function perInput(results, context, render) {
@@ -175,6 +177,27 @@ function similarityView(results, context) {
       "Best matching texts")));
 }
 
+// A plugin task's declared views, as ``hub run`` prints them (hub/views.py): "text", a block per input with its
+// summary (any lines); "table", a row per input with its summary.
+function summaryTextView(results, context) {
+  return perInput(results, context, (result, i) => el("pre", { class: "summary-text" }, context.summaries[i]));
+}
+
+function summaryTableView(results, context) {
+  return el("table", { class: "summary-table" },
+    el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "Input"), el("th", { scope: "col" }, "Result"))),
+    el("tbody", {}, results.map((result, i) => el("tr", {},
+      el("th", { scope: "row" }, context.names[i] || `input ${i + 1}`), el("td", {}, context.summaries[i])))));
+}
+
+const DECLARED_VIEWS = { text: summaryTextView, table: summaryTableView };
+
+function declaredView(results, context) {
+  const summaries = context.summaries;
+  if (!context.task || !Array.isArray(summaries) || summaries.length !== results.length) return null;
+  return DECLARED_VIEWS[context.task.view] || summaryTableView;
+}
+
 export function jsonView(results) {
   return el("pre", { class: "json", tabindex: "0", "aria-label": "Results as JSON" }, JSON.stringify(results, null, 2));
 }
@@ -190,10 +213,12 @@ const VIEWS = {
   "hub.tasks.results_audio:Speech": speechView,
 };
 
-// The view for a task's results (by its result class), with the JSON behind it; JSON alone when unknown.
+// The view for a task's results (by its result class, else the task's declared view of the summaries the server
+// sent), with the JSON behind it; JSON alone when there is neither.
 export function renderResults(results, context) {
-  const view = VIEWS[context.task && context.task.result];
+  const view = VIEWS[context.task && context.task.result] || declaredView(results, context);
   const box = el("div", { class: "result-view", "data-result": view ? context.task.result : "json" });
+  if (view && !VIEWS[context.task.result]) box.dataset.view = context.task.view || "table";
   if (!view) {
     box.append(el("p", { class: "hint" }, "This page has no special view for this task; here is its JSON."), jsonView(results));
     return box;
