@@ -239,3 +239,51 @@ def test_no_message_in_the_code_suggests_huggingface_cli():
 def test_shell_command_quotes_each_argument():
     assert shell_command("hub", "install", "my plugin") == "`hub install 'my plugin'`"
     assert shlex.split(shell_command("a", "b;c", "$(x)").strip("`")) == ["a", "b;c", "$(x)"]
+
+
+# -- availability: where the weights are, found without loading or fetching ---------------------
+HASH = "0123456789abcdef0123456789abcdef01234567"
+
+
+def fake_hub_cache(root: Path, repo: str, revision: str | None) -> None:
+    """A Hugging Face cache holding one snapshot of ``repo``, laid out as huggingface_hub lays it."""
+    folder = root / ("models--" + repo.replace("/", "--"))
+    (folder / "snapshots" / HASH).mkdir(parents=True)
+    (folder / "snapshots" / HASH / "config.json").write_text("{}")
+    (folder / "refs").mkdir()
+    (folder / "refs" / "main").write_text(HASH)
+
+
+AVAILABILITY = {  # case: (source, local, revision, offline, expected)
+    "a directory": ("{dir}", None, None, True, "local"),
+    "a local copy first": ("hf-hub:org/absent", "{dir}", None, True, "local"),
+    "a package's directory": ("package:hub/serve", None, None, True, "local"),
+    "a hub id in the cache": ("hf-hub:org/cached", None, None, True, "local"),
+    "a hub id pinned in the cache": ("hf-hub:org/cached", None, HASH, True, "local"),
+    "a hub id pinned elsewhere": ("hf-hub:org/cached", None, "f" * 40, True, "missing"),
+    "a hub id offline": ("hf-hub:org/absent", None, None, True, "missing"),
+    "a hub id online": ("hf-hub:org/absent", None, None, False, "download"),
+    "a directory gone": ("{dir}/gone", None, None, False, "missing"),
+    "a package not installed": ("package:no_such_package_xyz/model", None, None, False, "missing"),
+    "a local copy gone, hub id offline": ("hf-hub:org/absent", "{dir}/gone", None, True, "missing"),
+    "a plugin's own source": ("torchvision:ResNet18_Weights.DEFAULT", None, None, True, "unknown"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(AVAILABILITY))
+def test_availability_says_where_the_weights_are(case, tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    from hub.registry import ModelSpec
+
+    source, local, revision, is_offline, want = AVAILABILITY[case]
+    cache = tmp_path / "hf-cache"
+    fake_hub_cache(cache, "org/cached", None)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1" if is_offline else "0")
+    (tmp_path / "weights").mkdir()
+    fill = {"dir": str(tmp_path / "weights")}
+    spec = ModelSpec(id="m", task="text-embedding", plugin="p", source=source.format(**fill),
+                     local=local.format(**fill) if local else None, revision=revision)
+    assert weights.availability(spec) == want
+    assert not (cache / "models--org--absent").exists()  # nothing fetched, not even a folder made
