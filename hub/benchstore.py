@@ -71,6 +71,46 @@ def store_path(key: str | None = None) -> Path:
     return store_dir() / f"{key or machine_key()}.json"
 
 
+def check_writable(path: Path | None = None) -> Path:
+    """The store file, once it is known that it can be written; else WriteError (exit 2) naming it and the fix.
+
+    ``hub bench`` calls this before it measures anything, so that minutes of figures are never taken
+    only to be lost. The test is the one a store write makes: a new file created beside the store file
+    (then removed), in the cache directory, which is made if it is missing.
+    """
+    import errno
+
+    from hub.errors import WriteError
+    from hub.io import NOT_WRITABLE, remove_path, temp_name
+
+    path = Path(path) if path else store_path()
+    fix = ("nothing was measured. Set HUB_CACHE_DIR to a directory you can write to, or pass --no-store to print "
+           "the figures without storing them")
+    what = f"cannot store the benchmark figures in '{path}'"
+    if path.exists() and not path.is_file():
+        kind = "a directory" if path.is_dir() else "a special file"
+        raise WriteError(f"{what}: a store file must be a regular file, and that path is {kind}; {fix}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        probe = temp_name(path)
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        remove_path(probe)
+    except OSError as exc:
+        blocking = _file_in_the_way(path.parent) if exc.errno in (errno.ENOTDIR, errno.EEXIST) else None
+        reason = (f"'{blocking}' is a file where a directory is needed" if blocking is not None
+                  else NOT_WRITABLE.get(exc.errno) or exc.strerror or type(exc).__name__)
+        raise WriteError(f"{what}: {reason}; {fix}") from None
+    return path
+
+
+def _file_in_the_way(directory: Path) -> Path | None:
+    """The first path on the way to ``directory`` that exists but is not a directory."""
+    for step in [*reversed(directory.parents), directory]:
+        if step.exists() and not step.is_dir():
+            return step
+    return None
+
+
 # -- which machine -------------------------------------------------------------------------------
 @lru_cache(maxsize=1)
 def machine() -> dict:

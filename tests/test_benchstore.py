@@ -9,6 +9,7 @@ import pytest
 
 from hub import benchstore
 from hub.benchstore import BenchStoreWarning
+from hub.errors import WriteError
 
 
 @pytest.fixture
@@ -139,3 +140,77 @@ def test_directories_described_by_their_own_card_are_keyed_by_path_even_when_the
         assert spec.id == "model"
         keys.append(benchstore.model_key(spec))
     assert keys == [str((tmp_path / "a" / "model").resolve()), str((tmp_path / "b" / "model").resolve())]
+
+
+# -- a store that cannot be written: refused before anything is measured --------------------------------------------
+def unwritable_store(kind: str, tmp_path, monkeypatch) -> str:
+    """Point the store somewhere it cannot be written; return what the error must name."""
+    import os
+
+    if kind == "cache dir under a file":
+        (tmp_path / "afile").write_text("x")
+        monkeypatch.setenv("HUB_CACHE_DIR", str(tmp_path / "afile" / "cache"))
+        return f"'{tmp_path / 'afile'}' is a file where a directory is needed"
+    if kind == "cache dir is a file":
+        (tmp_path / "cache").write_text("x")
+        monkeypatch.setenv("HUB_CACHE_DIR", str(tmp_path / "cache"))
+        return f"'{tmp_path / 'cache'}' is a file where a directory is needed"
+    monkeypatch.setenv("HUB_CACHE_DIR", str(tmp_path / "cache"))
+    target = benchstore.store_path()
+    if kind == "store file is a directory":
+        target.mkdir(parents=True)
+        return "that path is a directory"
+    if kind == "store file is a fifo":
+        target.parent.mkdir(parents=True)
+        os.mkfifo(target)
+        return "that path is a special file"
+    if kind == "read-only directory":
+        if os.geteuid() == 0:
+            pytest.skip("root writes into read-only directories")
+        target.parent.mkdir(parents=True)
+        target.parent.chmod(0o555)
+        return "permission denied"
+    if kind == "kernel file system":
+        if not os.path.isdir("/sys/kernel"):
+            pytest.skip("no sysfs here (it refuses new files, even to root)")
+        monkeypatch.setenv("HUB_CACHE_DIR", "/sys/mmhub-bench-test")
+        return "/sys/mmhub-bench-test"
+    raise AssertionError(kind)
+
+
+UNWRITABLE = ["cache dir under a file", "cache dir is a file", "store file is a directory", "store file is a fifo",
+              "read-only directory", "kernel file system"]
+
+
+@pytest.mark.parametrize("kind", UNWRITABLE)
+def test_an_unwritable_store_is_named_with_the_fix(kind, tmp_path, monkeypatch):
+    words = unwritable_store(kind, tmp_path, monkeypatch)
+    with pytest.raises(WriteError) as err:
+        benchstore.check_writable()
+    message = str(err.value)
+    assert words in message and str(benchstore.store_path()) in message
+    assert "HUB_CACHE_DIR" in message and "--no-store" in message
+    assert not [p for p in tmp_path.rglob("*.tmp")]  # the probe leaves nothing behind
+
+
+def test_a_writable_store_passes_the_check_and_keeps_its_records(store):
+    benchstore.record("m", "torch", "fp32", {"throughput": 1.0})
+    before = benchstore.store_path().read_bytes()
+    assert benchstore.check_writable() == benchstore.store_path()
+    assert benchstore.store_path().read_bytes() == before and sorted(p.name for p in store.iterdir()) == [
+        benchstore.store_path().name]
+
+
+@pytest.mark.parametrize("kind", UNWRITABLE)
+def test_hub_bench_refuses_an_unwritable_store_before_measuring(kind, tmp_path, monkeypatch, cli_runner):
+    from hub.cli import cli
+    from hub.measure import runner
+
+    words = unwritable_store(kind, tmp_path, monkeypatch)
+    monkeypatch.setattr(runner, "_measure", lambda *a, **k: pytest.fail("measured with an unwritable store"))
+    done = cli_runner.invoke(cli, ["bench", "all-minilm-l6-v2"])
+    lines = done.stderr.strip().splitlines()
+    assert done.exit_code == 2 and len(lines) == 1 and lines[0].startswith("Error: "), done.output
+    assert words in lines[0] and "nothing was measured" in lines[0] and "Traceback" not in done.output
+    with pytest.raises(WriteError, match="nothing was measured"):
+        runner.bench("all-minilm-l6-v2")

@@ -148,6 +148,8 @@ def bench(model: str, batch_sizes=DEFAULT_BATCH_SIZES, dtype: str | None = None,
     spec = api.get_spec(model, task)
     backend = backend_for(spec, backend)
     sizes = parse_batch_sizes([",".join(map(str, batch_sizes))])
+    if store:
+        benchstore.check_writable()  # figures that could not be stored are not taken
     steps = _Steps(progress, 1 + repeats + len(sizes), spec.id)
     try:
         result = _measure(model, spec, sizes, dtype, backend, device, repeats, rounds, steps, task)
