@@ -207,6 +207,48 @@ def test_custom_code_for_a_built_in_type_warns_that_it_was_not_run(saved, tmp_pa
     assert len(pipeline(["hello"])) == 1
 
 
+SHIPPED_CODE = {  # config file -> its auto_map, on a model of a built-in type (transformers needs none of it)
+    "model class only": ("config.json", {"AutoModelForSequenceClassification": "modeling_tiny.TinyClassifier"}),
+    "another model class": ("config.json", {"AutoModel": "modeling_tiny.TinyModel"}),
+    "config class only": ("config.json", {"AutoConfig": "configuration_tiny.TinyConfig"}),
+    "tokenizer": ("tokenizer_config.json", {"AutoTokenizer": ["tokenization_tiny.TinyTokenizer", None]}),
+    "processor": ("preprocessor_config.json", {"AutoProcessor": "processing_tiny.TinyProcessor"}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SHIPPED_CODE))
+def test_every_auto_map_left_unrun_without_the_flag_is_named_in_a_warning(saved, tmp_path, case):
+    """Whichever config names code of its own, a load that did not run it says so, naming the file and the flag."""
+    name, auto_map = SHIPPED_CODE[case]
+    directory = tmp_path / "shipped-code"
+    shutil.copytree(saved["transformers"], directory)
+    path = directory / name
+    data = json.loads(path.read_text()) if path.exists() else {}
+    path.write_text(json.dumps({**data, "auto_map": auto_map}))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pipeline = load(directory, "transformers")
+    messages = [str(w.message) for w in caught if issubclass(w.category, HubWarning) and "ships its own code" in
+                str(w.message)]
+    first = next(iter(auto_map.values()))
+    module = (first[0] if isinstance(first, list) else first).rpartition(".")[0]  # e.g. modeling_tiny
+    assert len(messages) == 1, messages
+    assert str(directory) in messages[0] and "--trust-remote-code" in messages[0] and "not run" in messages[0]
+    assert module in messages[0], messages[0]
+    assert len(pipeline(["hello"])) == 1
+
+
+def test_an_empty_auto_map_gives_no_warning(saved, tmp_path):
+    directory = tmp_path / "empty-auto-map"
+    shutil.copytree(saved["transformers"], directory)
+    config = json.loads((directory / "config.json").read_text())
+    (directory / "config.json").write_text(json.dumps({**config, "auto_map": {}}))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        load(directory, "transformers")
+    assert not [w for w in caught if "ships its own code" in str(w.message)]
+
+
 def test_config_without_weights_from_a_snapshot_says_to_download_again(saved, tmp_path):
     """A catalogue entry whose cached snapshot lost its weights: the fix is the `hf download` command."""
     from hub.registry import ModelSpec

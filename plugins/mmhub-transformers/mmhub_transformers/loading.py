@@ -3,6 +3,8 @@
 Before transformers reads a directory, its weights are checked: present, safetensors headers whole,
 pickles only as plain tensors. A config whose ``auto_map`` asks for code shipped with the weights is
 refused unless trust-remote-code is on. Failures are :class:`hub.errors.WeightsError` naming the path.
+Where transformers can load the directory without its shipped code (a built-in model type), that code
+is not run, and a warning names it and the flag.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ RESAVE = "save the model again with model.save_pretrained(directory)"
 CONVERT = ("convert it to safetensors where you trust the file: load it with transformers and save it with "
            "model.save_pretrained(directory), which writes model.safetensors")
 TRUST_FLAG = "--trust-remote-code (in Python: trust_remote_code=True)"
+CODE_CONFIGS = ("config.json", "tokenizer_config.json", "preprocessor_config.json", "processor_config.json")
 
 
 def weights_dir(spec) -> Path:
@@ -115,7 +118,7 @@ def loading_error(directory: Path, what: str, exc: Exception) -> WeightsError | 
 def shipped_code(directory: Path) -> str:
     """The code files a directory's config.json / tokenizer_config.json name in ``auto_map``."""
     refs = []
-    for name in ("config.json", "tokenizer_config.json"):
+    for name in CODE_CONFIGS:
         auto_map = read_json(Path(directory) / name).get("auto_map")
         if isinstance(auto_map, dict):
             for value in auto_map.values():
@@ -130,18 +133,31 @@ def _pickle_in(directory: Path) -> Path:
 
 
 def _warn_if_shipped_code_skipped(directory: Path, auto_name: str) -> None:
-    """A config that maps ``auto_name`` to its own code, loaded with transformers' class instead: say so."""
+    """A directory that names code of its own in ``auto_map``, loaded with transformers' classes instead: say so.
+
+    Any ``auto_map`` counts (the model's, its config's, its tokenizer's or its processor's), since any of
+    them is code that would run with the flag and did not run without it.
+    """
     import warnings
 
     from hub.tasks.base import HubWarning
 
     config = read_json(Path(directory) / "config.json")
     auto_map = config.get("auto_map")
+    built_in = f"transformers' built-in '{config.get('model_type')}' classes were used instead"
+    rerun = f"To run the shipped code instead, pass {TRUST_FLAG} if you trust its source."
     if isinstance(auto_map, dict) and auto_name in auto_map:
         warnings.warn(f"'{directory}' ships its own code for {auto_name} ({auto_map[auto_name]}), which was not "
-                      f"run: transformers' built-in '{config.get('model_type')}' classes were used instead. "
-                      f"To run the shipped code instead, pass {TRUST_FLAG} if you trust its source.",
-                      HubWarning, stacklevel=3)
+                      f"run: {built_in}. {rerun}", HubWarning, stacklevel=3)
+    elif _maps_code(directory):
+        warnings.warn(f"'{directory}' ships its own code ({shipped_code(directory)}), which was not run: {built_in}. "
+                      f"{rerun}", HubWarning, stacklevel=3)
+
+
+def _maps_code(directory: Path) -> bool:
+    """Whether any config of ``directory`` names code in a non-empty ``auto_map``."""
+    return any(isinstance(m, dict) and any(m.values())
+               for m in (read_json(Path(directory) / name).get("auto_map") for name in CODE_CONFIGS))
 
 
 class TransformersPipeline(Pipeline):
