@@ -3,6 +3,9 @@
 User mistakes (``HubError``) print one line naming the problem and the fix, and exit with
 the error's code (2 for bad input) without a traceback. Any other exception prints one line
 too and exits 1. ``hub --debug`` or ``HUB_DEBUG=1`` adds the traceback to every error.
+
+A reader that closes stdout early (``hub list | head``) ends every verb quietly with exit 0, as
+if the rest had been read: no message, no traceback (see :func:`hub.views.stop_writing`).
 """
 from __future__ import annotations
 
@@ -26,6 +29,9 @@ class HubGroup(click.Group):
         try:
             check_arguments(sys.argv[1:] if args is None else list(args))
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            sys.stdout.flush()  # output still buffered meets a reader that went away here, not at exit
+        except BrokenPipeError:
+            code = _reader_gone()
         except click.exceptions.NoArgsIsHelpError as exc:
             exc.show()
             code = exc.exit_code
@@ -40,6 +46,13 @@ class HubGroup(click.Group):
             code = 1
         sys.exit(code if isinstance(code, int) else 0)
 
+    def parse_args(self, ctx, args):
+        """Click's parsing, where --help and --version print: a closed stdout ends it quietly."""
+        try:
+            return super().parse_args(ctx, args)
+        except BrokenPipeError:
+            raise click.exceptions.Exit(_reader_gone()) from None
+
     def invoke(self, ctx):
         import warnings
 
@@ -50,6 +63,8 @@ class HubGroup(click.Group):
                 return super().invoke(ctx)
             except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
                 raise
+            except BrokenPipeError:  # the reader of stdout went away (e.g. '| head'): stop quietly
+                ctx.exit(_reader_gone())
             except HubError as exc:
                 _print_traceback(exc, debug)
                 click.echo(f"Error: {exc}", err=True)
@@ -60,6 +75,14 @@ class HubGroup(click.Group):
                 hint = "" if debug else " (run with --debug for the traceback)"
                 click.echo(f"Error: unexpected {type(exc).__name__}: {message}{hint}", err=True)
                 ctx.exit(1)
+
+
+def _reader_gone() -> int:
+    """Stdout's reader went away: what is still buffered goes nowhere; the exit code (0, as if all was read)."""
+    from hub.views import silence_stdout
+
+    silence_stdout()
+    return 0
 
 
 def debug_enabled(ctx: click.Context | None = None) -> bool:
@@ -375,13 +398,22 @@ def env_cmd(device, dtype, as_json):
     if as_json:
         _echo_json(report)
         return
+    for line in env_lines(report):
+        click.echo(line)
+
+
+def env_lines(report: dict) -> list[str]:
+    """``hub env`` as text: 'name: value' rows, nested rows indented; every value at least 2 spaces after its name."""
+    width = max((len(k) + 1 for k, v in report.items() if not isinstance(v, dict)), default=0) + 2
+    lines = []
     for key, value in report.items():
-        if isinstance(value, dict):
-            click.echo(f"{key}:")
-            for k, v in value.items():
-                click.echo(f"  {k:<16}{v if v is not None else 'not installed'}")
-        else:
-            click.echo(f"{key + ':':<18}{value}")
+        if not isinstance(value, dict):
+            lines.append(f"{key + ':':<{width}}{value}")
+            continue
+        lines.append(f"{key}:")
+        inner = max((len(str(k)) for k in value), default=0) + 2
+        lines += [f"  {str(k):<{inner}}{v if v is not None else 'not installed'}" for k, v in value.items()]
+    return lines
 
 
 @cli.command("install")

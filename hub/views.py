@@ -129,14 +129,23 @@ class ResultFiles:
 
 
 def stop_writing() -> None:
-    """Stdout was closed by its reader: send what is still buffered nowhere and exit 1 without a message."""
+    """Stdout was closed by its reader (``| head``): send what is still buffered nowhere and exit 0 quietly.
+
+    Exit 0, not 141 (a death by SIGPIPE): the reader chose to stop, and a ``set -o pipefail`` script
+    that reads the first lines of ``hub list`` should not fail for it.
+    """
+    silence_stdout()
+    raise click.exceptions.Exit(0)
+
+
+def silence_stdout() -> None:
+    """Point stdout's file descriptor at /dev/null, so that what is still buffered can be flushed at exit."""
     import os
 
     try:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     except (OSError, ValueError):  # no file descriptor beneath stdout
         pass
-    raise click.exceptions.Exit(1)
 
 
 def show_matrix(names: list[str], vectors: list[list[float]]) -> None:

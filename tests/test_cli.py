@@ -1,5 +1,6 @@
 """The hub CLI: listing, info, tasks, env, run, and clean errors for user mistakes."""
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -163,6 +164,32 @@ def test_env_reports_device_dtype_reason_versions(cli_runner):
     assert data["libraries"]["torch"] and data["libraries"]["mmhub"]
     fp32 = json.loads(invoke(cli_runner, ["env", "--dtype", "fp32", "--json"]).stdout)
     assert fp32["dtype"] == "fp32" and "requested" in fp32["reason"]
+
+
+def test_env_text_sets_every_value_apart_from_its_name(cli_runner):
+    """Each row of 'hub env' is the name, at least two spaces, the value: no name runs into its value."""
+    data = json.loads(invoke(cli_runner, ["env", "--json"]).stdout)
+    lines = invoke(cli_runner, ["env"]).stdout.splitlines()
+    rows = [(f"{k}:", v, "") for k, v in data.items() if not isinstance(v, dict)]
+    rows += [(k, "not installed" if v is None else v, "  ") for group in data.values() if isinstance(group, dict)
+             for k, v in group.items()]
+    assert "sentence-transformers" in data["libraries"]
+    for name, value, indent in rows:
+        pattern = rf"{indent}{re.escape(name)} {{2,}}{re.escape(str(value))}"
+        assert any(re.fullmatch(pattern, line) for line in lines), (name, value, lines)
+
+
+@pytest.mark.parametrize("names", [["a"], ["sentence-transformers", "x"], ["n" * 40, "torch"], ["x" * 16, "y" * 17]])
+def test_env_rows_align_whatever_the_name_lengths(names):
+    from hub.cli import env_lines
+
+    report = {**{n: "1.0" for n in names}, "libraries": {n: None for n in names}}
+    lines = env_lines(report)
+    top, nested = lines[:len(names)], lines[len(names) + 1:]
+    assert lines[len(names)] == "libraries:" and len(nested) == len(names)
+    assert len({line.index("1.0") for line in top}) == 1 and len({line.index("not installed") for line in nested}) == 1
+    assert all(re.fullmatch(r"\S+ {2,}1\.0", line) for line in top)
+    assert all(re.fullmatch(r"  \S+ {2,}not installed", line) for line in nested)
 
 
 def test_bad_device_is_a_clean_error(cli_runner):

@@ -5,17 +5,24 @@ generic rows at once: an unknown option, a missing or an extra argument, and for
 option (choice, integer, number, existing path, flag) one bad value. Semantic rows (unknown model ids,
 files that do not exist, non-plugins) follow for the verbs that take them. Each row runs the installed
 ``hub`` in a subprocess, offline; none loads a model.
+
+Three classes are then tried on every verb they apply to: every decimal option given a number that is
+not finite or out of its range; every verb that takes a MODEL given a path that is not a model
+directory; and every verb whose stdout is read by a reader that goes away (``| head``), which must end
+quietly with exit 0.
 """
 from __future__ import annotations
 
 import os
 import subprocess
+import sys
 
 import click
 import pytest
 
 from conftest import ROOT, hub_exe
 from hub.cli import cli
+from hub.cli_types import FiniteFloat
 
 DATA = str(ROOT / "tests" / "data" / "topics.jsonl")
 MODEL_WORDS = ("model", "model_id", "model_ids")
@@ -36,7 +43,9 @@ def filled(command: click.Command) -> list[str]:
         if isinstance(param, click.Argument) and param.required:
             out.append("all-minilm-l6-v2" if param.name in MODEL_WORDS else "x")
         elif isinstance(param, click.Option) and param.required:
-            out += [param.opts[0], DATA if isinstance(param.type, click.Path) else "x"]
+            value = (DATA if isinstance(param.type, click.Path) else
+                     param.type.choices[0] if isinstance(param.type, click.Choice) else "x")
+            out += [param.opts[0], str(value)]
     return out
 
 
@@ -133,3 +142,228 @@ def test_usage_errors_name_the_command_help():
     done = subprocess.run([hub_exe(), "run", "all-minilm-l6-v2", "x", "--jsn"], capture_output=True,
                           text=True, timeout=60, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert done.stderr.strip() == "Error: No such option '--jsn'. Did you mean '--json'? (see 'hub run --help')"
+
+
+# -- decimal options: finite, within their range ----------------------------------------------------------------------
+def decimal_options():
+    """(verb, command, option) for every option of every verb that takes a decimal number, the Ray server's too."""
+    from hub.serve.ray import main as ray_main
+
+    commands = {**verbs(), "python -m hub.serve.ray": ray_main}
+    for name, command in commands.items():
+        for param in command.params:
+            if isinstance(param, click.Option) and isinstance(param.type, click.types.FloatParamType):
+                yield name, command, param
+
+
+def out_of_range(kind: click.FloatRange) -> list[str]:
+    """Finite values just outside the option's declared bounds."""
+    values = []
+    if kind.min is not None:
+        values.append(repr(kind.min if kind.min_open else kind.min - 1))
+    if kind.max is not None:
+        values.append(repr(kind.max if kind.max_open else kind.max + 1))
+    return values
+
+
+NOT_FINITE = ["nan", "NaN", "-nan", "inf", "-inf", "+Infinity", "1e999", "-1e999"]
+
+
+def decimal_rows():
+    for name, command, param in decimal_options():
+        for value in [*NOT_FINITE, *out_of_range(param.type)]:
+            yield pytest.param(name, command, param, value, id=f"{name} {param.opts[-1]} {value}")
+
+
+def test_there_are_decimal_options_and_all_share_the_finite_type():
+    found = {(name, p.opts[-1]) for name, _, p in decimal_options()}
+    assert {("recommend", "--max-memory"), ("finetune", "--lr"), ("export", "--min-cosine")} <= found
+    assert all(isinstance(p.type, FiniteFloat) for _, _, p in decimal_options())
+
+
+@pytest.mark.parametrize("name, command, param, value", list(decimal_rows()))
+def test_every_decimal_option_refuses_numbers_that_are_not_finite_or_in_range(cli_runner, name, command, param,
+                                                                               value):
+    if command is cli.commands.get(name):
+        result = cli_runner.invoke(cli, [name, *filled(command), f"{param.opts[-1]}={value}"])
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    else:
+        result = cli_runner.invoke(command, [*filled(command), f"{param.opts[-1]}={value}"])
+    assert result.exit_code == 2, result.output
+    assert param.opts[-1] in result.stderr and "Traceback" not in result.output
+    if value in NOT_FINITE:
+        assert "not a finite number" in result.stderr
+
+
+def test_finite_decimals_within_range_are_taken_as_numbers():
+    kind = FiniteFloat(0, min_open=True)
+    assert kind.convert("2.5", None, None) == 2.5 and kind.convert("1e-3", None, None) == 0.001
+    assert FiniteFloat(-1, 1).convert("-1", None, None) == -1.0
+
+
+# -- a path given as MODEL that is not a model directory ---------------------------------------------------------------
+def model_verbs():
+    """Every verb whose first argument is one MODEL ('hub pin' takes catalogue ids only)."""
+    for name, command in verbs().items():
+        first = next((p for p in command.params if isinstance(p, click.Argument)), None)
+        if first is not None and first.name in MODEL_WORDS and first.nargs == 1:
+            yield name, command
+
+
+def bad_model_path(kind: str, root) -> tuple[str, str]:
+    """A path of ``kind`` that is no model directory, and words the error must hold."""
+    if kind == "missing relative":
+        return "./no/such/model-dir", "no such path exists"
+    if kind == "missing absolute":
+        return str(root / "runs" / "my-modle"), f"the nearest existing folder is '{root}'"
+    if kind == "missing under home":
+        return "~/no-such-model-dir-xyz", "no such path exists"
+    if kind == "plain file":
+        (root / "notes.txt").write_text("not a model")
+        return str(root / "notes.txt"), "is a file, not a model directory"
+    if kind in ("config file", "weights file"):
+        (root / "model").mkdir(exist_ok=True)
+        file = root / "model" / ("config.json" if kind == "config file" else "model.safetensors")
+        file.write_text("{}")
+        return str(file), f"give the directory that holds it, '{(root / 'model').resolve()}'"
+    if kind == "fifo":
+        os.mkfifo(root / "pipe")
+        return str(root / "pipe"), "special file"
+    if kind == "character device":
+        return "/dev/null", "special file"
+    if kind == "dangling link":
+        (root / "link").symlink_to(root / "gone")
+        return str(root / "link"), "symbolic link"
+    raise AssertionError(kind)
+
+
+PATH_KINDS = ["missing relative", "missing absolute", "missing under home", "plain file", "config file",
+              "weights file", "fifo", "character device", "dangling link"]
+
+
+def test_the_verbs_that_take_a_model_are_found():
+    assert {"info", "run", "bench", "export", "finetune", "eval"} <= {name for name, _ in model_verbs()}
+
+
+@pytest.mark.parametrize("kind", PATH_KINDS)
+@pytest.mark.parametrize("name", [name for name, _ in model_verbs()])
+def test_a_path_that_is_no_model_directory_is_named_as_a_path(cli_runner, tmp_path, name, kind):
+    command = verbs()[name]
+    path, words = bad_model_path(kind, tmp_path)
+    rest = filled(command)
+    rest.remove("all-minilm-l6-v2")
+    result = cli_runner.invoke(cli, [name, path, *rest, *(["hello"] if name == "run" else [])])
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == 2 and len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    assert "unknown model id" not in lines[0] and words in lines[0], lines[0]
+    if kind not in ("config file", "weights file"):
+        assert "a model directory holds mmhub.yaml" in lines[0] and "`hub list`" in lines[0]
+
+
+def test_a_path_is_named_through_the_python_api_too(tmp_path):
+    import hub
+
+    path, words = bad_model_path("plain file", tmp_path)
+    with pytest.raises(hub.HubError, match=words):
+        hub.get_spec(path)
+    with pytest.raises(hub.HubError, match="no such path exists"):
+        hub.load(str(tmp_path / "no-such-dir"))
+
+
+# -- a reader that goes away ('| head') ------------------------------------------------------------------------------
+PRINTS = {  # verb -> arguments that make it print its output here, offline and without loading weights
+    "list": [["list"], ["list", "--json"]],
+    "info": [["info", "all-minilm-l6-v2"], ["info", "all-minilm-l6-v2", "--json"]],
+    "tasks": [["tasks"], ["tasks", "--json"]],
+    "plugins": [["plugins"], ["plugins", "--json"]],
+    "env": [["env"], ["env", "--json"]],
+    "recommend": [["recommend", "--task", "text-embedding"], ["recommend", "--task", "text-embedding", "--json"]],
+    "run": [["run", "letters", "a cat", "a dog"], ["run", "letters", "a cat", "--json"]],
+}
+PRINTS_AFTER_WORK = {  # verb -> why only its --help row runs here (the same handler in hub.cli covers its output)
+    "bench": "measures a model for minutes first", "eval": "evaluates a model first",
+    "export": "exports and measures a model first", "finetune": "trains a model first",
+    "serve": "serves until stopped; its lines go to stderr", "install": "runs pip", "uninstall": "runs pip",
+    "pin": "asks the Hub over the network",
+}
+SILENT = ("Traceback", "BrokenPipe", "Broken pipe", "Exception ignored", "Error")
+
+
+@pytest.fixture(scope="module")
+def pipe_env(tmp_path_factory) -> dict:
+    """The environment of the subprocesses: offline, on the CPU, with the fast 'letters' model installed."""
+    from test_cli import LETTER_PLUGIN
+
+    root = tmp_path_factory.mktemp("letters")
+    (root / "lettertest_plugin.py").write_text(LETTER_PLUGIN)
+    info = root / "mmhub_lettertest-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: mmhub-lettertest\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[mmhub]\nlettertest = lettertest_plugin\n")
+    return {**os.environ, "PYTHONPATH": str(root), "HF_HUB_OFFLINE": "1", "HUB_DEVICE": "cpu", "HUB_DTYPE": "fp32"}
+
+
+def pipe_rows():
+    yield pytest.param(["--help"], id="hub --help")
+    yield pytest.param(["--version"], id="hub --version")
+    for name in verbs():
+        yield pytest.param([name, "--help"], id=f"{name} --help")
+        yield from (pytest.param(args, id=" ".join(args)) for args in PRINTS.get(name, []))
+
+
+def assert_quiet(done, stderr: str) -> None:
+    assert done.returncode == 0, stderr
+    assert not [line for line in stderr.splitlines() if any(word in line for word in SILENT)], stderr
+
+
+@pytest.mark.parametrize("args", list(pipe_rows()))
+def test_a_stdout_closed_before_the_first_line_ends_every_verb_quietly(pipe_env, args):
+    """The reader is gone before anything is written: every write fails with EPIPE (as for '| true')."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run([hub_exe(), *args], stdout=write_end, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                              env=pipe_env, timeout=120)
+    finally:
+        os.close(write_end)
+    assert_quiet(done, done.stderr.decode("utf-8", "replace"))
+
+
+@pytest.mark.parametrize("args", [pytest.param(a, id=" ".join(a)) for rows in PRINTS.values() for a in rows])
+def test_head_reading_the_first_line_ends_every_verb_quietly(pipe_env, args):
+    """'hub ... | head -n 1' in a shell, the exit status of hub itself taken from the pipeline."""
+    script = '"$@" | head -n 1 >/dev/null; exit "${PIPESTATUS[0]}"'
+    done = subprocess.run(["bash", "-c", script, "bash", hub_exe(), *args], capture_output=True, text=True,
+                          env=pipe_env, timeout=120)
+    assert_quiet(done, done.stderr)
+
+
+def test_head_of_a_long_stream_stops_hub_run_quietly(pipe_env, tmp_path):
+    """Far more output than a pipe holds, so the writes after 'head' leaves fail for certain."""
+    (tmp_path / "lines.txt").write_text("".join(f"line number {i}\n" for i in range(20_000)))
+    script = 'cat lines.txt | "$@" | head -n 2; exit "${PIPESTATUS[1]}"'
+    done = subprocess.run(["bash", "-c", script, "bash", hub_exe(), "run", "letters", "-", "--json"],
+                          capture_output=True, text=True, env=pipe_env, cwd=tmp_path, timeout=300)
+    assert_quiet(done, done.stderr)
+    assert len(done.stdout.splitlines()) == 2
+
+
+def test_every_verb_is_covered_for_a_reader_that_goes_away():
+    """A new verb must say how its output is tried: a row in PRINTS, or why only its --help is."""
+    assert set(verbs()) <= set(PRINTS) | set(PRINTS_AFTER_WORK)
+    assert not set(PRINTS) & set(PRINTS_AFTER_WORK)
+
+
+def test_a_verb_that_loses_its_reader_mid_way_exits_0_in_process(cli_runner):
+    """The handler is the entry point's, so a verb added later (a plugin's) is covered without code of its own."""
+    def writes_then_loses_the_reader():
+        click.echo("first line")
+        raise BrokenPipeError(32, "Broken pipe")
+
+    cli.add_command(click.Command("late-verb", callback=writes_then_loses_the_reader))
+    try:
+        result = cli_runner.invoke(cli, ["late-verb"])
+    finally:
+        cli.commands.pop("late-verb")
+    assert result.exit_code == 0 and result.stderr == "" and result.stdout == "first line\n", result.output
