@@ -3,8 +3,8 @@
 Flows: the API key asked for on 401 and kept for the tab; MiniLM embeddings (the similarity of the texts
 shown as a heat map); a tiny timm classifier on an uploaded digits image (labels as bars); an error from
 the server's envelope shown in the page, in place of the result before it; the JSON view for a result type
-the page does not know; the page on a phone-sized screen; the page opening on a model it can run; /docs
-(Swagger UI reading the OpenAPI 3.1 description, offline) and the favicon.
+the page does not know; a plugin task's declared view; the page on a phone-sized screen; the page opening
+on a model it can run. /docs and the favicon: tests/test_serve_docs.py.
 Screenshots are kept in ``tests/artifacts/`` (or ``$HUB_TEST_ARTIFACTS``).
 """
 from __future__ import annotations
@@ -477,67 +477,26 @@ def test_the_page_opens_on_a_model_it_can_run(browser, tiny, monkeypatch):
     assert not problems, problems
 
 
-def test_docs_render_every_operation_offline(browser, server):
-    """/docs in Chromium: Swagger UI reads the OpenAPI 3.1 description and draws every operation, with nothing
-    fetched from anywhere but this server and no console error; "Try it out" sends the tab's API key."""
-    import httpx
+def test_run_answers_carry_summaries_only_where_the_result_class_writes_one():
+    """What the declared views draw: each result's own ``summary()``; never the base class's (it repeats the
+    JSON), and a plugin's ``summary()`` that raises costs the view, not the answer."""
+    from dataclasses import dataclass
 
-    schema = httpx.get(server + "/openapi.json", headers={"Authorization": f"Bearer {KEY}"}).json()
-    assert schema["openapi"].startswith("3.1")
-    want = sorted((method.upper(), path) for path, item in schema["paths"].items() for method in item)
-    context = browser.new_context(viewport={"width": 1100, "height": 900})
-    context.set_default_timeout(120_000)
-    elsewhere: list[str] = []
+    from hub.serve.run import summaries
+    from hub.tasks.results import Embedding, Result
 
-    def only_here(route):
-        if route.request.url.startswith(server + "/"):
-            return route.continue_()
-        elsewhere.append(route.request.url)
-        return route.abort()
+    @dataclass
+    class Plain(Result):
+        value: int
 
-    context.route("**/*", only_here)
-    tab = context.new_page()
-    problems: list[str] = []
-    tab.on("pageerror", lambda exc: problems.append(str(exc)))
-    tab.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
-    try:
-        tab.goto(server + "/")  # the page asks for the key and keeps it for the tab; /docs uses it
-        tab.wait_for_selector("#key-dialog[open]")
-        tab.fill("#key-input", KEY)
-        tab.click("#key-save")
-        tab.wait_for_function("document.querySelectorAll('#model-select option').length >= 2")
-        problems.clear()  # the page's first calls were answered 401, which is what asks for the key
-        tab.goto(server + "/docs")
-        tab.wait_for_function(f"document.querySelectorAll('.opblock').length >= {len(want)}")
-        shown = sorted(zip(tab.locator(".opblock .opblock-summary-method").all_inner_texts(),
-                           tab.locator(".opblock .opblock-summary-path").evaluate_all(
-                               "els => els.map(e => e.dataset.path)")))
-        assert shown == want
-        assert "mmhub" in tab.inner_text(".info .title") and "OAS 3.1" in tab.inner_text(".info")
-        block = tab.locator(".opblock", has=tab.locator(".opblock-summary-path[data-path='/v1/tasks']"))
-        block.locator(".opblock-summary-control").click()
-        block.locator(".try-out__btn").click()
-        block.locator(".execute").click()
-        block.locator(".live-responses-table tbody .response-col_status").first.wait_for()
-        assert block.locator(".live-responses-table tbody .response-col_status").first.inner_text().strip() == "200"
-        assert "text-embedding" in block.locator(".live-responses-table .microlight").first.inner_text()
-        shoot(tab, "docs")
-    finally:
-        context.close()
-    assert not elsewhere, elsewhere
-    assert not problems, problems
+    @dataclass
+    class Broken(Result):
+        value: int
 
+        def summary(self) -> str:
+            raise ZeroDivisionError("a plugin's bug")
 
-def test_the_favicon_is_served(server):
-    import io
-
-    import httpx
-    from PIL import Image
-
-    icon = httpx.get(server + "/favicon.ico")  # no key: like the page, it holds no data
-    assert icon.status_code == 200 and icon.headers["content-type"] == "image/x-icon"
-    assert (32, 32) in Image.open(io.BytesIO(icon.content)).info["sizes"]
-    page = httpx.get(server + "/").text
-    href = page.split('rel="icon" href="', 1)[1].split('"', 1)[0]
-    svg = httpx.get(f"{server}/{href}")
-    assert svg.status_code == 200 and svg.headers["content-type"].startswith("image/svg+xml") and "<svg" in svg.text
+    pair = [Embedding([1.0, 0.0]), Embedding([0.0, 1.0])]
+    assert summaries(pair) == [r.summary() for r in pair]
+    for results in ([], [Plain(1)], [pair[0], Plain(2)], [Broken(3)], [pair[0], Broken(4)]):
+        assert summaries(results) is None, results
