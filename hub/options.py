@@ -99,7 +99,8 @@ class Option:
         converted = _CONVERTERS[self.type](self, value)
         if converted is _BAD or not self.in_range(converted):
             expected = self.allowed() if self.choices else _article(self.describe())
-            raise self.error(value, model_id, f"must be {expected}")
+            over = converted is not _BAD and self.maximum is not None and not self.choices and converted > self.maximum
+            raise self.error(value, model_id, f"must be {expected}", OptionLimitError if over else OptionError)
         return converted
 
     def in_range(self, value) -> bool:

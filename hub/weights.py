@@ -27,6 +27,8 @@ from hub.errors import ModelUnavailableError, WeightsError, shell_command
 HF_PREFIX = "hf-hub:"
 PACKAGE_PREFIX = "package:"
 MAX_SAFETENSORS_HEADER = 100_000_000  # the safetensors format's own limit on its JSON header
+MIN_KEY_COVERAGE = 0.9  # a checkpoint giving fewer of a model's weights than this is refused
+MISSING_SHOWN = 8  # missing weight names an error lists before "and N more"
 
 
 def is_hub_id(source: str) -> bool:
@@ -162,6 +164,25 @@ def _tensor_ends(path: Path, raw: bytes, fix: str) -> list[int]:
             raise WeightsError(f"'{path}' is corrupt: tensor '{name}' has no valid data offsets; {fix}")
         ends.append(offsets[1])
     return ends
+
+
+def check_coverage(model_id: str, expected, missing, where, fix: str) -> None:
+    """Refuse a checkpoint holding fewer than ``MIN_KEY_COVERAGE`` of the weights a model expects.
+
+    ``expected`` are the model's weight names, ``missing`` those the checkpoint did not give (absent or of
+    another shape). Such a load would run a mostly random model; the WeightsError lists what is missing."""
+    names = list(dict.fromkeys(expected))
+    if not names:
+        return
+    gone = sorted(set(missing))
+    found = max(0, len(names) - len(gone))
+    if found >= MIN_KEY_COVERAGE * len(names):
+        return
+    shown = ", ".join(gone[:MISSING_SHOWN]) + (f" and {len(gone) - MISSING_SHOWN} more" if len(gone) > MISSING_SHOWN
+                                               else "")
+    raise WeightsError(f"model '{model_id}': the checkpoint in '{where}' holds {found} of the {len(names)} weights "
+                       f"the model expects (under {MIN_KEY_COVERAGE:.0%}), so it would run as a mostly random model. "
+                       f"Missing: {shown}. Check that the checkpoint is of this architecture; {fix}")
 
 
 def load_safetensors(path, fix: str) -> dict:

@@ -60,12 +60,25 @@ def load_auto(auto_name: str, directory: Path, trust_remote_code: bool = False, 
     transformers.utils.logging.disable_progress_bar()  # the hub shows its own progress
     auto = getattr(transformers, auto_name)
     has_safetensors = any(Path(directory).glob("*.safetensors"))
+    wants_info = kwargs.pop("output_loading_info", False)
     with translated_errors(directory, "model"):
-        model = auto.from_pretrained(str(directory), trust_remote_code=trust_remote_code,
-                                     use_safetensors=True if has_safetensors else None, **kwargs)
+        model, info = auto.from_pretrained(str(directory), trust_remote_code=trust_remote_code,
+                                           use_safetensors=True if has_safetensors else None,
+                                           output_loading_info=True, **kwargs)
+    if not kwargs.get("ignore_mismatched_sizes"):  # a new head on purpose (fine-tuning) is not a bad checkpoint
+        check_loaded_keys(model, info, Path(directory))
     if not trust_remote_code:
         _warn_if_shipped_code_skipped(directory, auto_name)
-    return model
+    return (model, info) if wants_info else model
+
+
+def check_loaded_keys(model, info: dict, directory: Path) -> None:
+    """A checkpoint that gave under 90% of the model's weights is a WeightsError listing those missing."""
+    from hub.weights import check_coverage
+
+    missing = list(info.get("missing_keys") or []) + [m[0] if isinstance(m, (list, tuple)) else m
+                                                      for m in info.get("mismatched_keys") or []]
+    check_coverage(directory.name, model.state_dict().keys(), missing, directory, RESAVE)
 
 
 def load_tokenizer(directory: Path, trust_remote_code: bool = False):

@@ -242,7 +242,7 @@ class QuestionAnsweringPipeline(HeadPipeline):
     def limits(self) -> dict:
         limit = self.model_limit()
         why = f"the longest input the model takes is {limit} tokens"
-        return {"max_length": (limit, why), "max_answer_len": (limit, why), "doc_stride": (limit - 1, why)}
+        return {"max_length": (limit, why), "max_answer_len": (limit, why), "doc_stride": (limit, why)}
 
     def check_options(self, options: dict) -> dict:
         window = options.get("max_length") or min(DEFAULT_WINDOW, self.model_limit())
