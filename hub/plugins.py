@@ -19,7 +19,7 @@ Every call into a plugin is isolated, so one faulty plugin never breaks another 
   distribution name. Where two plugins declare the same name, the first keeps it.
 
 A plugin's import and every hook call run with ``sys.stdout`` sent to stderr
-(:func:`stdout_to_stderr`): a stray ``print()`` never corrupts ``--json`` output.
+(:func:`hub.stdio.stdout_to_stderr`): a stray ``print()`` never corrupts ``--json`` output.
 """
 from __future__ import annotations
 
@@ -27,10 +27,8 @@ import difflib
 import os
 import re
 import sys
-import threading
 import time
 import traceback
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
 
@@ -38,6 +36,7 @@ import pluggy
 
 from hub import hookspecs
 from hub.errors import HubError, PluginError
+from hub.stdio import stdout_to_stderr
 
 ENTRY_POINT_GROUP = "mmhub"
 SLOW_IMPORT_S = 0.1
@@ -221,30 +220,6 @@ def canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-_redirect_lock = threading.Lock()
-_redirect_depth = 0
-_redirect_saved = None
-
-
-@contextmanager
-def stdout_to_stderr():
-    """Send ``sys.stdout`` to stderr inside (nested and from several threads alike): a plugin's ``print()`` at
-    import or in a hook reaches the user without corrupting the hub's own output (``--json``)."""
-    global _redirect_depth, _redirect_saved
-    with _redirect_lock:
-        if _redirect_depth == 0:
-            _redirect_saved = sys.stdout
-            if sys.stderr is not None:
-                sys.stdout = sys.stderr
-        _redirect_depth += 1
-    try:
-        yield
-    finally:
-        with _redirect_lock:
-            _redirect_depth -= 1
-            if _redirect_depth == 0:
-                sys.stdout = _redirect_saved
-                _redirect_saved = None
 
 
 def _dist_info(ep) -> tuple[str | None, str | None]:

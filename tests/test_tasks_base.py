@@ -109,6 +109,14 @@ def test_inputs_without_lengths_keep_their_order_in_fixed_batches():
 
 def test_parallel_batches_run_side_by_side_and_results_keep_the_input_order():
     import threading
+    from dataclasses import dataclass
+
+    from hub.tasks.results import Result
+
+    @dataclass
+    class Ran(Result):
+        n: int
+        thread: str
 
     barrier = threading.Barrier(2, timeout=10)  # passes only if two batches run at once
 
@@ -117,12 +125,12 @@ def test_parallel_batches_run_side_by_side_and_results_keep_the_input_order():
 
         def run_one_batch(self, chunk, **kwargs):
             barrier.wait()
-            return [(n, threading.current_thread().name) for n in chunk]
+            return [Ran(n, threading.current_thread().name) for n in chunk]
 
     lengths = [3, 9, 1, 7, 5, 2, 8, 4]
     results = Parallel().run_batches(lengths, 2, False)
-    assert [n for n, _ in results] == lengths
-    assert {name.split("_")[0] for _, name in results} == {"hub-batch"}
+    assert [r.n for r in results] == lengths
+    assert {r.thread.split("_")[0] for r in results} == {"hub-batch"}
 
 
 def test_an_error_in_a_parallel_batch_reaches_the_caller_and_later_batches_are_not_run():

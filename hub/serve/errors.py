@@ -29,7 +29,7 @@ def envelope(status: int, message: str, param: str | None = None, code: str | No
 
 def from_hub_error(exc: HubError, param: str | None = None) -> ApiError:
     """The API error for a hub error: unknown ids are 404, bad inputs and options 400 (an option over the model's
-    limit 422), a model whose output is not finite 500, the rest 400."""
+    limit 422), a model whose output is not finite or breaks the result contract 500, the rest 400."""
     if isinstance(exc, ApiError):
         return exc
     if isinstance(exc, UnknownModelError):
@@ -45,6 +45,10 @@ def from_hub_error(exc: HubError, param: str | None = None) -> ApiError:
         return ApiError(422, str(exc), param or "options", "option_over_limit")
     if isinstance(exc, NonFiniteOutputError):  # the model is at fault, not the request
         return ApiError(500, str(exc), None, "non_finite_output")
+    from hub.tasks.serialisable import ResultContractError
+
+    if isinstance(exc, ResultContractError):  # the plugin is at fault, not the request
+        return ApiError(500, str(exc), None, "result_contract")
     if isinstance(exc, OptionError):
         return ApiError(400, str(exc), param or "options", "invalid_option")
     if isinstance(exc, InputError):

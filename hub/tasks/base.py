@@ -5,7 +5,8 @@ batching with results returned in input order, moving batches to the device, and
 ``forward`` under ``torch.inference_mode`` and the device manager's autocast. It also checks the
 call options against the pipeline's ``call_options`` and the model's own ``limits()`` (see
 :mod:`hub.options`) before any input is read, and refuses results holding NaN or infinity (see
-:mod:`hub.tasks.finite`), so the CLI, the server and the SDK agree.
+:mod:`hub.tasks.finite`) or breaking the result contract (:mod:`hub.tasks.serialisable`), so the CLI, the
+server and the SDK agree. The plugin's code runs with stdout sent to stderr (:mod:`hub.stdio`).
 """
 from __future__ import annotations
 
@@ -15,8 +16,10 @@ from abc import ABC, abstractmethod
 from typing import Any, Iterable
 
 from hub.options import Option, check_limits, validate_options
+from hub.stdio import stdout_to_stderr
 from hub.tasks.finite import check_finite
 from hub.tasks.results import Result
+from hub.tasks.serialisable import check_results
 
 DEFAULT_BATCH_SIZE = 32
 BATCH_COST_IN_INPUTS = 1.5  # a batch's fixed cost, counted as the padded length of this many mean-length inputs
@@ -111,10 +114,12 @@ class Pipeline(ABC):
         size = max(1, int(batch_size or self.default_batch_size))
         out: list[Result | None] = [None] * len(prepared)
         batches = self.batch_plan(prepared, size)
-        for idx, results in zip(_progress(batches, progress, self.spec.id), self._ran(prepared, batches, kwargs)):
-            for i, result in zip(idx, results):
-                out[i] = result
+        with stdout_to_stderr():  # a print() in the plugin's code never corrupts the hub's output (--json)
+            for idx, results in zip(_progress(batches, progress, self.spec.id), self._ran(prepared, batches, kwargs)):
+                for i, result in zip(idx, results):
+                    out[i] = result
         check_finite(out, self.options_owner())
+        check_results(out, getattr(self.spec, "plugin", "?"), self.spec.id, self.task)
         return out  # type: ignore[return-value]
 
     def _ran(self, prepared: list, batches: list[list[int]], kwargs: dict) -> Iterable[list[Result]]:

@@ -14,6 +14,7 @@ import re
 import threading
 
 from hub.errors import HubError, InputError, PluginError
+from hub.stdio import stdout_to_stderr
 from hub.tasks import CORE, INPUT_KINDS, MODALITIES, VIEWS, TaskInfo
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]*$")
@@ -243,7 +244,8 @@ def _resolved(info: TaskInfo, key: str):
 
     ref = getattr(info, key)
     try:
-        return resolve_ref(ref)
+        with stdout_to_stderr():
+            return resolve_ref(ref)
     except HubError:
         raise
     except (Exception, SystemExit) as exc:
@@ -269,7 +271,8 @@ def load_input(info: TaskInfo, data: bytes, name: str):
     """One input of ``info``'s own kind read by its loader; an InputError naming ``name`` if it is unusable."""
     loader = _resolved(info, "loader")
     try:
-        return loader(data)
+        with stdout_to_stderr():
+            return loader(data)
     except HubError as exc:
         raise InputError(f"{name}: {exc}") from None
     except (ValueError, TypeError, UnicodeDecodeError) as exc:
@@ -289,7 +292,8 @@ def save_files(info: TaskInfo, result, input_name: str, source_input, out_dir) -
     save = _resolved(info, "save")
     root = Path(out_dir).resolve()
     try:
-        written = [Path(p) for p in (save(result, input_name, source_input, root) or [])]
+        with stdout_to_stderr():
+            written = [Path(p) for p in (save(result, input_name, source_input, root) or [])]
     except HubError:
         raise
     except Exception as exc:
