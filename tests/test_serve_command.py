@@ -42,11 +42,19 @@ def wait_ready(url: str, process, headers=None, timeout: float = 120) -> None:
     raise AssertionError("the server did not become ready")
 
 
+def wait_queued(url: str, headers: dict, model: str, count: int = 1, timeout: float = 60) -> None:
+    """Wait until ``count`` items of ``model`` wait in its queue (by /metrics)."""
+    deadline = time.monotonic() + timeout
+    while f'hub_queue_depth{{model="{model}"}} {float(count)}' not in httpx.get(url + "/metrics", headers=headers).text:
+        assert time.monotonic() < deadline, "the request did not reach the model's queue"
+        time.sleep(0.02)
+
+
 def test_serve_preloads_needs_its_key_and_stops_gracefully_on_sigterm():
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    process = start("--port", str(port), "--model", MINILM, "--max-wait-ms", "300", "--workers", "1", "--dtype", "fp32",
-                    env={"HUB_API_KEY": "k1"})
+    process = start("--port", str(port), "--model", MINILM, "--max-wait-ms", "2000", "--workers", "1", "--dtype",
+                    "fp32", env={"HUB_API_KEY": "k1"})
     try:
         headers = {"Authorization": "Bearer k1"}
         wait_ready(url, process, headers)
@@ -56,7 +64,7 @@ def test_serve_preloads_needs_its_key_and_stops_gracefully_on_sigterm():
         slow = threading.Thread(target=lambda: result.setdefault("r", httpx.post(
             f"{url}/v1/run/{MINILM}", json={"inputs": ["a cat"]}, headers=headers, timeout=60)))
         slow.start()
-        time.sleep(0.1)  # in its batch window
+        wait_queued(url, headers, MINILM)  # in its batch window
         process.send_signal(signal.SIGTERM)
         slow.join()
         assert result["r"].status_code == 200 and len(result["r"].json()["results"][0]["embedding"]) == 384

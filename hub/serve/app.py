@@ -23,6 +23,7 @@ from hub.serve.gate import Gate
 from hub.serve.limits import Limits
 from hub.serve.metrics import Metrics
 from hub.serve.models import ModelHost
+from hub.serve.sites import Sites
 
 STATIC = Path(__file__).resolve().parent / "static"
 DOCS_ASSETS = "/static-docs"
@@ -30,7 +31,7 @@ ERROR_SCHEMA = {"type": "object", "required": ["error"], "properties": {"error":
     "type": "object", "required": ["message", "type", "param", "code"],
     "properties": {"message": {"type": "string"}, "type": {"type": "string"},
                    "param": {"type": ["string", "null"]}, "code": {"type": ["string", "null"]}}}}}
-ERROR_STATUSES = (400, 401, 404, 413, 422, 429, 500, 503, 504)
+ERROR_STATUSES = (400, 401, 403, 404, 413, 415, 422, 429, 500, 503, 504)
 
 
 @dataclass
@@ -43,6 +44,7 @@ class Settings:
     api_key: str | None = None
     device: str | None = None
     dtype: str | None = None
+    sites: Sites = field(default_factory=Sites)  # the Host and Origin allow-lists (--allowed-host, --cors-origin)
 
 
 class ServeState:
@@ -50,6 +52,8 @@ class ServeState:
 
     def __init__(self, settings: Settings):
         self.settings, self.limits, self.api_key = settings, settings.limits, settings.api_key
+        self.sites = settings.sites
+        self.bodies: list = []  # (route, the content types its body is read as), for the routes that take one
         self.metrics = Metrics()
         self.host = ModelHost(settings.limits, settings.preload, settings.allow, settings.device,
                               settings.dtype, self.metrics)
@@ -57,8 +61,11 @@ class ServeState:
         self.preload_task: asyncio.Task | None = None
 
     def begin_shutdown(self) -> None:
-        """From now on new requests get 503; those in flight finish."""
+        """From now on new requests get 503; those in flight finish, and those waiting for a model to load get 503.
+
+        Safe to call from a signal handler."""
         self.draining = True
+        self.host.stop()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -70,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
+        state.host.start()
         state.preload_task = asyncio.create_task(state.host.load_preloaded())
         yield
         state.begin_shutdown()
@@ -88,8 +96,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     add_page(app)
     add_docs(app)
     document_errors(app)
+    state.bodies = body_types(app.routes)
     app.add_middleware(Gate, state=state)
     return app
+
+
+def body_types(routes) -> list:
+    """(route, content types) for each route that takes a body: those its OpenAPI request body declares
+    (routes that read their own body), else multipart for form fields and JSON for a model."""
+    from fastapi import params
+    from fastapi.routing import APIRoute
+
+    out = []
+    for route in routes:
+        inner = getattr(route, "original_router", None)  # an included router (no prefixes are used)
+        if inner is not None:
+            out += body_types(inner.routes)
+        if not isinstance(route, APIRoute):
+            continue
+        declared = ((route.openapi_extra or {}).get("requestBody") or {}).get("content")
+        if declared:
+            out.append((route, frozenset(declared)))
+        elif route.body_field is not None:
+            form = isinstance(route.body_field.field_info, params.Form)
+            out.append((route, frozenset({"multipart/form-data" if form else "application/json"})))
+    return out
 
 
 def error_response(status: int, message: str, param=None, code=None, headers=None) -> JSONResponse:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import ipaddress
 import signal
+import socket
 
 import click
 
@@ -10,6 +11,35 @@ from hub.cli_types import FiniteFloat
 from hub.serve.limits import HELP, Limits, flag, limit_names
 
 LOOPBACK_NAMES = ("localhost",)
+
+
+def check_origins(ctx, param, values) -> tuple:
+    from hub.serve.sites import check_origin
+
+    try:
+        return tuple(check_origin(v) for v in values)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def site_options(command):
+    """--cors-origin and --allowed-host: the web pages and host names the server answers besides its own."""
+    command = click.option("--allowed-host", "allowed_hosts", multiple=True, metavar="NAME",
+                           help="A host name the server answers to besides its address, IP addresses and localhost "
+                                "(repeatable; '*' for any). Other Host headers get 400 (DNS rebinding).")(command)
+    return click.option("--cors-origin", "cors_origins", multiple=True, metavar="ORIGIN", callback=check_origins,
+                        help="A web page origin (scheme://host[:port]) allowed to call the API, with CORS answers "
+                             "(repeatable). Requests from other pages get 403.")(command)
+
+
+def sites_for(host: str, cors_origins=(), allowed_hosts=()):
+    """The Host and Origin allow-lists of a server bound to ``host``: beyond loopback, the machine's names too."""
+    from hub.serve.sites import Sites
+
+    names = tuple(allowed_hosts)
+    if not is_loopback(host):
+        names += tuple({socket.gethostname(), socket.getfqdn()})
+    return Sites(tuple(cors_origins), names, host)
 
 
 def limit_options(command):
@@ -35,8 +65,9 @@ def limit_options(command):
 @click.option("--dtype", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), help="Dtype policy (default auto).")
 @click.option("--backend", type=click.Choice(["torch", "onnx", "openvino", "auto"]),
               help="What runs the forward pass (sets HUB_BACKEND for the server; default auto).")
+@site_options
 @limit_options
-def serve_cmd(host, port, models, allow, api_key, device, dtype, backend, **limits):
+def serve_cmd(host, port, models, allow, api_key, device, dtype, backend, cors_origins, allowed_hosts, **limits):
     """Serve models over HTTP: native routes for every task, OpenAI-compatible embeddings and
     transcriptions, and a page at / (needs the serve extra: pip install 'mmhub[serve]')."""
     from hub.api import get_spec
@@ -52,7 +83,8 @@ def serve_cmd(host, port, models, allow, api_key, device, dtype, backend, **limi
     if not api_key and not is_loopback(host):
         click.echo(f"Warning: binding {host} without an API key: anyone who can reach this address can use "
                    "the models. Pass --api-key or set HUB_API_KEY.", err=True)
-    serve(host, port, models, allow, api_key or None, device, dtype, Limits(**limits))
+    serve(host, port, models, allow, api_key or None, device, dtype, Limits(**limits),
+          sites_for(host, cors_origins, allowed_hosts))
 
 
 def is_loopback(host: str) -> bool:
@@ -64,7 +96,7 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def serve(host, port, models, allow, api_key, device, dtype, limits) -> None:
+def serve(host, port, models, allow, api_key, device, dtype, limits, sites=None) -> None:
     """Build the app and run it under uvicorn until interrupted; shutdown lets requests in flight finish."""
     from hub.errors import DependencyMissingError
 
@@ -75,7 +107,7 @@ def serve(host, port, models, allow, api_key, device, dtype, limits) -> None:
     except ImportError as exc:
         raise DependencyMissingError(f"hub serve needs the serve extra ({exc.name} is missing): "
                                      "pip install 'mmhub[serve]'") from None
-    settings = Settings(limits, tuple(models), tuple(allow), api_key, device, dtype)
+    settings = Settings(limits, tuple(models), tuple(allow), api_key, device, dtype, sites or sites_for(host))
     app = create_app(settings)
     server = draining_server(uvicorn, uvicorn.Config(app, host=host, port=port, log_level="info",
                                                      timeout_graceful_shutdown=limits.timeout_s))

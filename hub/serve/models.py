@@ -3,6 +3,8 @@
 Models named with ``--model`` are loaded at start-up (``/ready`` answers 503 until they are); others that
 match an ``--allow`` pattern (default: every installed catalogue model) load on their first request.
 Loading runs in a thread under a per-model lock, so requests to models already loaded never wait for it.
+When the server shuts down, every request still waiting for a model to load is answered with 503 at once;
+the load's thread is a daemon, so it does not hold the process up either.
 Models are loaded through the device manager's cache and its memory budget; a model the cache has
 evicted is dropped here too and loads again when next asked for.
 """
@@ -42,6 +44,27 @@ class ModelHost:
         self.locks: dict[tuple, asyncio.Lock] = {}
         self.preloaded = not self.preload
         self.preload_error: str | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.stopping: asyncio.Event | None = None
+
+    # -- start and stop -------------------------------------------------------------------------
+    def start(self) -> None:
+        """On the server's loop, as it starts: from now on :meth:`stop` can wake requests waiting for a load."""
+        self.loop, self.stopping = asyncio.get_running_loop(), asyncio.Event()
+
+    def stop(self) -> None:
+        """Answer every request waiting for a model to load with 503, and start no more loads.
+
+        Safe from any thread and from a signal handler."""
+        if self.loop is None or self.stopping is None:
+            return
+        try:
+            self.loop.call_soon_threadsafe(self.stopping.set)
+        except RuntimeError:  # the loop has closed: nobody is waiting
+            pass
+
+    def stopped(self) -> bool:
+        return self.stopping is not None and self.stopping.is_set()
 
     # -- which models ---------------------------------------------------------------------------
     def servable(self) -> list:
@@ -74,20 +97,38 @@ class ModelHost:
 
     # -- loading --------------------------------------------------------------------------------
     async def get(self, model_id: str, task: str | None = None) -> Loaded:
-        """The loaded model for a request; loads it (in a thread, under its own lock) if needed."""
+        """The loaded model for a request; loads it (in a thread, under its own lock) if needed. A 503 when the
+        server starts to shut down while the request waits for the load."""
         try:
             spec = await asyncio.to_thread(self.spec, model_id, task)
         except HubError as exc:
             raise from_hub_error(exc, "model") from None
-        key = (spec.id, spec.task)
-        entry = self.loaded.get(key)
+        entry = self.loaded.get((spec.id, spec.task))
         if entry is not None:
             return entry
+        if self.stopping is None:
+            return await self.load(spec)
+        work = asyncio.ensure_future(self.load(spec))
+        stop = asyncio.ensure_future(self.stopping.wait())
+        try:
+            await asyncio.wait({work, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+        if work.done():
+            return work.result()
+        work.cancel()
+        raise shutting_down(model_id)
+
+    async def load(self, spec) -> Loaded:
+        """The loaded model of ``spec``, loaded first unless another request has loaded it meanwhile."""
+        key = (spec.id, spec.task)
         lock = self.locks.setdefault(key, asyncio.Lock())
         async with lock:
             if key not in self.loaded:
+                if self.stopped():
+                    raise shutting_down(spec.id)
                 name = self.paths.get(spec.id, spec.id)
-                self.add(spec, await asyncio.to_thread(self.load_sync, name, spec))
+                self.add(spec, await in_daemon_thread(self.load_sync, name, spec))
         return self.loaded[key]
 
     def load_sync(self, name: str, spec):
@@ -146,6 +187,34 @@ class ModelHost:
     async def close(self) -> None:
         for entry in self.loaded.values():
             await entry.batcher.close()
+
+
+def shutting_down(model_id: str) -> ApiError:
+    return ApiError(503, f"the server is shutting down and model '{model_id}' was still loading; retry on another "
+                         "replica, or once the server is back", "model", "shutting_down")
+
+
+async def in_daemon_thread(function, *args):
+    """``function(*args)`` in a daemon thread (a load nobody waits for any more does not keep the process up)."""
+    loop = asyncio.get_running_loop()
+    future = loop.create_future()
+
+    def settle(outcome, failed: bool) -> None:
+        if not future.done():
+            future.set_exception(outcome) if failed else future.set_result(outcome)
+
+    def run() -> None:
+        try:
+            outcome, failed = function(*args), False
+        except BaseException as exc:  # handed to the awaiting request, as asyncio.to_thread does
+            outcome, failed = exc, True
+        try:
+            loop.call_soon_threadsafe(settle, outcome, failed)
+        except RuntimeError:  # the loop has closed: the server stopped while this loaded
+            pass
+
+    threading.Thread(target=run, name=f"hub-load-{getattr(function, '__name__', 'model')}", daemon=True).start()
+    return await future
 
 
 def _task(task: str) -> str:

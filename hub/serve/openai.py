@@ -7,6 +7,9 @@ Wire shapes follow OpenAI's API, so its own client works unchanged. Additions, a
   embeddings); the default, ``"text"``, takes strings. Items may also be written as
   ``{"type": "image_url", "image_url": {"url": "data:..."}}``, which implies the image modality.
 - ``dimensions`` truncates text embeddings and re-normalises them to unit length.
+
+A text longer than the model's maximum (in its own tokens) is refused with 422 naming the maximum, as OpenAI
+refuses over-long input: nothing is truncated silently, and ``usage`` counts every token of what was embedded.
 """
 from __future__ import annotations
 
@@ -16,8 +19,9 @@ from typing import Any, Literal, Optional, Union
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import PlainTextResponse
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from hub.serve.body import Body, openapi_body, read_model
 from hub.serve.errors import ApiError
 from hub.serve.limits import audio_seconds
 from hub.serve.run import checked_options, execute, unless_disconnected
@@ -26,7 +30,7 @@ router = APIRouter()
 FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
 
 
-class EmbeddingRequest(BaseModel):
+class EmbeddingRequest(Body):
     """OpenAI's embeddings request, plus ``modality``."""
 
     model: str
@@ -38,10 +42,12 @@ class EmbeddingRequest(BaseModel):
 
 
 # -- embeddings -------------------------------------------------------------------------------------
-@router.post("/v1/embeddings", tags=["openai"])
-async def embeddings(body: EmbeddingRequest, request: Request):
+@router.post("/v1/embeddings", tags=["openai"], openapi_extra=openapi_body(EmbeddingRequest))
+async def embeddings(request: Request):
     """Embed texts (or images) in OpenAI's shape; ``encoding_format=base64`` is little-endian float32."""
-    return await unless_disconnected(request, embed(request.app.state.hub, body))
+    state = request.app.state.hub
+    body = read_model(await request.body(), EmbeddingRequest, state.limits)
+    return await unless_disconnected(request, embed(state, body))
 
 
 async def embed(state, body: EmbeddingRequest) -> dict:
@@ -56,11 +62,12 @@ async def embed(state, body: EmbeddingRequest) -> dict:
         if modality == "image" and entry.spec.modality == "vision":  # a classifier's pooled features
             entry = await state.host.get(body.model, "image-embedding")
         check_embedder(entry.spec, modality)
+        counts = checked_lengths(entry, items) if modality == "text" else None
         vectors = [r.embedding for r in await execute(state, entry, items, {})]
     vectors = truncated(vectors, body.dimensions, entry.spec)
     data = [{"object": "embedding", "index": i, "embedding": encode(v, body.encoding_format)}
             for i, v in enumerate(vectors)]
-    tokens = count_tokens(entry.pipeline, items) if modality == "text" else 0
+    tokens = (sum(counts) if counts is not None else count_tokens(entry.pipeline, items)) if modality == "text" else 0
     return {"object": "list", "data": data, "model": entry.spec.id,
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
 
@@ -94,6 +101,26 @@ def check_embedder(spec, modality: str) -> None:
                 if modality == "text" else "for images use an image-embedding or CLIP model")
         raise ApiError(400, f"model '{spec.id}' is a {spec.task} model and cannot embed {modality}s here; "
                             f"use a {wanted} model (GET /v1/models); {hint}", "model", "not_an_embedding_model")
+
+
+def checked_lengths(entry, texts: list[str]) -> list[int] | None:
+    """Each text's length in the model's tokens (None without a tokenizer); a 422 naming the model's maximum
+    when one is longer than the model takes, instead of embedding only its first tokens."""
+    pipeline = entry.pipeline
+    tokenizer, limit = getattr(pipeline, "tokenizer", None), getattr(pipeline, "max_length", None)
+    if not (callable(tokenizer) and callable(limit)):
+        return None
+    try:
+        counts = [len(ids) for ids in tokenizer(texts, truncation=False, verbose=False)["input_ids"]]
+        limit = int(limit())
+    except Exception:  # a tokenizer without this call shape: the usage falls back to an estimate
+        return None
+    for i, count in enumerate(counts):
+        if count > limit:
+            raise ApiError(422, f"input {i} is {count} tokens long, over the maximum of {limit} tokens of model "
+                                f"'{entry.spec.id}'; shorten it or split it into parts (it is refused rather than "
+                                "cut, as OpenAI refuses over-long input)", "input", "context_length_exceeded")
+    return counts
 
 
 def truncated(vectors: list, dimensions: int | None, spec) -> list:

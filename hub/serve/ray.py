@@ -19,7 +19,7 @@ import socket
 import click
 
 from hub.cli_types import FiniteFloat
-from hub.serve.command import limit_options
+from hub.serve.command import limit_options, site_options
 from hub.serve.limits import Limits
 
 REPLICA_HEADER = b"x-hub-replica"
@@ -97,10 +97,12 @@ def deployment(settings, replicas: int = 2, num_cpus: float = 1.0, num_gpus: flo
 def build_app(args: dict):
     """Application builder for ``serve run hub.serve.ray:build_app replicas=N model=ID[,ID] ...``.
 
-    Takes ``replicas``, ``model`` and ``allow`` (comma-separated), ``api_key``, ``device``, ``dtype``,
-    ``num_cpus``, ``num_gpus`` and any limit by its name (``max_wait_ms=2``).
+    Takes ``replicas``, ``model``, ``allow``, ``cors_origin`` and ``allowed_host`` (comma-separated), ``api_key``,
+    ``device``, ``dtype``, ``num_cpus``, ``num_gpus`` and any limit by its name (``max_wait_ms=2``).
     """
     from hub.serve.app import Settings
+    from hub.serve.command import sites_for
+    from hub.serve.sites import check_origin
 
     args = dict(args)
     limit_fields = {f.name: f.type for f in dataclasses.fields(Limits)}
@@ -108,6 +110,11 @@ def build_app(args: dict):
     settings = Settings(limits, _split(args.pop("model", "")), _split(args.pop("allow", "")),
                         args.pop("api_key", None) or os.environ.get("HUB_API_KEY"), args.pop("device", None),
                         args.pop("dtype", None))
+    try:
+        origins = tuple(check_origin(o) for o in _split(args.pop("cors_origin", "")))
+    except ValueError as exc:
+        raise click.UsageError(f"cors_origin: {exc}") from None
+    settings.sites = sites_for("0.0.0.0", origins, _split(args.pop("allowed_host", "")))
     replicas, cpus, gpus = (int(args.pop("replicas", 2)), float(args.pop("num_cpus", 1)),
                             float(args.pop("num_gpus", 0)))
     if args:
@@ -148,11 +155,13 @@ def start(settings, replicas: int, host: str, port: int, address: str | None = N
 @click.option("--dtype", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), help="Dtype policy (default auto).")
 @click.option("--num-cpus", type=FiniteFloat(0), default=1.0, show_default=True, help="CPUs Ray reserves per replica.")
 @click.option("--num-gpus", type=FiniteFloat(0), default=0.0, show_default=True, help="GPUs Ray reserves per replica.")
+@site_options
 @limit_options
-def main(replicas, address, host, port, models, allow, api_key, device, dtype, num_cpus, num_gpus, **limits):
+def main(replicas, address, host, port, models, allow, api_key, device, dtype, num_cpus, num_gpus, cors_origins,
+         allowed_hosts, **limits):
     """Serve the hub with Ray Serve: the app of 'hub serve' as N replicas (needs: pip install 'mmhub[ray]')."""
     from hub.device import requested
-    from hub.serve.command import is_loopback
+    from hub.serve.command import is_loopback, sites_for
 
     requested(device, dtype)
     try:
@@ -164,7 +173,8 @@ def main(replicas, address, host, port, models, allow, api_key, device, dtype, n
     if not api_key and not is_loopback(host):
         click.echo(f"Warning: binding {host} without an API key: anyone who can reach this address can use "
                    "the models. Pass --api-key or set HUB_API_KEY.", err=True)
-    settings = Settings(Limits(**limits), tuple(models), tuple(allow), api_key or None, device, dtype)
+    settings = Settings(Limits(**limits), tuple(models), tuple(allow), api_key or None, device, dtype,
+                        sites_for(host, cors_origins, allowed_hosts))
     start(settings, replicas, host, port, address, num_cpus, num_gpus)
 
 

@@ -22,9 +22,10 @@ import uuid
 from typing import Any, Optional
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from hub.errors import HubError
+from hub.serve.body import Body, openapi_body, read_model
 from hub.serve.errors import ApiError, from_hub_error
 from hub.serve.limits import over_limit
 from hub.serve.run import execute, unless_disconnected
@@ -33,7 +34,7 @@ router = APIRouter()
 TASK = "text-ranking"
 
 
-class RerankRequest(BaseModel):
+class RerankRequest(Body):
     """The body of ``POST /v1/rerank``: infinity's shape (``documents``) or TEI's (``texts``)."""
 
     model: str = Field(description="a text-ranking model (GET /v1/models)")
@@ -46,10 +47,12 @@ class RerankRequest(BaseModel):
     raw_scores: bool = Field(default=False, description="the model's logits instead of its activation's scores")
 
 
-@router.post("/v1/rerank", tags=["rerank"])
-async def rerank(body: RerankRequest, request: Request):
+@router.post("/v1/rerank", tags=["rerank"], openapi_extra=openapi_body(RerankRequest))
+async def rerank(request: Request):
     """Rank documents against a query, best first, in infinity's or TEI's shape (see the module docs)."""
-    return await unless_disconnected(request, answer(request.app.state.hub, body))
+    state = request.app.state.hub
+    body = read_model(await request.body(), RerankRequest, state.limits)
+    return await unless_disconnected(request, answer(state, body))
 
 
 async def answer(state, body: RerankRequest):

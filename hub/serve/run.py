@@ -8,23 +8,24 @@ before any input is decoded, so a bad option fails only its own request.
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any, Optional
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
 from hub.errors import HubError
+from hub.serve.body import Body, openapi_body, parse_json, read_model
 from hub.serve.errors import ApiError, from_hub_error
 from hub.serve.limits import check_generation, check_image, check_items, check_text, decode_base64, read_audio
 
 router = APIRouter()
 
 
-class RunRequest(BaseModel):
+class RunRequest(Body):
     """The JSON body of ``POST /v1/run/{model}``."""
 
-    inputs: list[Any] = Field(description="texts, or data: URIs / base64 of images or audio")
+    inputs: list[Any] = Field(description="texts (or the object a structured task takes, such as question-answering's "
+                                          "{\"question\", \"context\"}), or data: URIs / base64 of images or audio")
     options: dict[str, Any] = Field(default_factory=dict, description="the task's call options (GET /v1/models/{id})")
     task: Optional[str] = Field(default=None, description="a task other than the model's own (same modality)")
 
@@ -67,7 +68,7 @@ def decode(limits, kind: str, raw: list, task=None) -> list:
     out = []
     for i, item in enumerate(raw):
         if kind == "text":
-            out.append(check_text(limits, _utf8(item, i) if isinstance(item, bytes) else item, i))
+            out.append(check_text(limits, text_input(item, i), i))
             continue
         data = item if isinstance(item, bytes) else decode_base64(item, i)
         if task is not None and task.loader:
@@ -75,6 +76,22 @@ def decode(limits, kind: str, raw: list, task=None) -> list:
         else:
             out.append(check_image(limits, data, i) if kind.startswith("image") else read_audio(limits, data, i))
     return out
+
+
+def text_input(item, index: int):
+    """A text task's input as its pipeline reads it: a string, an upload's UTF-8 text, or a structured input
+    (an object such as question-answering's ``{"question", "context"}``) as its JSON text, as in JSONL."""
+    from hub.inputs import structured_text
+
+    if isinstance(item, bytes):
+        return _utf8(item, index)
+    if isinstance(item, dict):
+        return structured_text(item)
+    if not isinstance(item, str):
+        raise ApiError(400, f"input {index} must be a string, or an object for a task that takes one (such as "
+                            f"question-answering's {{\"question\", \"context\"}}), got {type(item).__name__}",
+                       "inputs", "invalid_input")
+    return item
 
 
 def own_kind(task, data: bytes, index: int):
@@ -148,13 +165,12 @@ async def execute(state, entry, raw: list, options: dict) -> list:
     return await entry.batcher.submit(prepared, resolved, tokens)
 
 
-@router.post("/v1/run/{model_id:path}", response_model=RunResponse, tags=["native"], openapi_extra={
-    "requestBody": {"required": True, "content": {
-        "application/json": {"schema": RunRequest.model_json_schema(ref_template="#/components/schemas/{model}")},
-        "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
+@router.post("/v1/run/{model_id:path}", response_model=RunResponse, tags=["native"], openapi_extra=openapi_body(
+    RunRequest, **{"multipart/form-data": {"schema": {
+        "type": "object", "required": ["file"], "additionalProperties": False, "properties": {
             "file": {"type": "array", "items": {"type": "string", "format": "binary"}},
             "options": {"type": "string", "description": "the options as a JSON object"},
-            "task": {"type": "string"}}}}}}})
+            "task": {"type": "string"}}}}}))
 async def run_model(model_id: str, request: Request):
     """Run a model on inputs (JSON or multipart); the results are the JSON of ``hub run --json``."""
     state = request.app.state.hub
@@ -185,11 +201,7 @@ async def read_run_body(request: Request) -> tuple[list, dict, str | None]:
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind == "multipart/form-data":
         return await read_form(request)
-    try:
-        body = RunRequest.model_validate(json.loads(await request.body() or b"null"))
-    except (ValueError, ValidationError) as exc:
-        raise ApiError(422, f"the body must be JSON like {{\"inputs\": [...], \"options\": {{...}}}} or a multipart "
-                            f"upload with 'file' parts: {_first_error(exc)}", None, "invalid_body") from None
+    body = read_model(await request.body(), RunRequest, request.app.state.hub.limits)
     return body.inputs, body.options, body.task
 
 
@@ -198,20 +210,16 @@ async def read_form(request: Request) -> tuple[list, dict, str | None]:
     if any(isinstance(f, str) for f in form.getlist("file")):  # the schema's 'file' parts are uploads
         raise ApiError(422, "every 'file' part must be a file upload (a part with a filename); send texts as JSON: "
                             "{\"inputs\": [\"...\"]}", "file", "invalid_input")
+    unknown = sorted(set(form) - {"file", "options", "task"})
+    if unknown:
+        raise ApiError(422, f"unknown part{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} in the "
+                            "multipart upload; the valid parts are file, options, task", unknown[0], "unknown_field")
     files = [await f.read() for f in form.getlist("file")]
-    try:
-        options = json.loads(form.get("options") or "{}")
-    except ValueError:
-        raise ApiError(400, "the 'options' part must be a JSON object", "options", "invalid_option") from None
+    options = form.get("options") or "{}"
+    options = parse_json(options.encode() if isinstance(options, str) else await options.read(),
+                         request.app.state.hub.limits, "the 'options' part")
     task = form.get("task")
     return files, options, task if isinstance(task, str) and task else None
-
-
-def _first_error(exc: Exception) -> str:
-    if isinstance(exc, ValidationError) and exc.errors():
-        err = exc.errors()[0]
-        return f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}"
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 # -- the catalogue ----------------------------------------------------------------------------------
