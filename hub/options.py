@@ -64,6 +64,10 @@ class Option:
             raise TypeError(f"option {self.name!r}: type must be one of bool, int, float, str, list")
         if not self.name.isidentifier():
             raise ValueError(f"option name {self.name!r} must be a Python identifier")
+        problem = default_problem(self)
+        if problem:
+            raise ValueError(f"option {self.name!r} declares the default {_brief_repr(self.default)}, which {problem}; "
+                             "declare a default the option accepts, or None (not set)")
 
     def but(self, **changes) -> Option:
         """A copy with some fields changed (e.g. another default or help for one pipeline)."""
@@ -121,6 +125,30 @@ class Option:
 
 class OptionLimitError(OptionError):
     """An option over a limit of the model (``Pipeline.limits()``) or of the server; ``hub serve`` answers 422."""
+
+
+def default_problem(option: Option) -> str | None:
+    """Why ``option``'s declared default is not a value it accepts (its exact type, its choices, its bounds);
+    None when it is fine. A default is not converted: ``"3"`` is no default for an integer option."""
+    value = option.default
+    if value is None:
+        return None
+    exact = {bool: isinstance(value, bool), str: isinstance(value, str),
+             int: isinstance(value, int) and not isinstance(value, bool),
+             float: isinstance(value, (int, float)) and not isinstance(value, bool),
+             list: isinstance(value, (list, tuple))}[option.type]
+    if not exact or _CONVERTERS[option.type](option, value) is _BAD:
+        return f"is not {_article(option.type_name)}" + (" (a finite one)" if exact and option.type is float else "")
+    if option.choices and value not in option.choices:
+        return f"is not one of its choices ({', '.join(map(str, option.choices))})"
+    if not option.in_range(value):
+        return f"is outside its bounds ({option.allowed()})"
+    return None
+
+
+def _brief_repr(value) -> str:
+    shown = repr(value)
+    return shown if len(shown) <= 80 else shown[:77] + "..."
 
 
 def _number(x: float) -> str:
