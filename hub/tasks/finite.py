@@ -83,9 +83,12 @@ def _in_array(value, path: str) -> tuple[str, str] | None:
         return None
     import numpy as np
 
-    flat = np.asarray(value).reshape(-1)
+    array = np.asarray(value)
+    flat = array.reshape(-1)
     bad = np.flatnonzero(~np.isfinite(flat))
-    return None if not bad.size else (f"{path}[{int(bad[0])}]", repr(float(flat[bad[0]].real)))
+    if not bad.size:
+        return None
+    return (f"{path}[{int(bad[0])}]" if array.ndim else path), repr(float(flat[bad[0]].real))
 
 
 def _join(path: str, name: str) -> str:
