@@ -169,3 +169,22 @@ def test_errors_use_openais_envelope_for_validation_errors(server):
                                                                 "encoding_format": "int8"})
     assert bad_format.status_code == 422 and "encoding_format" in bad_format.json()["error"]["message"]
     assert json.loads(httpx.get(server[0] + "/v1/nothing").text)["error"]["type"] == "not_found_error"
+
+
+@pytest.mark.parametrize("over", [1, 2, 40, 2000])
+def test_an_input_over_the_models_maximum_is_refused_not_truncated(server, client, over):
+    """OpenAI refuses over-long input; so does the server: 422 naming the model's maximum, for any input of a list."""
+    pipeline = hub.load(MINILM, device="cpu", dtype="fp32")
+    limit = pipeline.max_length()
+    assert limit == 256  # the sentence-transformers setting, below the tokenizer's 512
+
+    def text(tokens: int) -> str:  # 'cat' is one token; [CLS] and [SEP] are two more
+        return " ".join(["cat"] * (tokens - 2))
+
+    assert len(pipeline.tokenizer(text(limit))["input_ids"]) == limit
+    with pytest.raises(openai.UnprocessableEntityError, match=f"input 1 is {limit + over} tokens long, over the "
+                                                              f"maximum of {limit} tokens of model '{MINILM}'"):
+        client.embeddings.create(model=MINILM, input=["a cat", text(limit + over)], encoding_format="float")
+    fits = client.embeddings.create(model=MINILM, input=[text(limit), "a cat"], encoding_format="float")
+    assert fits.usage.prompt_tokens == limit + 4  # every token of what was embedded ("a cat" is 4 with [CLS], [SEP])
+    assert np.allclose(fits.data[0].embedding, local(MINILM, [text(limit)])[0].embedding, atol=1e-5)
