@@ -214,3 +214,29 @@ def test_hub_bench_refuses_an_unwritable_store_before_measuring(kind, tmp_path, 
     assert words in lines[0] and "nothing was measured" in lines[0] and "Traceback" not in done.output
     with pytest.raises(WriteError, match="nothing was measured"):
         runner.bench("all-minilm-l6-v2")
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_figures_measured_when_the_store_then_fails_are_printed_before_the_error(store, monkeypatch, cli_runner,
+                                                                                   as_json):
+    """The disk fills while measuring: the figures still reach stdout, then one error line, exit 2."""
+    from hub.cli import cli
+    from hub.measure import runner
+
+    figures = runner.BenchResult(model="m", model_key="m", task="text-embedding", device="cpu", dtype="fp32",
+                                 backend="torch", load_s=1.0, latency_ms_p50=2.0, latency_ms_p90=3.0,
+                                 latency_repeats=2, throughput=50.0, best_batch_size=8,
+                                 throughput_by_batch={1: 20.0, 8: 50.0})
+    monkeypatch.setattr(runner, "_measure", lambda *a, **k: figures)
+
+    def full_disk(*args, **kwargs):
+        raise WriteError(f"cannot write '{benchstore.store_path()}': no space left on its disk")
+
+    monkeypatch.setattr(benchstore, "record", full_disk)
+    done = cli_runner.invoke(cli, ["bench", "all-minilm-l6-v2", *(["--json"] if as_json else [])])
+    assert done.exit_code == 2 and done.stderr.strip().splitlines() == [
+        f"Error: cannot write '{benchstore.store_path()}': no space left on its disk"], done.output
+    if as_json:
+        assert json.loads(done.stdout)["throughput"] == 50.0 and json.loads(done.stdout)["store"] == ""
+    else:
+        assert "50.0 inputs/s at batch 8" in done.stdout and "not stored (see the error below)" in done.stdout

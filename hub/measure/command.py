@@ -26,19 +26,31 @@ from hub.measure import DEFAULT_REPEATS, DEFAULT_ROUNDS
 def bench_cmd(model_id, task, batch_sizes, dtype, backend, device, repeats, rounds, no_store, as_json):
     """Measure MODEL on this machine: load time, latency at batch 1 (median, p90), throughput at the best
     batch size, peak memory. The figures are stored per machine for --backend auto and hub recommend."""
+    from hub.errors import WriteError
     from hub.measure.runner import bench, parse_batch_sizes
 
     sizes = parse_batch_sizes(batch_sizes)  # a bad size fails before anything loads
-    result = bench(model_id, sizes, dtype=dtype, backend=backend, device=device, repeats=repeats, rounds=rounds,
-                   progress=not as_json, store=not no_store, task=task)
+    try:
+        result = bench(model_id, sizes, dtype=dtype, backend=backend, device=device, repeats=repeats,
+                       rounds=rounds, progress=not as_json, store=not no_store, task=task)
+    except WriteError as exc:  # measured, but the store could not take the figures: print them, then the error
+        if getattr(exc, "result", None) is None:
+            raise
+        show(exc.result, as_json, unstored="not stored (see the error below)")
+        raise
+    show(result, as_json)
+
+
+def show(result, as_json: bool, unstored: str = "not stored (--no-store)") -> None:
+    """The figures on stdout: JSON, or the aligned table."""
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
         return
-    for line in result_lines(result):
+    for line in result_lines(result, unstored):
         click.echo(line)
 
 
-def result_lines(result) -> list[str]:
+def result_lines(result, unstored: str = "not stored (--no-store)") -> list[str]:
     """The figures as aligned 'name  value' lines, then throughput per batch size."""
     from hub.recommend.cost import size_text  # decimal units, as hub recommend shows them and --max-memory takes
 
@@ -54,7 +66,7 @@ def result_lines(result) -> list[str]:
                        f"{', '.join(str(k) for k in result.throughput_by_batch)})"),
         ("peak memory", f"{size_text(result.peak_memory_bytes)} ({result.memory_measure})"
          if result.peak_memory_bytes is not None else "not measured"),
-        ("stored in", result.store or "not stored (--no-store)"),
+        ("stored in", result.store or unstored),
     ]
     if result.load_average is not None:
         rows.insert(-1, ("machine load", f"{result.load_average:g} runnable on {result.cores} cores"

@@ -141,6 +141,7 @@ def bench(model: str, batch_sizes=DEFAULT_BATCH_SIZES, dtype: str | None = None,
     """Measure ``model`` on this machine and store the figures (unless ``store`` is False)."""
     from hub import api, benchstore
     from hub.device import requested
+    from hub.errors import WriteError
 
     requested(device, dtype)  # a bad device or dtype fails before anything loads
     if backend is not None:
@@ -157,7 +158,11 @@ def bench(model: str, batch_sizes=DEFAULT_BATCH_SIZES, dtype: str | None = None,
         steps.close()
     result.model_key = benchstore.model_key(spec)
     if store:
-        benchstore.record(result.model_key, result.backend, result.dtype, result.figures(), device=result.device)
+        try:
+            benchstore.record(result.model_key, result.backend, result.dtype, result.figures(), device=result.device)
+        except WriteError as exc:  # the store broke while measuring (e.g. the disk filled): the figures go with it
+            exc.result = result
+            raise
         result.store = str(benchstore.store_path())
     return result
 
