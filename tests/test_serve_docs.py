@@ -101,3 +101,19 @@ def test_the_favicon_is_served(server):
     href = page.split('rel="icon" href="', 1)[1].split('"', 1)[0]
     svg = httpx.get(f"{server}/{href}")
     assert svg.status_code == 200 and svg.headers["content-type"].startswith("image/svg+xml") and "<svg" in svg.text
+
+
+def test_docs_without_swagger_ui_say_how_to_get_it(monkeypatch):
+    """Without the package that carries Swagger UI, /docs says which package to install (503), and still loads
+    nothing from elsewhere."""
+    import httpx
+
+    from hub.serve import app as serve_app
+    from serve_server import hub_app, running
+
+    monkeypatch.setattr(serve_app, "swagger_ui_dir", lambda: None)
+    with running(hub_app(allow=(MINILM,))) as url:
+        docs = httpx.get(url + "/docs")
+        assert httpx.get(url + "/static-docs/swagger-ui-bundle.js").status_code == 404
+    assert docs.status_code == 503 and "pip install" in docs.text and "fastapi-offline" in docs.text
+    assert "/openapi.json" in docs.text and "http" not in docs.text.replace(url, "")

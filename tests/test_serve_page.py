@@ -414,14 +414,21 @@ FITS = """() => {
 }"""
 
 
-def test_the_page_fits_a_phone_screen(browser, server):
-    """At 375 CSS pixels nothing makes the page scroll sideways: not the selects (with long model names), not the
-    heat map of many inputs with long names."""
+def test_the_page_fits_a_phone_screen(browser, server, tiny):
+    """At 375 CSS pixels nothing makes the page scroll sideways: not the selects (with long model names), not an
+    image model's options, not the heat map of many inputs with long names."""
+    import hub
+
     context, tab, problems = open_tab(browser, server, width=375)
     try:
         fit = tab.evaluate(FITS)
         assert fit["width"] <= 375 and fit["scroll"] <= 375, fit
         assert len(fit["boxes"]) >= 2 and not fit["outside"], fit
+        spec = hub.get_spec(str(tiny["clip"]))
+        pick(tab, spec.task, spec.id)
+        assert tab.is_visible("#drop-zone") and tab.is_visible("#opt-labels")
+        fit = tab.evaluate(FITS)
+        assert fit["scroll"] <= 375 and not fit["outside"], fit
         pick(tab, "text-embedding", MINILM)
         texts = [f"{t} — and a long tail of words that no narrow column can hold on one line" for t in TEXTS]
         tab.fill("#text-input", "\n".join(texts + ["a dog", "a small brown dog barks at the postman"]))
