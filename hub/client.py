@@ -281,8 +281,11 @@ def _audio_pair(item) -> bool:
 def encode_input(item, kind: str, index: int):
     """One input as JSON: a string for text tasks, a ``data:`` URI for images and audio."""
     if kind == "text":
+        if isinstance(item, dict):  # a structured input (a question-answering pair): sent as the object it is
+            return item
         if not isinstance(item, str):
-            raise InputError(f"input {index} must be text (a str) for this model, got {type(item).__name__}")
+            raise InputError(f"input {index} must be text (a str), or the object a structured task takes (a dict), "
+                             f"for this model, got {type(item).__name__}")
         return item
     if kind in ("image", "image+text"):
         return data_uri(*_image_bytes(item, index))
