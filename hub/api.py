@@ -262,14 +262,24 @@ def _resolved(task: str) -> str:
 
 
 # -- loading --------------------------------------------------------------------------------------
+HUB_LOAD_OPTIONS = ("trust_remote_code",)  # load options of the hub's own; the others are the model's call options
+
+
 def load(model_id: str, device: str | None = None, dtype: str | None = None, task: str | None = None,
          cache: bool = True, backend: str | None = None, **options):
     """Load a model (catalogue id, alias or directory) as a callable pipeline, through the cache.
 
-    ``backend`` (torch, onnx, openvino or auto; default HUB_BACKEND, else auto) runs its forward pass."""
+    ``backend`` (torch, onnx, openvino or auto; default HUB_BACKEND, else auto) runs its forward pass.
+    ``options`` are load options: ``trust_remote_code``, and any of the model's call options, whose value
+    becomes its default for this pipeline (``hub.load(model, top_k=3)``). Anything else is an OptionError
+    listing the valid ones, before the weights load when the plugin declares its options."""
     from hub.device import get_device_manager
+    from hub.options import model_options
 
     spec = get_spec(model_id, task)
+    declared = model_options(spec) if options else None
+    if declared is not None:
+        check_load_options(spec, options, declared)
     dm = get_device_manager(device, dtype, backend)
     key = (spec.id, spec.source, spec.task, tuple(sorted((k, repr(v)) for k, v in options.items())))
     if not cache:
@@ -287,6 +297,9 @@ def _load_uncached(spec: ModelSpec, dm, options: dict):
             require_plugin(spec.plugin, spec.id)
         raise NoLoaderError(spec.id, spec.plugin)
     check_pipeline(spec, pipeline)
+    if options:
+        check_load_options(spec, options, tuple(getattr(pipeline, "call_options", ())))
+        _check_kept(spec, pipeline, options)
     from hub.tasks import TASKS
 
     TASKS[spec.task].result_type()  # a plugin's result class that cannot be imported fails here, by name
@@ -301,6 +314,38 @@ def check_pipeline(spec: ModelSpec, pipeline) -> None:
         raise PluginError(spec.plugin, f"plugin '{spec.plugin}' returned {got} when loading model '{spec.id}' for "
                                        f"task '{spec.task}'. The plugin is at fault: report it to its authors, or "
                                        "pass --task with a task the model serves.")
+
+
+def check_load_options(spec: ModelSpec, options: dict, declared) -> None:
+    """Refuse a load option that is neither the hub's own nor one of the model's call options (``declared``),
+    listing the valid ones, and a value its option does not accept."""
+    from hub.errors import OptionError
+    from hub.options import unknown_option_error
+
+    by_name = {option.name: option for option in declared}
+    owner = f"{spec.id} ({spec.task})"
+    unknown = sorted(set(options) - set(HUB_LOAD_OPTIONS) - set(by_name))
+    if unknown:
+        raise unknown_option_error(unknown, [*HUB_LOAD_OPTIONS, *by_name], owner, what="load option")
+    for name, value in options.items():
+        if name in by_name and value is not None:
+            by_name[name].convert(value, owner)
+    if not isinstance(options.get("trust_remote_code", False), (bool, type(None))):
+        raise OptionError(f"load option 'trust_remote_code' of {owner} must be true or false; got "
+                          f"{options['trust_remote_code']!r}")
+
+
+def _check_kept(spec: ModelSpec, pipeline, options: dict) -> None:
+    """Refuse a pipeline that dropped the call options given as load options (its plugin's load_model did not
+    pass ``options`` on), so that they are never silently lost."""
+    declared = {option.name for option in getattr(pipeline, "call_options", ())}
+    kept = getattr(pipeline, "options", None) or {}
+    lost = sorted(name for name, value in options.items() if name in declared and value is not None and name not in kept)
+    if lost:
+        raise PluginError(spec.plugin, f"plugin '{spec.plugin}' dropped the load option(s) {', '.join(lost)} given for "
+                                       f"model '{spec.id}': its load_model must pass its options on "
+                                       "(Pipeline(spec, model, device_manager, **options)); report it to the plugin's "
+                                       "authors, and meanwhile give the option(s) to each call instead")
 
 
 def run(model_id: str, inputs, device: str | None = None, dtype: str | None = None, task: str | None = None,

@@ -272,14 +272,15 @@ def check_limits(declared, values: dict, limits: dict, model_id: str = "", plugi
                                OptionLimitError)
 
 
-def unknown_option_error(unknown: list[str], valid: list[str], model_id: str = "") -> OptionError:
-    """The error for options a pipeline does not take: the valid ones, and the closest as 'did you mean'."""
+def unknown_option_error(unknown: list[str], valid: list[str], model_id: str = "", what: str = "option") -> OptionError:
+    """The error for options a pipeline does not take: the valid ones, and the closest as 'did you mean'.
+    ``what`` names the kind of option ("option", or "load option" for those given to ``hub.load``)."""
     names = ", ".join(f"'{u}'" for u in unknown)
     whose = f"{model_id} does not take" if model_id else "unknown"
     close = [c for u in unknown for c in difflib.get_close_matches(u, valid, n=1, cutoff=0.6)]
     hint = f" Did you mean: {', '.join(dict.fromkeys(close))}?" if close else ""
-    takes = f"Valid options: {', '.join(valid)}." if valid else "It takes no options."
-    return OptionError(f"{whose} the option{'s' if len(unknown) > 1 else ''} {names}.{hint} {takes}")
+    takes = f"Valid {what}s: {', '.join(valid)}." if valid else f"It takes no {what}s."
+    return OptionError(f"{whose} the {what}{'s' if len(unknown) > 1 else ''} {names}.{hint} {takes}")
 
 
 def model_options(spec) -> list[Option] | None:
