@@ -424,3 +424,81 @@ def test_hub_run_refuses_bad_options_in_one_line(tmp_path, model, given, args, w
     assert out.stdout == "" and "Traceback" not in out.stderr
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: ") and all(w in lines[0] for w in words), out.stderr
+
+
+# -- a declared default the option itself refuses: refused when declared, naming the plugin -----------------------------
+BAD_DEFAULTS = [
+    ("int, '3'", "int, '3'"), ("int, True", "int, True"), ("int, 0, minimum=1", "int, 0"),
+    ("int, 2.5", "int, 2.5"), ("float, float('nan')", "float, nan"), ("float, '0.5'", "float, '0.5'"),
+    ("float, 2.0, maximum=1", "float, 2.0"), ("float, 0, minimum=0, exclusive_minimum=True", "float, 0"),
+    ("str, 3", "str, 3"), ("str, 'x', choices=('a', 'b')", "str, 'x'"), ("bool, 1", "bool, 1"),
+    ("bool, 'true'", "bool, 'true'"), ("list, 'a,b'", "list, 'a,b'"), ("list, [1, 2]", "list, [1, 2]"),
+]
+BAD_OPTION_PLUGIN = '''
+from hub import hookimpl
+from hub.options import Option
+from hub.tasks.base import Pipeline
+{eager}
+
+class Declared(Pipeline):
+    task = "text-embedding"
+    call_options = ()
+
+    def preprocess(self, items, **kw): return items
+    def forward(self, batch, **kw): return batch
+    def postprocess(self, outputs, items, **kw): return []
+
+
+@hookimpl
+def register_models(register):
+    register({{"id": "{name}-model", "task": "text-embedding", "source": "nowhere"}})
+
+
+@hookimpl
+def model_options(spec):
+    if {lazy}:
+        return [{option}]  # declared when asked, as a pipeline module imported late declares it
+    return list(Declared.call_options)
+'''
+
+
+@pytest.mark.parametrize("declaration, shown", BAD_DEFAULTS)
+@pytest.mark.parametrize("when", ["import", "hook"])
+def test_an_option_whose_default_it_refuses_fails_the_plugin_by_name(declaration, shown, when, tmp_path, monkeypatch,
+                                                                     fresh_hub, cli_runner):
+    import importlib
+
+    from hub.cli import cli
+    from hub.testing.isolation import write_dist_info
+
+    name = f"baddefault{abs(hash((declaration, when))) % 10**8}"
+    option = f"Option('knob', {declaration})"
+    source = BAD_OPTION_PLUGIN.format(name=name, option=option, lazy=when == "hook",
+                                      eager=f"KNOB = {option}" if when == "import" else "")
+    (tmp_path / f"mmhub_{name}.py").write_text(source)
+    write_dist_info(tmp_path, f"mmhub-{name}", "1.0", name, f"mmhub_{name}")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv("HUB_PLUGINS", raising=False)
+    importlib.invalidate_caches()
+    try:
+        rows = {r["name"]: r for r in json.loads(cli_runner.invoke(cli, ["plugins", "--json"]).stdout)}
+        listed = cli_runner.invoke(cli, ["list", "--json"])
+        assert listed.exit_code == 0 and "all-minilm-l6-v2" in listed.stdout  # every other plugin keeps working
+        if when == "import":
+            assert rows[name]["status"] == "failed", rows[name]
+            error = rows[name]["error"]
+        else:
+            done = cli_runner.invoke(cli, ["info", f"{name}-model"])
+            assert done.exit_code == 2 and "Traceback" not in done.output
+            error = done.stderr.strip()
+            assert "\n" not in error and f"plugin '{name}'" in error
+        assert f"option 'knob' declares the default {shown.split(', ', 1)[1]}" in error, error
+    finally:
+        sys.modules.pop(f"mmhub_{name}", None)
+
+
+@pytest.mark.parametrize("option", [TOP_K, SCALE, MODE, LABELS, DO_SAMPLE, SEED, TEMPERATURE, TOP_P, MAX_NEW_TOKENS,
+                                    Option("n", int, 0, minimum=0), Option("f", float, 3, maximum=3),
+                                    Option("l", list, ("a", "b")), Option("s", str, "b", choices=("a", "b"))])
+def test_defaults_the_option_accepts_are_kept(option):
+    assert option.but(help="another wording").default == option.default
