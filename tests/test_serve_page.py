@@ -439,9 +439,33 @@ def test_the_page_fits_a_phone_screen(browser, server, tiny):
         assert fit["scroll"] <= 375, fit
         assert any(b["what"] == "heat-map" for b in fit["boxes"]) and not fit["outside"], fit
         assert len(cell_values(tab)) == 5
+        for result, results, names, options in PHONE_VIEWS:  # every other view, with long words in it
+            sent = None if result == "Future" else [str(r) for r in results]  # "Future": JSON only
+            context_js = {"names": names, "options": options, "summaries": sent,
+                          "task": {"name": "t", "result": result, "view": "table"}}
+            tab.evaluate(VIEWS, [results, context_js])
+            tab.evaluate("() => document.querySelectorAll('details.raw').forEach((d) => { d.open = true; })")
+            fit = tab.evaluate(FITS)
+            assert fit["scroll"] <= 375 and not fit["outside"], (result, fit)
     finally:
         context.close()
     assert not problems, problems
+
+
+LONG = "Pneumonoultramicroscopicsilicovolcanoconiosis-and-more-words-without-any-space-at-all"
+PHONE_VIEWS = [  # (result class, results, input names, options) drawn at 375 px
+    ("Similarity", [{"matrix": [[0.3, 0.1, 0.2, 0.4]], "labels": [], "top_k": [[{"label": LONG, "score": 0.4,
+                                                                                 "index": 3}]]}],
+     [LONG + ".png"], {"texts": ["a cat", LONG, "a car", "a dog"]}),
+    ("Classification", [{"labels": [{"label": LONG, "score": 0.9, "index": 0}]}], [LONG], {}),
+    ("FillMask", [{"candidates": [{"token": 1, "token_str": LONG, "score": 0.5, "sequence": LONG}]}], [LONG], {}),
+    ("TokenClassification", [{"entities": [{"word": LONG, "label": "PER", "score": 0.9, "start": 0,
+                                            "end": len(LONG)}]}], [LONG], {}),
+    ("Generation", [{"text": LONG, "prompt": LONG}], [LONG], {}),
+    ("Transcription", [{"text": LONG, "chunks": [{"start": 0.0, "end": 1.5, "text": LONG}]}], [LONG], {}),
+    ("plugin_mod:Stats", [{"rows": 3, "note": LONG}], [LONG], {}),
+    ("Future", [{"note": LONG}], [LONG], {}),
+]
 
 
 def test_the_page_opens_on_a_model_it_can_run(browser, tiny, monkeypatch):
