@@ -88,6 +88,25 @@ def test_docs_render_every_operation_offline(browser, server):
     assert not problems, problems
 
 
+def test_docs_in_a_tab_without_the_key_send_to_the_page(browser, server):
+    """A tab that has not given the page the key gets a line saying so, with a link to the page, not a Swagger
+    UI that failed to load."""
+    context = browser.new_context(viewport={"width": 1100, "height": 900})
+    context.set_default_timeout(120_000)
+    tab = context.new_page()
+    problems: list[str] = []
+    tab.on("pageerror", lambda exc: problems.append(str(exc)))
+    try:
+        tab.goto(server + "/docs")
+        tab.wait_for_selector("#swagger-ui .key-needed")
+        assert "needs an API key" in tab.inner_text("#swagger-ui") and tab.locator(".opblock").count() == 0
+        tab.click("#swagger-ui .key-needed a")
+        tab.wait_for_selector("#key-dialog[open]")  # the page asks for the key
+    finally:
+        context.close()
+    assert not problems, problems
+
+
 def test_the_favicon_is_served(server):
     import io
 
