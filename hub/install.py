@@ -20,7 +20,7 @@ from pathlib import Path
 
 import click
 
-from hub.errors import HubError
+from hub.errors import HubError, shell_command
 from hub.plugins import SHIPPED, canonical
 
 GROUP = "mmhub"
@@ -72,7 +72,38 @@ def install(name: str, editable: bool = False, no_deps: bool = False, yes: bool 
     before = _installed_names()
     _pip(args)
     names = _check_plugin(dist, before, yes)
+    _check_loads(target, names)
     click.echo(f"Installed {target} (plugin {', '.join(names)}). Its models now show in 'hub list'.")
+
+
+def _check_loads(target: str, names: list[str]) -> None:
+    """Load the plugins just installed as the hub will: one that fails (it does not import, pluggy refuses its
+    hooks, its plugin-API pin does not match) is an error saying why; one that loads but loses a contribution
+    (a registration that raises, a name another plugin took first) is a warning naming what was lost."""
+    from hub.plugins import get_plugin_manager
+
+    pm = get_plugin_manager()
+    failed = [f"plugin '{name}': {pm.failures[name].error}" for name in names if name in pm.failures]
+    if failed:
+        raise HubError(f"pip installed {target}, but it does not load: {'; '.join(failed)}. It is left installed; "
+                       f"see {shell_command('hub', 'plugins', '--verbose')} for the traceback, then update or fix it, "
+                       f"or remove it with {shell_command('hub', 'uninstall', names[0])}")
+    try:
+        import warnings
+
+        from hub.api import catalog
+
+        with warnings.catch_warnings():  # shown below, once, against the plugin
+            warnings.simplefilter("ignore")
+            catalog()  # builds the task table and the catalogue: what each plugin lost is recorded against it
+    except HubError:
+        pass  # a broken user catalogue is reported by the commands that read it
+    for name in names:
+        for message, _ in pm.problems.get(name, []):
+            named = message.startswith(f"plugin '{name}'")  # a clash names both plugins itself
+            click.echo(f"Warning: {message}" if named else f"Warning: plugin '{name}' loaded, but {message}", err=True)
+        if name in pm.disabled:
+            click.echo(f"Note: HUB_PLUGINS disables the plugin '{name}'; add it to HUB_PLUGINS to use it", err=True)
 
 
 def expected_distribution(name: str, target: str) -> str | None:

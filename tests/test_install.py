@@ -81,6 +81,7 @@ class FakePip:
     def __init__(self, site: Path, entry_points: dict[str, str], keep_on_uninstall: bool = False):
         self.site, self.entry_points, self.keep = site, entry_points, keep_on_uninstall
         self.calls: list[list[str]] = []
+        self.modules: dict[str, str] = {}  # distribution -> the source of its plugin module (default: 'os')
 
     def info_dir(self, dist: str) -> Path:
         return self.site / f"{dist.replace('-', '_')}-1.0.dist-info"
@@ -93,7 +94,11 @@ class FakePip:
             info.mkdir(exist_ok=True)
             (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
             if name in self.entry_points:
-                (info / "entry_points.txt").write_text(f"[mmhub]\n{self.entry_points[name]} = os\n")
+                module = "os"
+                if name in self.modules:
+                    module = f"{name.replace('-', '_')}_{id(self)}_{len(self.calls)}"
+                    (self.site / f"{module}.py").write_text(self.modules[name])
+                (info / "entry_points.txt").write_text(f"[mmhub]\n{self.entry_points[name]} = {module}\n")
         elif verb == "uninstall" and not self.keep:
             import shutil
 
@@ -173,3 +178,44 @@ def test_uninstall_removes_an_installed_plugin_and_checks_it_is_gone(fake_pip, c
     assert result.exit_code == 0 and "Uninstalled mmhub-fakeplug" in result.output
     assert not fake_pip.info_dir("mmhub-fakeplug").exists()
     one_error_line(hub_cli(cli_runner, ["uninstall", "fakeplug"]), "not installed")
+
+
+BROKEN_PLUGINS = {  # the plugin module's source -> words the error names
+    "import mmhub_missing_backbone_lib\n": ["import failed", "ModuleNotFoundError", "mmhub_missing_backbone_lib"],
+    "def broken(:\n": ["import failed", "SyntaxError"],
+    "raise RuntimeError('no GPU driver found')\n": ["import failed", "RuntimeError: no GPU driver found"],
+    "import sys\nsys.exit(3)\n": ["import failed", "SystemExit"],
+    "from hub import hookimpl\n\n@hookimpl\ndef register_model(register):\n    pass\n":
+        ["unknown hook 'register_model'", "did you mean 'register_models'"],
+    "from hub import hookimpl\n\n@hookimpl\ndef register_models(registrar):\n    pass\n":
+        ["invalid hook implementation", "registrar"],
+    "MMHUB_PLUGIN_API = '9.0'\n": ["incompatible plugin API"],
+    "MMHUB_PLUGIN_API = 'one'\n": ["incompatible plugin API"],
+}
+
+
+@pytest.mark.parametrize("source", sorted(BROKEN_PLUGINS))
+def test_install_of_a_plugin_that_then_fails_to_load_says_so_and_why(fake_pip, cli_runner, fresh_hub, source):
+    fake_pip.modules["mmhub-fakeplug"] = source
+    result = hub_cli(cli_runner, ["install", "mmhub-fakeplug"])
+    one_error_line(result, "pip installed mmhub-fakeplug, but it does not load", "plugin 'fakeplug'",
+                   "hub uninstall fakeplug", *BROKEN_PLUGINS[source])
+    assert "Installed" not in result.output and "now show" not in result.output
+    assert fake_pip.info_dir("mmhub-fakeplug").exists()  # left installed, as the message says
+    listed = hub_cli(cli_runner, ["list", "--json"])
+    assert listed.exit_code == 0 and "all-minilm-l6-v2" in listed.stdout
+
+
+@pytest.mark.parametrize("source, words", [
+    ("from hub import hookimpl\n\n@hookimpl\ndef register_models(register):\n    raise ValueError('half')\n",
+     "register_models failed"),
+    ("from hub import hookimpl\n\n@hookimpl\ndef register_models(register):\n"
+     "    register({'id': 'all-minilm-l6-v2', 'task': 'text-embedding', 'source': 'x'})\n",
+     "registers the model id 'all-minilm-l6-v2', which plugin 'transformers'"),
+])
+def test_install_of_a_plugin_that_loses_a_contribution_warns_naming_it(fake_pip, cli_runner, fresh_hub, source, words):
+    fake_pip.modules["mmhub-fakeplug"] = source
+    result = hub_cli(cli_runner, ["install", "mmhub-fakeplug"])
+    assert result.exit_code == 0 and "Installed mmhub-fakeplug (plugin fakeplug)" in result.output, result.output
+    warned = [line for line in result.stderr.splitlines() if line.startswith("Warning: plugin 'fakeplug'")]
+    assert len(warned) == 1 and words in warned[0], result.stderr
