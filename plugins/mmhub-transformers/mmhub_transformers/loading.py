@@ -122,6 +122,9 @@ def loading_error(directory: Path, what: str, exc: Exception) -> WeightsError | 
     if missing:
         return WeightsError(f"model directory '{directory}' has no file '{missing.group(1)}', which its {what} needs; "
                             f"copy it from where the model came from, or {RESAVE}")
+    if "ignore_mismatched_sizes" in text:  # transformers 5: shapes that differ from the config's, listed in its report
+        return WeightsError(f"the checkpoint in '{directory}' holds weights whose shapes differ from what its "
+                            f"config.json describes (another model's weights, or an edited config); {RESAVE}")
     if isinstance(exc, (OSError, ValueError)) or type(exc).__name__ == "SafetensorError" or "size mismatch" in text:
         first = text.strip().splitlines()[0].rstrip(".") if text.strip() else type(exc).__name__
         return WeightsError(f"transformers cannot load the {what} in '{directory}': {first}; {RESAVE}")
