@@ -59,7 +59,11 @@ def set_revision(text: str, model_id: str, commit: str) -> str:
 
 def pin(path: Path, ids: list[str] | None = None, dry_run: bool = False) -> list[tuple[str, str, str]]:
     """Pin the unpinned entries of ``path``; returns (id, old revision, commit) for each."""
+    from hub.outputs import check_output_file
+
     path = Path(path)
+    if not path.is_dir() and (path.exists() or path.is_symlink()):
+        check_output_file(path, "--file")  # rewritten in place: a regular file, not a special file or a link
     if not path.is_file():
         raise HubError(f"catalogue file '{path}' does not exist or is not a file; pass an existing file with --file")
     specs = unpinned(path, ids)  # also checks that the file is a valid catalogue

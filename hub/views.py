@@ -108,6 +108,9 @@ class ResultFiles:
                            "('hub tasks --json' shows which tasks save files)")
         self.task, self.root, self.written = task, Path(out_dir).expanduser(), []
         self.writers: dict = {}  # file written -> the input it was written for
+        from hub.outputs import check_output_dir
+
+        check_output_dir(self.root, "--save-dir")
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:

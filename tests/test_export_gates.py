@@ -90,7 +90,7 @@ def _file_parent(tmp_path, models):
 
 def _out_is_a_file(tmp_path, models):
     (tmp_path / "file.onnx").write_text("x")
-    return ["--out", tmp_path / "file.onnx"], "is a file; choose a new directory"
+    return ["--out", tmp_path / "file.onnx"], "is a file, not a directory; give a new or empty directory"
 
 
 def _inside_source(tmp_path, models):
@@ -106,7 +106,9 @@ def _missing_calibration(tmp_path, models):
 
 
 def _calibration_dir_for_text(tmp_path, models):
-    return ["--out", tmp_path / "o", "--int8", "--calibration", tmp_path], "is a directory; for a text model"
+    (tmp_path / "calibration").mkdir()
+    return ["--out", tmp_path / "o", "--int8", "--calibration", tmp_path / "calibration"], \
+        "is a directory; for a text model"
 
 
 def _calibration_too_small(tmp_path, models):

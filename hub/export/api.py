@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 from hub.errors import OutputDirError
+from hub.outputs import check_output_dir
 from hub.export.gates import Gates
 from hub.export.manifest import FORMATS, UnsupportedExportError
 
@@ -32,7 +33,7 @@ def export(model_id: str, fmt: str, out, int8: bool = False, calibration=None, t
         raise UnsupportedExportError(f"'{model_id}' is already an export; export its source model "
                                      f"'{export_info(spec).get('source_model')}' instead")
     check_exportable(spec)
-    target = check_out(Path(out), spec)
+    target = check_out(Path(out), spec, calibration)
     kind = "text" if spec.task in ("text-embedding", "text-classification") else "image"
     items = read_calibration(calibration, kind) if calibration else None
     reference = _torch_pipeline(model_id, spec, trust_remote_code)
@@ -43,11 +44,10 @@ def export(model_id: str, fmt: str, out, int8: bool = False, calibration=None, t
     return info
 
 
-def check_out(out: Path, spec) -> Path:
-    """``out`` if a new export may go there: new or empty, not the model's source, parent writable."""
-    out = out.expanduser()
-    if out.exists() and not out.is_dir():
-        raise OutputDirError(f"--out '{out}' is a file; choose a new directory")
+def check_out(out: Path, spec, calibration=None) -> Path:
+    """``out`` if a new export may go there: new or empty, not a special file, not the model's source nor
+    the calibration data, parent writable."""
+    out = check_output_dir(out, "--out", [("--calibration", calibration)])
     if out.is_dir() and any(out.iterdir()):
         raise OutputDirError(f"--out '{out}' is not empty; choose a new or empty directory (an export is never "
                              "written over other files)")

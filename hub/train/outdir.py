@@ -2,7 +2,8 @@
 
 Checked before any data is read or any weights are loaded:
 
-- ``--out`` is a directory, or does not exist yet (it is then created).
+- ``--out`` is a directory, or does not exist yet (it is then created); never a special file, and
+  never ``--data`` or ``--val``, a directory holding them or one inside them (:mod:`hub.outputs`).
 - It is not the model's own source directory, nor inside it, nor around it: the starting weights
   are never written over.
 - A non-empty ``--out`` must be a hub run: a directory holding ``.mmhub-run``, the marker that
@@ -36,6 +37,7 @@ from pathlib import Path
 from hub.errors import OutputDirError, WriteError
 from hub.io import atomic_write_text, free_bytes, human_bytes, is_temp_name, remove_path
 from hub.local import CARD_NAME, RUN_MARKER, is_run_directory, read_run_marker
+from hub.outputs import check_output_dir
 
 REPLACED_PREFIX = ".replaced-"
 PROBE = ".mmhub-write-test"
@@ -71,8 +73,7 @@ def open_run(out, spec, info: dict, resume: bool = False, overwrite: bool = Fals
     out = Path(out)
     if resume and overwrite:
         raise OutputDirError("--resume continues the run in --out and --overwrite starts it over; pass one of them")
-    if out.exists() and not out.is_dir():
-        raise OutputDirError(f"output path '{out}' is a file; give a directory with --out")
+    check_output_dir(out, "--out", [("--data", info.get("data")), ("--val", info.get("val"))])
     check_not_source(out, spec)
     fd = _lock_existing(out)
     try:
