@@ -10,7 +10,7 @@ import os
 import warnings
 from pathlib import Path
 
-from hub.errors import CatalogError, HubError, NoLoaderError, PluginError, UnknownModelError
+from hub.errors import CatalogError, HubError, NoLoaderError, PluginError, UnknownModelError, shell_command
 from hub.registry import (Catalog, CatalogWarning, ModelSpec, read_catalog_file, shipped_catalog_path,
                           user_catalog_paths)
 
@@ -181,11 +181,12 @@ def get_spec(model_id: str, task: str | None = None) -> ModelSpec:
         return spec_for_path(path, task)
     try:
         spec = known.get(model_id)
-    except UnknownModelError:
+    except UnknownModelError as exc:
         from hub.local import looks_like_path, not_a_model_directory
 
         if looks_like_path(model_id):  # a path that is no directory: say so, not "unknown model id"
             raise not_a_model_directory(model_id) from None
+        _note_failed_plugins(exc)
         raise
     from hub.plugins import require_plugin
 
@@ -195,6 +196,18 @@ def get_spec(model_id: str, task: str | None = None) -> ModelSpec:
                        "declare (its task declarations may have been refused: see 'hub plugins'); update or "
                        "reinstall the plugin")
     return spec.with_task(task) if task else spec  # a task of another modality is refused by name
+
+
+def _note_failed_plugins(exc: UnknownModelError) -> None:
+    """Add to an unknown-id error the plugins that failed to load: the model may be one of theirs."""
+    from hub.errors import capped
+    from hub.plugins import get_plugin_manager
+
+    failed = get_plugin_manager().failures
+    if failed:
+        shown = "; ".join(f"'{name}': {info.error}" for name, info in sorted(failed.items()))
+        exc.args = (capped(f"{exc.args[0]} Plugins that failed to load, whose models are missing: {shown} "
+                           f"(see {shell_command('hub', 'plugins', '--verbose')})."),)
 
 
 def _with_task(spec: ModelSpec, task: str) -> ModelSpec:

@@ -220,3 +220,38 @@ def test_run_hub_reports_exit_code_and_output():
     assert done.exit_code == 0 and "Usage" in done.stdout
     with pytest.raises(AssertionError, match="hub failed with exit code 2"):
         assert_ok(run_hub(["no-such-command"]))
+
+
+# -- the plugin under test does not load: the kit says why, never "unknown model id" ---------------------------------
+NOT_LOADING = {  # the plugin module's source (None: no plugin of that name installed) -> words of the report
+    "import mmhub_kit_backbone_not_installed\n": ["failed to load", "ModuleNotFoundError",
+                                                  "mmhub_kit_backbone_not_installed", "Traceback"],
+    "def broken(:\n": ["failed to load", "SyntaxError"],
+    "raise RuntimeError('no CUDA driver')\n": ["failed to load", "RuntimeError: no CUDA driver"],
+    "import sys\nsys.exit(4)\n": ["failed to load", "SystemExit"],
+    "from hub import hookimpl\n\n@hookimpl\ndef load_models(spec):\n    pass\n": ["unknown hook 'load_models'"],
+    "MMHUB_PLUGIN_API = '7.1'\n": ["incompatible plugin API"],
+    None: ["is not installed", "mmhub_plugins"],
+}
+
+
+@pytest.mark.parametrize("source", list(NOT_LOADING), ids=lambda s: (s or "not-installed").split("\n")[0][:30])
+def test_a_plugin_under_test_that_does_not_load_is_reported_with_its_error(source, tmp_path):
+    module = f"kit_broken_{abs(hash(source)) % 10**8}"
+    if source is not None:
+        (tmp_path / f"{module}.py").write_text(source)
+    try:
+        with IsolatedHub(tmp_path / "hub", plugins=["kitbroken"] if source is None else ()) as isolated:
+            if source is not None:
+                isolated.install_entry_point("kitbroken", module, tmp_path)
+            with pytest.raises(AssertionError) as err:
+                check_model_contract("letters", TEXTS)
+            message = str(err.value)
+            assert "the plugin under test 'kitbroken'" in message and "unknown model id" not in message, message
+            assert all(w in message for w in NOT_LOADING[source]), message
+            assert "\n".join(isolated.plugin_problems()) == message
+            if source is not None:  # the CLI says why the model is missing, too
+                assert_clean_error(isolated.invoke("run", "letters", "abc"), "unknown model id 'letters'",
+                                   "failed to load", "'kitbroken'")
+    finally:
+        sys.modules.pop(module, None)

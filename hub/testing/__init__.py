@@ -17,9 +17,10 @@ import pytest
 
 from hub.testing.cli import HubResult, assert_clean_error, assert_ok, invoke_hub, run_hub
 from hub.testing.contract import PROPERTIES, ContractError, ContractReport, check_model_contract, result_class
-from hub.testing.isolation import IsolatedHub, reset_hub_state
+from hub.testing.isolation import IsolatedHub, PluginNotLoadedError, reset_hub_state
 
-__all__ = ["IsolatedHub", "reset_hub_state", "check_model_contract", "ContractError", "ContractReport",
+__all__ = ["IsolatedHub", "PluginNotLoadedError", "reset_hub_state", "check_model_contract", "ContractError",
+           "ContractReport",
            "PROPERTIES", "result_class", "run_hub", "invoke_hub", "assert_clean_error", "assert_ok", "HubResult"]
 
 

@@ -110,11 +110,21 @@ class _Skip:
 
 
 def _load(model_or_id, task, device, dtype):
+    """The pipeline to check; when loading fails because the plugin under test did not load, the reason why
+    (its import error, or that it is not installed) instead of a confusing 'unknown model id'."""
     if not isinstance(model_or_id, str):
         return model_or_id
     import hub
+    from hub.errors import HubError
+    from hub.testing.isolation import PluginNotLoadedError, plugins_not_loaded
 
-    return hub.load(model_or_id, device=device, dtype=dtype, task=task, cache=False)
+    try:
+        return hub.load(model_or_id, device=device, dtype=dtype, task=task, cache=False)
+    except HubError as exc:
+        problems = plugins_not_loaded()
+        if problems:
+            raise PluginNotLoadedError(problems) from exc
+        raise
 
 
 def _plugin(pipe) -> str | None:

@@ -124,6 +124,10 @@ class IsolatedHub:
         return subprocess.run([sys.executable, "-c", code], env=self.env(), capture_output=True,
                               text=True, timeout=timeout)
 
+    def plugin_problems(self) -> list[str]:
+        """Why each plugin under test did not load (import error and traceback, or not installed); empty if all did."""
+        return plugins_not_loaded()
+
     def run_cli(self, *args: str, timeout: float = 300.0):
         """Run ``hub ARGS`` as a separate process in this hub's environment (see :mod:`hub.testing.cli`)."""
         from hub.testing.cli import run_hub
@@ -135,6 +139,34 @@ class IsolatedHub:
         from hub.testing.cli import invoke_hub
 
         return invoke_hub(list(args))
+
+
+def plugins_not_loaded() -> list[str]:
+    """Why each plugin under test (named in ``HUB_PLUGINS``) did not load: its import error (with the traceback)
+    or the fact that no such plugin is installed. Empty when all of them loaded."""
+    from hub.plugins import get_plugin_manager, installed_plugin_names
+
+    pm = get_plugin_manager()
+    wanted = [p.strip() for p in os.environ.get("HUB_PLUGINS", "").split(",") if p.strip()]
+    problems = []
+    for name in wanted:
+        failed = pm.failures.get(name)
+        if failed is not None:
+            problems.append(f"the plugin under test '{name}' failed to load: {failed.error}"
+                            + (f"\n{failed.traceback.rstrip()}" if failed.traceback else ""))
+        elif name in pm.unknown_requested:
+            problems.append(f"the plugin under test '{name}' is not installed: no entry point of that name in the "
+                            f"'mmhub' group (installed: {', '.join(installed_plugin_names()) or 'none'}); install it "
+                            "(pip install -e .) or fix the name in mmhub_plugins")
+    return problems
+
+
+class PluginNotLoadedError(AssertionError):
+    """The plugin under test did not load, so nothing about its models can be checked; says why."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("\n".join(problems))
 
 
 def write_dist_info(site: Path, distribution: str, version: str, name: str, module: str) -> Path:
