@@ -13,7 +13,10 @@ How the hub calls hooks (see :mod:`hub.plugins`):
   another plugin's models.
 - *Broadcast* hooks (``register_models``, ``register_tasks``, ``register_commands``,
   ``spec_for_path``) are called plugin by plugin, each call isolated: a plugin that raises
-  loses that contribution only.
+  loses that contribution only. The order is stable: the core, the shipped plugins, then the
+  rest by distribution name; a task name, alias or model id declared twice stays with the
+  first, and only the later declaration is dropped (with a warning naming both plugins).
+- Every call (and the plugin's import) runs with ``sys.stdout`` sent to stderr.
 - An exception other than :class:`hub.errors.HubError` raised by an implementation becomes a
   :class:`hub.errors.PluginError` naming the plugin and what failed (``hub --debug`` shows the
   original traceback). A ``HubError`` passes through to the user unchanged.
@@ -95,7 +98,10 @@ def load_model(spec: ModelSpec, device_manager: DeviceManager, options: dict[str
 
     Arguments: ``spec`` (:class:`hub.registry.ModelSpec`), ``device_manager``
     (:class:`hub.device.DeviceManager`: place the module with ``device_manager.place``),
-    ``options`` (dict of load options from the user, e.g. ``trust_remote_code``).
+    ``options`` (dict of load options from the user: ``trust_remote_code``, and the model's call
+    options, already checked by name: pass them on, ``Pipeline(spec, model, device_manager,
+    **options)``, so they become the pipeline's defaults; a pipeline that drops them is a
+    :class:`hub.errors.PluginError`).
 
     Returns: a pipeline whose ``task`` is ``spec.task`` (anything else is a
     :class:`hub.errors.PluginError`), or ``None`` when this plugin cannot serve ``spec`` (e.g. an

@@ -4,9 +4,10 @@ Sources of entries, in order of precedence (a later source replaces an entry of 
 with the same id, and every replacement is reported as a warning naming both sides):
 
 1. the shipped ``registry.yaml`` (inside the installed package, or at the top of a source checkout);
-2. models registered by plugins through the ``register_models`` hook, plugin by plugin in name
-   order. A plugin may replace only entries served by itself: an id or alias already served by
-   another plugin is a collision, and that plugin's registrations are all dropped and reported;
+2. models registered by plugins through the ``register_models`` hook, plugin by plugin (the core,
+   the shipped plugins, then the rest by distribution name). A plugin may replace only entries
+   served by itself: an id or alias already served by another plugin stays with it, and only the
+   clashing model (an id) or alias is dropped, with a warning naming both plugins;
 3. user catalogue files: ``~/.config/mmhub/catalog.yaml`` when it exists, then every path in
    ``HUB_CATALOG`` (``os.pathsep``-separated files), in that order. They may replace any entry.
 

@@ -72,6 +72,16 @@ def test_readme_minimal_plugin_works(tmp_path):
     out = json.loads(sh([*hub_cmd, "run", "letter-counts", "hello", "--json"], env=env).stdout)
     vec = out[0]["embedding"]
     assert vec[ord("l") - ord("a")] == pytest.approx(0.4) and sum(vec) == pytest.approx(1.0)
+    smoothed = json.loads(sh([*hub_cmd, "run", "letter-counts", "hello", "-o", "smooth=1", "--json"], env=env).stdout)
+    assert smoothed[0]["embedding"][ord("l") - ord("a")] == pytest.approx(3 / 31)
+    info = json.loads(sh([*hub_cmd, "info", "letter-counts", "--json"], env=env).stdout)
+    assert [o["name"] for o in info["options"]] == ["smooth"]
+    code = ("import hub; from hub.errors import OptionError\n"
+            "print(hub.load('letter-counts', smooth=1)('hello').embedding[11])\n"
+            "try:\n    hub.load('letter-counts', smoth=1)\nexcept OptionError as exc:\n    print(exc)\n")
+    lines = sh([sys.executable, "-c", code], env=env).stdout.splitlines()
+    assert float(lines[0]) == pytest.approx(3 / 31)  # the load option reached the pipeline
+    assert "load option 'smoth'" in lines[1] and "Did you mean: smooth?" in lines[1]
 
 
 # -- install and uninstall touch only plugins (pip replaced by a fake that writes dist-info) ----
