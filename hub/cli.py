@@ -16,7 +16,7 @@ import sys
 import click
 
 from hub.batch.command import batch_options, wants_batch
-from hub.errors import HubError
+from hub.errors import HubError, capped
 
 
 class HubGroup(click.Group):
@@ -71,7 +71,7 @@ class HubGroup(click.Group):
                 ctx.exit(exc.exit_code)
             except Exception as exc:  # a bug, ours or a plugin's: one line unless --debug
                 _print_traceback(exc, debug)
-                message = " ".join(str(exc).split())
+                message = capped(" ".join(str(exc).split()))  # a huge repr never makes a huge line
                 hint = "" if debug else " (run with --debug for the traceback)"
                 click.echo(f"Error: unexpected {type(exc).__name__}: {message}{hint}", err=True)
                 ctx.exit(1)
