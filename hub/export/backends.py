@@ -112,7 +112,13 @@ def cached_export(cls, spec, backend: str, options: dict) -> tuple[Path, dict]:
     if (target / "mmhub.yaml").is_file():
         cached = spec_from_directory(target)
         if cached is not None and export_info(cached) is not None:
-            return target, export_info(cached)
+            from hub.export.integrity import BrokenExportError, check
+
+            try:
+                check(target, export_info(cached))
+                return target, export_info(cached)
+            except BrokenExportError as exc:
+                _warn(f"{spec.id}: the cached export is damaged ({exc}); exporting it again")
     from hub.device import get_device_manager
 
     reference = cls.from_spec(spec, get_device_manager("cpu", "fp32", "torch"), **options)

@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from hub.export import gates as quality
-from hub.export import heldout, quantize
+from hub.export import heldout, integrity, quantize
 from hub.export.manifest import SUFFIX, ExportGateError, UnsupportedExportError, card
 from hub.export.onnx import export_onnx, onnx_to_openvino
 
@@ -87,6 +87,7 @@ def _build(reference, spec, fmt: str, stage: Path, int8: bool, calibration: list
     info.update({"runtime": runtime_version(fmt), "quantization": methods or ["none (fp32)"],
                  "quality": {**figures, "gate": gates.describe(), "reference": "fp32 torch"}})
     shutil.rmtree(work)
+    info["files"] = integrity.record(stage)  # verified on every load (hub.export.integrity)
     return info
 
 

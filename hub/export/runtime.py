@@ -57,6 +57,7 @@ class Graph:
 
     def __init__(self, run, input_names: list[str], output_names: list[str], thread_safe: bool = False):
         self._run, self.input_names, self.output_names = run, list(input_names), list(output_names)
+        self.path: Path | None = None  # the file it was opened from, named when it turns out not to fit
         # an OpenVINO request and its numpy buffers are not for two threads at once, unless ``run`` says so
         self._lock = contextlib.nullcontext() if thread_safe else threading.Lock()
 
@@ -69,6 +70,13 @@ class Graph:
         import numpy as np
         import torch
 
+        missing = [name for name in self.input_names if name not in tensors]
+        if missing and self.path is not None:
+            from hub.export.integrity import AGAIN, BrokenExportError
+
+            raise BrokenExportError(f"the graph '{self.path}' takes the input(s) {', '.join(missing)}, which this "
+                                    f"model does not give (given: {', '.join(tensors)}); it is not this export's "
+                                    f"graph: {AGAIN}")
         device = next((t.device for t in tensors.values() if isinstance(t, torch.Tensor)), torch.device("cpu"))
         feed = {name: np.ascontiguousarray(_numpy(tensors[name])) for name in self.input_names if name in tensors}
         with self._lock:
@@ -225,6 +233,9 @@ class Runtime:
             raise HubError(f"backend '{backend}' is not a runtime; use one of {', '.join(RUNTIMES)}")
         self.directory, self.backend, self.manifest, self.dtype = Path(directory), backend, manifest, dtype
         self._graphs: dict[str, Graph] = {}
+        from hub.export.integrity import check
+
+        check(self.directory, manifest)  # paths inside the directory, files as exported: before anything opens
 
     @property
     def version(self) -> str:
@@ -237,12 +248,30 @@ class Runtime:
             if name not in files:
                 raise HubError(f"the exported model in '{self.directory}' has no graph '{name}' (it has "
                                f"{', '.join(sorted(files)) or 'none'}); export it again with 'hub export'")
-            path = self.directory / files[name]
+            from hub.export.integrity import inside
+
+            path = inside(self.directory, files[name], "graph")
             runtime_version(self.backend)  # a missing library is named before anything is opened
-            threads = runtime_threads()
-            self._graphs[name] = (open_onnx(path, threads) if self.backend == "onnx"
-                                  else open_openvino(path, threads, self.dtype))
+            self._graphs[name] = self._open(path, runtime_threads())
         return self._graphs[name]
+
+    def _open(self, path: Path, threads: int | None) -> Graph:
+        """The graph at ``path``; a missing or unreadable one is a BrokenExportError naming it, not the runtime's error."""
+        from hub.export.integrity import AGAIN, BrokenExportError
+
+        if not path.is_file():
+            raise BrokenExportError(f"'{path}' of the export in '{self.directory}' is missing; {AGAIN}")
+        try:
+            graph = open_onnx(path, threads) if self.backend == "onnx" else open_openvino(path, threads, self.dtype)
+            graph.path = path
+            return graph
+        except HubError:
+            raise
+        except Exception as exc:  # the runtimes raise their own types (InvalidProtobuf, RuntimeError, ...)
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[-1][:200]
+            raise BrokenExportError(f"'{path}' of the export in '{self.directory}' cannot be opened by "
+                                    f"{LIBRARIES[self.backend]} ({reason}); it is damaged or not this export's "
+                                    f"graph: {AGAIN}") from None
 
     @property
     def streams(self) -> int:
@@ -253,7 +282,9 @@ class Runtime:
         """A JSON file the exporter wrote beside the graphs (preprocessing, labels, scales)."""
         import json
 
-        path = self.directory / name
+        from hub.export.integrity import inside
+
+        path = inside(self.directory, name)
         try:
             return json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
