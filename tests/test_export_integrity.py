@@ -191,3 +191,22 @@ def test_an_openvino_graph_path_that_escapes_is_refused(openvino_embedder, tmp_p
     export = _copy(openvino_embedder[1], tmp_path)
     _edit_card(export, lambda info: info["graphs"].update({k: "../../etc/passwd" for k in info["graphs"]}))
     _one_line(_run(cli_runner, export), "lies outside its directory")
+
+
+def test_a_damaged_export_in_the_hub_cache_is_made_again(onnx_export, tmp_path, monkeypatch):
+    import hub
+    from hub.export.integrity import check
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("HUB_CACHE_DIR", str(cache))
+    monkeypatch.setenv("HUB_ONNX_EXPORTER", "torchscript")
+    monkeypatch.setenv("HUB_RUNTIME_THREADS", "1")
+    source = str(onnx_export.parent / "classifier")
+    with pytest.warns(UserWarning, match="on first use"):
+        first = hub.load(source, device="cpu", dtype="fp32", backend="onnx", cache=False)
+    (card,) = cache.glob("exports/*/*/mmhub.yaml")
+    _truncate(card.parent / "model.onnx")
+    with pytest.warns(UserWarning, match="cached export is damaged .*model.onnx.* exporting it again"):
+        again = hub.load(source, device="cpu", dtype="fp32", backend="onnx", cache=False)
+    check(card.parent, _info(_card(card.parent)))  # whole again
+    assert again(["a good day"])[0].to_dict() == first(["a good day"])[0].to_dict()

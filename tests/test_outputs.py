@@ -210,3 +210,24 @@ def test_an_output_is_never_an_input_of_the_same_command(case, model, tmp_path, 
         setup()
     message = _refused(cli_runner, args, out, tmp_path, model)
     assert named in message and "input of this command" in message, message
+
+
+WORK_DIR = {"named pipe": _fifo, "character device": _char_device, "link to /dev/null": _link_to_dev_null,
+            "regular file": _regular_file, "link to a directory elsewhere": None}
+
+
+@pytest.mark.parametrize("flag", ["--resume", "--overwrite", None])
+@pytest.mark.parametrize("kind", sorted(WORK_DIR))
+def test_the_work_directory_of_a_batch_run_is_never_a_special_file_or_a_link(kind, flag, model, tmp_path, cli_runner):
+    _needs_root(kind)
+    out = tmp_path / "out.jsonl"
+    parts = tmp_path / "out.jsonl.parts"
+    if WORK_DIR[kind] is None:
+        (tmp_path / "elsewhere").mkdir()
+        (tmp_path / "elsewhere" / "keep.txt").write_text("keep me\n")
+        parts.symlink_to(tmp_path / "elsewhere")
+    else:
+        WORK_DIR[kind](parts)
+    args = FILE_COMMANDS["run --output"] + ([flag] if flag else [])
+    message = _refused(cli_runner, args, out, tmp_path, model)
+    assert "work directory of --output" in message, message
