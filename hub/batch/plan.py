@@ -271,12 +271,15 @@ def scan_input(path: Path, chunk_size: int) -> tuple[int, list[int]]:
 def is_blank(number: int, raw: bytes) -> bool:
     """Whether line ``number`` holds no input (only spaces, or a byte-order mark on line 1)."""
     try:
-        text = raw.decode("utf-8")
+        return not _line_text(number, raw).strip()
     except UnicodeDecodeError:
         return False  # a line that is not text is an input: it gets an error row
-    if number == 1 and text.startswith("\ufeff"):
-        text = text[1:]
-    return not text.strip()
+
+
+def _line_text(number: int, raw: bytes) -> str:
+    """Line ``number`` as text, without the byte-order mark of line 1; UnicodeDecodeError when it is not UTF-8."""
+    text = raw.decode("utf-8")
+    return text[1:] if number == 1 and text.startswith("\ufeff") else text
 
 
 def count_lines(path: Path) -> int:
@@ -308,12 +311,10 @@ def read_chunks(path: Path, chunk_size: int, wanted: list[int]):
 def parse_line(number: int, raw: bytes, jsonl: bool) -> str | None:
     """The input on one line (None for a blank line); InputError names the line when it cannot be read."""
     try:
-        text = raw.decode("utf-8")
+        text = _line_text(number, raw)
     except UnicodeDecodeError as exc:
         raise InputError(f"line {number} is not UTF-8 text (byte 0x{raw[exc.start]:02x}); convert the file first, "
                          "e.g. with iconv -f latin1 -t utf-8") from None
-    if number == 1 and text.startswith("\ufeff"):
-        text = text[1:]
     if not text.strip():
         return None
     if not jsonl:

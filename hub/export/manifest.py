@@ -2,7 +2,8 @@
 
 The card is an ordinary catalogue entry (task, plugin, preprocess, licence, ...) whose ``options.export``
 names the format, the graph files, the runtime and its version, the precision and how it was reached,
-the source model and revision, and the measured quality against the fp32 torch model.
+the source model and revision, the measured quality against the fp32 torch model, and the sha256 of
+every file (``files``, checked on load by :mod:`hub.export.integrity`).
 """
 from __future__ import annotations
 
