@@ -14,6 +14,11 @@
 - :func:`append_line`: one record of a log such as ``metrics.jsonl``, fsynced; a failed append is
   cut back, so the file never ends in half a line written by this process.
 
+A file is never written over a character or block device, a FIFO or a socket (nor through a link
+to one): that is a :class:`hub.errors.WriteError`, and the node is left as it was. Commands check
+their output paths before they start (:mod:`hub.outputs`); this is the last guard for every file
+written inside them.
+
 Temporary files and directories are named ``.<name>.<8 hex digits>.tmp`` beside the target. A
 write that fails because the disk is full, the file system is read-only or permission is denied
 raises :class:`hub.errors.WriteError` naming the path, the free space and the space needed; the
@@ -67,6 +72,7 @@ def atomic_write_json(target, data, indent: int | None = 2) -> Path:
 def atomic_path(target, needed: int | None = None):
     """Yield a temporary path beside ``target``; on success it is fsynced and renamed over ``target``."""
     target = Path(target)
+    _refuse_special(target)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = _create_temp_file(target)
@@ -115,6 +121,19 @@ def atomic_directory(target, carry_over: bool = False):
             raise error from exc
         raise
     remove_path(leftover)
+
+
+def _refuse_special(target: Path) -> None:
+    """Never replace a device, FIFO or socket (or a link to one) with a file: the caller named the wrong path."""
+    from hub.outputs import special_kind
+
+    try:
+        kind = special_kind(os.stat(target).st_mode)
+    except (OSError, ValueError):
+        return
+    if kind is not None:
+        raise WriteError(f"cannot write '{target}': it is {kind}, not a regular file, and the hub never writes over "
+                         "special files; choose another path")
 
 
 def append_line(path, line: str) -> None:

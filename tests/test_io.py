@@ -338,3 +338,40 @@ def test_a_working_directory_inside_a_replaced_directory_follows_it(tmp_path, mo
         (stage / "model").write_text("weights")
     assert os.getcwd() == str(run / "checkpoints") and Path("last").read_text() == "step-1"
     assert Path("../model").read_text() == "weights"
+
+
+def _special(kind: str, path: Path) -> None:
+    import socket
+
+    if kind == "character device":
+        os.mknod(path, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    elif kind == "block device":
+        os.mknod(path, stat.S_IFBLK | 0o600, os.makedev(7, 201))
+    elif kind == "named pipe":
+        os.mkfifo(path)
+    elif kind == "socket":
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.bind(str(path))
+    else:  # a link to /dev/null
+        path.symlink_to("/dev/null")
+
+
+@pytest.mark.parametrize("write", ["bytes", "text", "json", "path"])
+@pytest.mark.parametrize("kind", ["character device", "block device", "named pipe", "socket", "link to /dev/null"])
+def test_a_special_file_is_never_written_over(kind, write, tmp_path):
+    if "device" in kind and os.geteuid() != 0:
+        pytest.skip("making a device node needs root")
+    target = tmp_path / "out"
+    _special(kind, target)
+    before = os.lstat(target)
+    with pytest.raises(WriteError, match="never writes over special files"):
+        if write == "path":
+            with hio.atomic_path(target) as tmp:
+                tmp.write_text("x")
+        else:
+            {"bytes": lambda: hio.atomic_write_bytes(target, b"x"), "text": lambda: hio.atomic_write_text(target, "x"),
+             "json": lambda: hio.atomic_write_json(target, {"x": 1})}[write]()
+    after = os.lstat(target)
+    assert (after.st_mode, after.st_ino, after.st_rdev) == (before.st_mode, before.st_ino, before.st_rdev)
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no temporary file left
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
