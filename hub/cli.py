@@ -29,7 +29,6 @@ class HubGroup(click.Group):
         try:
             check_arguments(sys.argv[1:] if args is None else list(args))
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-            sys.stdout.flush()  # output still buffered meets a reader that went away here, not at exit
         except BrokenPipeError:
             code = _reader_gone()
         except click.exceptions.NoArgsIsHelpError as exc:
@@ -44,6 +43,10 @@ class HubGroup(click.Group):
         except click.Abort:
             click.echo("Aborted!", err=True)
             code = 1
+        try:
+            sys.stdout.flush()  # output still buffered meets a reader that went away here, not at exit
+        except BrokenPipeError:
+            _reader_gone()  # the exit code stays the command's own
         sys.exit(code if isinstance(code, int) else 0)
 
     def parse_args(self, ctx, args):

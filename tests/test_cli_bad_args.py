@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 
 import click
 import pytest
@@ -293,7 +294,7 @@ SILENT = ("Traceback", "BrokenPipe", "Broken pipe", "Exception ignored", "Error"
 
 @pytest.fixture(scope="module")
 def pipe_env(tmp_path_factory) -> dict:
-    """The environment of the subprocesses: offline, on the CPU, with the fast 'letters' model installed."""
+    """The environment of the subprocesses: offline, on the CPU, stdout buffered, the fast 'letters' model installed."""
     from test_cli import LETTER_PLUGIN
 
     root = tmp_path_factory.mktemp("letters")
@@ -302,7 +303,8 @@ def pipe_env(tmp_path_factory) -> dict:
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: mmhub-lettertest\nVersion: 0.1\n")
     (info / "entry_points.txt").write_text("[mmhub]\nlettertest = lettertest_plugin\n")
-    return {**os.environ, "PYTHONPATH": str(root), "HF_HUB_OFFLINE": "1", "HUB_DEVICE": "cpu", "HUB_DTYPE": "fp32"}
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # stdout buffered, as users have it
+    return {**env, "PYTHONPATH": str(root), "HF_HUB_OFFLINE": "1", "HUB_DEVICE": "cpu", "HUB_DTYPE": "fp32"}
 
 
 @pytest.fixture(scope="module")
@@ -389,3 +391,35 @@ def test_a_verb_that_loses_its_reader_mid_way_exits_0_in_process(cli_runner):
     finally:
         cli.commands.pop("late-verb")
     assert result.exit_code == 0 and result.stderr == "" and result.stdout == "first line\n", result.output
+
+
+SCRIPT_WITH_A_LATE_VERB = """
+import sys
+
+import click
+from hub.cli import cli
+from hub.errors import HubError
+
+@cli.command("late-verb")
+@click.option("--fail", is_flag=True)
+def late_verb(fail):
+    sys.stdout.write("buffered, not yet written\\n")  # no flush: it meets the closed pipe only at the end
+    if fail:
+        raise HubError("the verb's own mistake")
+
+cli(prog_name="hub")
+"""
+
+
+@pytest.mark.parametrize("fail, code", [(False, 0), (True, 2)])
+def test_output_still_buffered_at_the_end_meets_the_closed_pipe_quietly(pipe_env, fail, code):
+    """The last flush happens in the entry point: its EPIPE keeps the verb's own exit code and says nothing."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run([sys.executable, "-c", SCRIPT_WITH_A_LATE_VERB, "late-verb", *(["--fail"] * fail)],
+                              stdout=write_end, stderr=subprocess.PIPE, env=pipe_env, timeout=60, text=True)
+    finally:
+        os.close(write_end)
+    assert done.returncode == code, done.stderr
+    assert done.stderr.splitlines() == (["Error: the verb's own mistake"] if fail else []), done.stderr

@@ -153,7 +153,7 @@ async def execute(state, entry, raw: list, options: dict) -> list:
     check_items(state.limits, len(raw))
     resolved = checked_options(entry.pipeline, options)
     longest = max((len(x) for x in raw if isinstance(x, str)), default=None)  # characters: at least its tokens
-    check_generation(state.limits, entry.pipeline, resolved, len(raw), longest)
+    check_generation(state.limits, entry.pipeline, resolved, longest)
     kind = task_inputs(entry.spec)
     if kind == "text":  # cheap enough for the event loop: two thread hops would cost more than the work
         items = decode(state.limits, kind, raw, task_row(entry.spec))
