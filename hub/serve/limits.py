@@ -80,9 +80,10 @@ def check_items(limits: Limits, count: int) -> None:
         raise over_limit("max_items", "the number of inputs", count, limits.max_items)
 
 
-def check_generation(limits: Limits, pipeline, options: dict, count: int, input_tokens: int | None = None) -> None:
-    """A 422 for an option counting new tokens over ``--max-new-tokens``, or for a request whose batch the
-    pipeline estimates (``Pipeline.estimate_bytes``) over ``--max-generation-mb``; before any input is decoded."""
+def check_generation(limits: Limits, pipeline, options: dict, input_tokens: int | None = None) -> None:
+    """A 422 for an option counting new tokens over ``--max-new-tokens``, or for options whose batch (of
+    ``--max-batch`` inputs, as requests with equal options share batches) the pipeline estimates
+    (``Pipeline.estimate_bytes``) over ``--max-generation-mb``; before any input is decoded."""
     for option in getattr(pipeline, "call_options", ()):
         value = options.get(option.name)
         if option.new_tokens and isinstance(value, int) and value > limits.max_new_tokens:
@@ -90,14 +91,13 @@ def check_generation(limits: Limits, pipeline, options: dict, count: int, input_
                                 f"{limits.max_new_tokens} (set with {flag('max_new_tokens')}); ask for fewer",
                            "options", "limit_max_new_tokens")
     estimate = getattr(pipeline, "estimate_bytes", None)
-    needed = estimate(min(count, limits.max_batch), options, input_tokens) if estimate else None
-    budget = limits.max_generation_mb * 2**20
-    if needed and needed > budget:
-        raise ApiError(422, f"this request would take about {needed / 2**20:.0f} MiB per batch of "
-                            f"{min(count, limits.max_batch)} inputs, over the server's limit max_generation_mb="
-                            f"{limits.max_generation_mb:g} (set with {flag('max_generation_mb')}); send fewer or "
-                            "shorter inputs, or ask for fewer new tokens or beams", "options",
-                       "limit_max_generation_mb")
+    batch = limits.max_batch  # requests with the same options share batches of up to this many inputs
+    needed = estimate(batch, options, input_tokens) if estimate else None
+    if needed and needed > limits.max_generation_mb * 2**20:
+        raise ApiError(422, f"with these options a batch of {batch} inputs (--max-batch) would take about "
+                            f"{needed / 2**20:.0f} MiB, over the server's limit max_generation_mb="
+                            f"{limits.max_generation_mb:g} (set with {flag('max_generation_mb')}); ask for fewer new "
+                            "tokens or beams, or send shorter inputs", "options", "limit_max_generation_mb")
 
 
 def check_text(limits: Limits, text, index: int) -> str:
