@@ -185,7 +185,7 @@ def get_spec(model_id: str, task: str | None = None) -> ModelSpec:
         from hub.local import looks_like_path, not_a_model_directory
 
         if looks_like_path(model_id):  # a path that is no directory: say so, not "unknown model id"
-            raise not_a_model_directory(model_id) from None
+            raise not_a_model_directory(model_id, _meant(known, model_id)) from None
         _note_failed_plugins(exc)
         raise
     from hub.plugins import require_plugin
@@ -196,6 +196,16 @@ def get_spec(model_id: str, task: str | None = None) -> ModelSpec:
                        "declare (its task declarations may have been refused: see 'hub plugins'); update or "
                        "reinstall the plugin")
     return spec.with_task(task) if task else spec  # a task of another modality is refused by name
+
+
+def _meant(known: Catalog, text: str) -> list[str]:
+    """Catalogue ids a path-like MODEL may have meant: those served from the Hub repository ``text``
+    (e.g. 'google/vit-base-patch16-224'), else ids close to its last part ('./all-minilm-l6')."""
+    import difflib
+
+    wanted = f"hf-hub:{text}".lower()
+    served = [spec.id for spec in known.specs.values() if (spec.source or "").lower() == wanted]
+    return served or difflib.get_close_matches(Path(text).name, list(known.specs), n=3, cutoff=0.8)
 
 
 def _note_failed_plugins(exc: UnknownModelError) -> None:

@@ -69,8 +69,12 @@ def looks_like_path(model_id: str) -> bool:
         return False
 
 
-def not_a_model_directory(model_id: str):
-    """The HubError for a path given as MODEL that is not a directory: missing, a file, or a special file."""
+def not_a_model_directory(model_id: str, suggestions=()):
+    """The HubError for a path given as MODEL that is not a directory: missing, a file, or a special file.
+
+    ``suggestions`` are catalogue ids the text may have meant (a missing path is often a misspelt id,
+    or a Hub repository that a catalogue entry serves).
+    """
     from hub.errors import HubError
     from hub.inputs import printable
 
@@ -85,7 +89,8 @@ def not_a_model_directory(model_id: str):
     if kind == "missing":
         where = _nearest_existing(path)
         near = f" (the nearest existing folder is '{printable(str(where))}')" if where is not None else ""
-        return HubError(f"'{shown}' is not a model id, and no such path exists{near}. {choose}")
+        meant = f" Did you mean: {', '.join(suggestions)}?" if suggestions else ""
+        return HubError(f"'{shown}' is not a model id, and no such path exists{near}.{meant} {choose}")
     if kind == "file" and (path.name in MODEL_FILES or path.suffix in (".safetensors", ".bin", ".onnx", ".xml")):
         return HubError(f"'{shown}' is a file of a model, not a model directory: give the directory that holds it, "
                         f"'{printable(str(path.resolve().parent))}'")

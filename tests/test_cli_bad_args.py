@@ -261,6 +261,28 @@ def test_a_path_that_is_no_model_directory_is_named_as_a_path(cli_runner, tmp_pa
         assert "a model directory holds mmhub.yaml" in lines[0] and "`hub list`" in lines[0]
 
 
+@pytest.mark.parametrize("text, meant", [
+    ("someorg/Some-ViT", "my-vit"),            # a Hub repository a catalogue entry serves: its id
+    ("./my-vit", "my-vit"),                    # a catalogue id written as a path
+    ("runs/my-vitt", "my-vit"),                # ... and misspelt
+    ("no/such/thing", None),                   # nothing close: no guess
+])
+def test_a_missing_path_names_the_catalogue_id_it_may_have_meant(cli_runner, tmp_path, monkeypatch, fresh_hub,
+                                                                 text, meant):
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("models:\n  my-vit:\n    task: image-classification\n    plugin: transformers\n"
+                    "    source: hf-hub:someorg/some-vit\n")
+    monkeypatch.setenv("HUB_CATALOG", str(mine))
+    monkeypatch.chdir(tmp_path)
+    result = cli_runner.invoke(cli, ["info", text])
+    line = result.stderr.strip()
+    assert result.exit_code == 2 and "no such path exists" in line, result.output
+    if meant:
+        assert f"Did you mean: {meant}?" in line
+    else:
+        assert "Did you mean" not in line
+
+
 def test_a_path_is_named_through_the_python_api_too(tmp_path):
     import hub
 
