@@ -96,6 +96,10 @@ def test_binding_beyond_loopback_without_a_key_warns():
     (["--dtype", "int4"], "--dtype"),
     (["--model", "all-minilm-l6"], "unknown model id 'all-minilm-l6'. Did you mean: all-minilm-l6-v2"),
     (["--model", "./no/such/dir"], "no/such/dir"),
+    (["--cors-origin", "localhost:3000"], "'localhost:3000' is not an origin"),
+    (["--cors-origin", "null"], "give scheme://host[:port]"),
+    (["--cors-origin", "http://a.example/page"], "is not an origin"),
+    (["--max-json-depth", "0"], "--max-json-depth"),
 ])
 def test_bad_flags_are_one_line_and_exit_2(args, words):
     result = subprocess.run([hub_exe(), "serve", *args], capture_output=True, text=True, timeout=60)
@@ -109,3 +113,22 @@ def test_hub_list_and_import_hub_stay_free_of_the_server_libraries():
             "print(sorted(m for m in ('torch', 'fastapi', 'uvicorn', 'starlette') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_cors_origin_and_allowed_host_reach_the_server():
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = start("--port", str(port), "--cors-origin", "http://LOCALHOST:3000/", "--allowed-host", "box.lan",
+                    env={"HUB_API_KEY": ""})
+    try:
+        wait_ready(url, process)
+        friend = httpx.get(url + "/v1/tasks", headers={"Origin": "http://localhost:3000"})
+        assert friend.status_code == 200 and friend.headers["access-control-allow-origin"] == "http://localhost:3000"
+        assert httpx.get(url + "/v1/tasks", headers={"Origin": "http://localhost:3001"}).status_code == 403
+        assert httpx.get(url + "/health", headers={"Host": f"box.lan:{port}"}).status_code == 200
+        assert httpx.get(url + "/health", headers={"Host": f"evil.example:{port}"}).status_code == 400
+        posted = httpx.post(url + "/v1/embeddings", content=b"{}", headers={"Content-Type": "text/plain"})
+        assert posted.status_code == 415
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)

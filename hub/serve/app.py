@@ -251,13 +251,17 @@ def swagger_ui_dir() -> Path | None:
 
 
 def document_errors(app: FastAPI) -> None:
-    """Declare the error envelope for every error status of every API route, in the OpenAPI schema."""
+    """Declare the error envelope for every error status of every API route, and the tasks ``/v1/run`` takes, in
+    the OpenAPI schema."""
+    from hub.serve import run
+
     original = app.openapi
 
     def openapi():
         if app.openapi_schema:
             return app.openapi_schema
         schema = original()
+        run.document_tasks(schema)
         schema.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
         for path in schema.get("paths", {}).values():
             for operation in path.values():

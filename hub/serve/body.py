@@ -89,6 +89,26 @@ def unknown_fields(names: list[str], model: type[BaseModel]) -> ApiError:
                          f"fields are {valid}", names[0], "unknown_field")
 
 
+def narrowed(**keywords):
+    """A ``json_schema_extra`` adding ``keywords`` to a field's schema (to its non-null branch when it is nullable),
+    so that the schema says what the route checks itself, with its own messages (a schema-valid request is
+    then refused only for what no schema can know: a model's options, the content of an image, ...)."""
+    def extra(schema: dict) -> None:
+        branches = [b for b in schema.get("anyOf", ()) if b.get("type") != "null"]
+        (branches[0] if len(branches) == 1 else schema).update(keywords)
+
+    return extra
+
+
+def not_null(**keywords):
+    """A ``json_schema_extra`` that declares an optional form field as its type alone (a form cannot send null)."""
+    def extra(schema: dict) -> None:
+        branches = [b for b in schema.pop("anyOf", ()) if b.get("type") != "null"]
+        schema.update(branches[0] if len(branches) == 1 else {}, **keywords)
+
+    return extra
+
+
 def openapi_body(model: type[BaseModel], **more_content) -> dict:
     """``openapi_extra`` declaring ``model`` as the route's JSON body (plus other content types given)."""
     schema = model.model_json_schema(ref_template="#/components/schemas/{model}")

@@ -21,22 +21,29 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import PlainTextResponse
 from pydantic import Field
 
-from hub.serve.body import Body, openapi_body, read_model
+from hub.serve.body import Body, narrowed, not_null, openapi_body, read_model
 from hub.serve.errors import ApiError
 from hub.serve.limits import audio_seconds
 from hub.serve.run import checked_options, execute, unless_disconnected
 
 router = APIRouter()
 FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
+IMAGE_ITEM = {"type": "object", "required": ["type", "image_url"], "properties": {
+    "type": {"const": "image_url"},
+    "image_url": {"type": "object", "required": ["url"], "properties": {"url": {"type": "string"}}}}}
+INPUT_SCHEMA = {"anyOf": [{"type": "string"}, {"type": "array", "minItems": 1, "items": {"type": "string"}},
+                          {"type": "array", "minItems": 1, "items": IMAGE_ITEM}]}
 
 
 class EmbeddingRequest(Body):
     """OpenAI's embeddings request, plus ``modality``."""
 
     model: str
-    input: Union[str, list[Any]] = Field(description="a string or a list of strings (images: data: URIs)")
+    input: Union[str, list[Any]] = Field(description="a string or a list of strings (images: data: URIs)",
+                                         json_schema_extra=lambda schema: schema.update(INPUT_SCHEMA))
     encoding_format: Literal["float", "base64"] = "float"
-    dimensions: Optional[int] = Field(default=None, description="truncate to this many and re-normalise")
+    dimensions: Optional[int] = Field(default=None, description="truncate to this many and re-normalise",
+                                      json_schema_extra=narrowed(minimum=1))
     user: Optional[str] = None
     modality: Literal["text", "image"] = Field(default="text", description="what the inputs are")
 
@@ -165,9 +172,12 @@ def count_tokens(pipeline, texts: list[str]) -> int:
 @router.post("/v1/audio/transcriptions", tags=["openai"], responses={200: {
     "description": "json and verbose_json as JSON; text and srt as text/plain; vtt as text/vtt",
     "content": {"text/plain": {"schema": {"type": "string"}}, "text/vtt": {"schema": {"type": "string"}}}}})
-async def transcriptions(request: Request, file: UploadFile = File(...), model: str = Form(...),
-                         language: Optional[str] = Form(None), prompt: Optional[str] = Form(None),
-                         response_format: str = Form("json"), temperature: Optional[float] = Form(None)):
+async def transcriptions(request: Request, file: UploadFile = File(...),
+                         model: str = Form(..., json_schema_extra={"minLength": 1}),
+                         language: Optional[str] = Form(None, json_schema_extra=not_null()),
+                         prompt: Optional[str] = Form(None, json_schema_extra=not_null()),
+                         response_format: str = Form("json", json_schema_extra={"enum": list(FORMATS)}),
+                         temperature: Optional[float] = Form(None, json_schema_extra=not_null())):
     """Transcribe an uploaded audio file (wav, flac, ogg, mp3, aiff) in OpenAI's shape, in any response_format."""
     state = request.app.state.hub
     return await unless_disconnected(request, transcribe(state, file, model, language, prompt, response_format,

@@ -22,10 +22,10 @@ import uuid
 from typing import Any, Optional
 
 from fastapi import APIRouter, Request
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from hub.errors import HubError
-from hub.serve.body import Body, openapi_body, read_model
+from hub.serve.body import Body, narrowed, openapi_body, read_model
 from hub.serve.errors import ApiError, from_hub_error
 from hub.serve.limits import over_limit
 from hub.serve.run import execute, unless_disconnected
@@ -34,14 +34,27 @@ router = APIRouter()
 TASK = "text-ranking"
 
 
+TEXT = {"type": "string", "pattern": "\\S"}  # not blank
+DOCUMENTS = narrowed(minItems=1, items=TEXT)
+ONE_SHAPE = {  # the documents in 'documents' or in 'texts', not both
+    "anyOf": [{"required": [name], "properties": {name: {"type": "array"}}} for name in ("documents", "texts")],
+    "not": {"required": ["documents", "texts"], "properties": {"documents": {"type": "array"},
+                                                               "texts": {"type": "array"}}}}
+
+
 class RerankRequest(Body):
     """The body of ``POST /v1/rerank``: infinity's shape (``documents``) or TEI's (``texts``)."""
 
+    model_config = ConfigDict(extra="forbid", json_schema_extra=ONE_SHAPE)
+
     model: str = Field(description="a text-ranking model (GET /v1/models)")
-    query: Any = Field(description="the text the documents are ranked against")
-    documents: Optional[list[Any]] = Field(default=None, description="the documents (infinity's shape)")
-    texts: Optional[list[Any]] = Field(default=None, description="the documents (TEI's shape)")
-    top_n: Optional[int] = Field(default=None, description="return only the best n (default: all)")
+    query: Any = Field(description="the text the documents are ranked against", json_schema_extra=TEXT)
+    documents: Optional[list[Any]] = Field(default=None, description="the documents (infinity's shape)",
+                                           json_schema_extra=DOCUMENTS)
+    texts: Optional[list[Any]] = Field(default=None, description="the documents (TEI's shape)",
+                                       json_schema_extra=DOCUMENTS)
+    top_n: Optional[int] = Field(default=None, description="return only the best n (default: all)",
+                                 json_schema_extra=narrowed(minimum=1))
     return_documents: bool = Field(default=False, description="include each document's text (infinity's shape)")
     return_text: bool = Field(default=False, description="include each text (TEI's shape)")
     raw_scores: bool = Field(default=False, description="the model's logits instead of its activation's scores")

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from hub.errors import HubError
-from hub.serve.body import Body, openapi_body, parse_json, read_model
+from hub.serve.body import Body, narrowed, openapi_body, parse_json, read_model
 from hub.serve.errors import ApiError, from_hub_error
 from hub.serve.limits import check_generation, check_image, check_items, check_text, decode_base64, read_audio
 
@@ -25,7 +25,9 @@ class RunRequest(Body):
     """The JSON body of ``POST /v1/run/{model}``."""
 
     inputs: list[Any] = Field(description="texts (or the object a structured task takes, such as question-answering's "
-                                          "{\"question\", \"context\"}), or data: URIs / base64 of images or audio")
+                                          "{\"question\", \"context\"}), or data: URIs / base64 of images or audio",
+                              json_schema_extra=narrowed(minItems=1, items={"anyOf": [{"type": "string"},
+                                                                                      {"type": "object"}]}))
     options: dict[str, Any] = Field(default_factory=dict, description="the task's call options (GET /v1/models/{id})")
     task: Optional[str] = Field(default=None, description="a task other than the model's own (same modality)")
 
@@ -168,13 +170,17 @@ async def execute(state, entry, raw: list, options: dict) -> list:
 @router.post("/v1/run/{model_id:path}", response_model=RunResponse, tags=["native"], openapi_extra=openapi_body(
     RunRequest, **{"multipart/form-data": {"schema": {
         "type": "object", "required": ["file"], "additionalProperties": False, "properties": {
-            "file": {"type": "array", "items": {"type": "string", "format": "binary"}},
-            "options": {"type": "string", "description": "the options as a JSON object"},
-            "task": {"type": "string"}}}}}))
+            "file": {"type": "array", "minItems": 1, "items": {"type": "string", "format": "binary"}},
+            "options": {"type": "object", "description": "the options as a JSON object"},
+            "task": {"type": "string"}}},
+        "encoding": {"options": {"contentType": "application/json"}}}}))
 async def run_model(model_id: str, request: Request):
     """Run a model on inputs (JSON or multipart); the results are the JSON of ``hub run --json``."""
     state = request.app.state.hub
     raw, options, task = await read_run_body(request)
+    if task is not None and not task.strip():
+        raise ApiError(400, "'task' is empty: name a task (GET /v1/tasks lists them) or leave it out", "task",
+                       "unknown_task")
     entry = await state.host.get(model_id, task)
     results = await unless_disconnected(request, execute(state, entry, raw, options))
     if not isinstance(results, list):
@@ -219,7 +225,19 @@ async def read_form(request: Request) -> tuple[list, dict, str | None]:
     options = parse_json(options.encode() if isinstance(options, str) else await options.read(),
                          request.app.state.hub.limits, "the 'options' part")
     task = form.get("task")
-    return files, options, task if isinstance(task, str) and task else None
+    return files, options, task if isinstance(task, str) else None  # an empty 'task' part names no task: 400
+
+
+def document_tasks(schema: dict) -> None:
+    """Declare the task table's names and aliases as the values ``task`` takes on ``/v1/run`` (JSON and multipart)."""
+    from hub.tasks import list_tasks
+
+    names = sorted({name for t in list_tasks() for name in (t.name, *t.aliases)})
+    operation = schema.get("paths", {}).get("/v1/run/{model_id}", {}).get("post")
+    for content in ((operation or {}).get("requestBody") or {}).get("content", {}).values():
+        task = content["schema"]["properties"]["task"]
+        branches = [b for b in task.get("anyOf", ()) if b.get("type") == "string"]
+        (branches[0] if branches else task)["enum"] = names
 
 
 # -- the catalogue ----------------------------------------------------------------------------------
