@@ -14,7 +14,7 @@ from pathlib import Path
 from hub.errors import OptionError, WeightsError
 from hub.options import Option, OptionLimitError
 from hub.tasks.results_caption import Caption
-from mmhub_transformers import bounds
+from mmhub_transformers.bounds import beams, decoder_positions, default_new_tokens, generation_bytes, new_token_limits
 from mmhub_transformers.loading import (TransformersPipeline, load_auto, load_tokenizer, read_json,
                                         translated_errors, weights_dir)
 
@@ -89,15 +89,15 @@ class ImageCaptioningPipeline(TransformersPipeline):
             raise OptionError("option 'prompt' is blank; give some words for the caption to continue, e.g. "
                               "prompt='a picture of', or leave it out")
         if prompt is not None:
-            self.check_prompt_room(prompt, bounds.default_new_tokens(self.model, options))
+            self.check_prompt_room(prompt, default_new_tokens(self.model, options))
         return options
 
     def limits(self) -> dict:
-        return bounds.new_token_limits(bounds.decoder_positions(self))
+        return new_token_limits(decoder_positions(self))
 
     def check_prompt_room(self, prompt: str, new: int) -> None:
         """The prompt's tokens and the new tokens must fit the text decoder's positions."""
-        positions = bounds.decoder_positions(self)
+        positions = decoder_positions(self)
         used = len(self.tokenizer(prompt)["input_ids"])
         if used + new > positions:
             raise OptionLimitError(
@@ -108,8 +108,8 @@ class ImageCaptioningPipeline(TransformersPipeline):
     def estimate_bytes(self, batch: int, options: dict, input_tokens: int | None = None) -> int:
         prompt = options.get("prompt")
         used = len(self.tokenizer(prompt)["input_ids"]) if prompt else 1
-        sequences = batch * bounds.beams(self.model, options)
-        return bounds.generation_bytes(self.model, sequences, used + bounds.default_new_tokens(self.model, options),
+        sequences = batch * beams(self.model, options)
+        return generation_bytes(self.model, sequences, used + default_new_tokens(self.model, options),
                                        image_positions(self.model.config))
 
     def prepare(self, item):

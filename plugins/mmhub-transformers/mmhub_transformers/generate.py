@@ -4,7 +4,7 @@ from __future__ import annotations
 from hub.errors import HubError, OptionError
 from hub.options import DO_SAMPLE, MAX_NEW_TOKENS, SAMPLE_TOP_K, SEED, TEMPERATURE, TOP_P
 from hub.tasks.results import Generation
-from mmhub_transformers import bounds
+from mmhub_transformers.bounds import default_new_tokens, generation_bytes, vocab_size
 from mmhub_transformers.classify import HeadPipeline
 
 SAMPLING_ONLY = ("temperature", "top_k", "top_p")
@@ -38,12 +38,12 @@ class TextGenerationPipeline(HeadPipeline):
     def limits(self) -> dict:
         context = self.max_length()
         return {"max_new_tokens": (context - 1, f"its context of {context} tokens, less one for the prompt"),
-                "top_k": (bounds.vocab_size(self), "the size of its vocabulary")}
+                "top_k": (vocab_size(self), "the size of its vocabulary")}
 
     def estimate_bytes(self, batch: int, options: dict, input_tokens: int | None = None) -> int:
         context = self.max_length()
-        positions = min(context, (input_tokens or context) + bounds.default_new_tokens(self.model, options))
-        return bounds.generation_bytes(self.model, batch, positions)
+        positions = min(context, (input_tokens or context) + default_new_tokens(self.model, options))
+        return generation_bytes(self.model, batch, positions)
 
     def check_options(self, options: dict) -> dict:
         given = [name for name in SAMPLING_ONLY if options[name] is not None]

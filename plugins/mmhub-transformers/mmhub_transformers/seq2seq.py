@@ -14,7 +14,7 @@ import re
 from hub.errors import InputError, OptionError
 from hub.options import DO_SAMPLE, MAX_NEW_TOKENS, SEED, TEMPERATURE, TOP_P, Option
 from hub.tasks.results_seq2seq import GeneratedText
-from mmhub_transformers import bounds
+from mmhub_transformers.bounds import beams, decoder_positions, default_new_tokens, generation_bytes, new_token_limits
 from mmhub_transformers.classify import HeadPipeline
 from mmhub_transformers.seq2seq_langs import Plan, plan_for
 
@@ -76,12 +76,12 @@ class Seq2SeqPipeline(HeadPipeline):
         return options
 
     def limits(self) -> dict:
-        return bounds.new_token_limits(bounds.decoder_positions(self))
+        return new_token_limits(decoder_positions(self))
 
     def estimate_bytes(self, batch: int, options: dict, input_tokens: int | None = None) -> int:
         source = min(input_tokens or self.max_length(), self.max_length())
-        sequences = batch * bounds.beams(self.model, options)
-        return bounds.generation_bytes(self.model, sequences, bounds.default_new_tokens(self.model, options) + 1,
+        sequences = batch * beams(self.model, options)
+        return generation_bytes(self.model, sequences, default_new_tokens(self.model, options) + 1,
                                        source)
 
     def samples_by_default(self) -> bool:

@@ -15,7 +15,8 @@ from __future__ import annotations
 from hub.errors import InputError, OptionError
 from hub.options import MAX_NEW_TOKENS, TOP_K, Option
 from hub.tasks.results import Classification, LabelScore, Transcription, TranscriptionChunk
-from mmhub_transformers import bounds
+from mmhub_transformers.bounds import (decoder_positions, default_new_tokens, first_int, generation_bytes,
+                                       new_token_limits)
 from mmhub_transformers.detect import SPEECH_SEQ2SEQ_TYPES
 from mmhub_transformers.loading import (TransformersPipeline, load_auto, load_tokenizer, read_json,
                                         translated_errors, weights_dir)
@@ -215,12 +216,12 @@ class Seq2SeqRecognitionPipeline(SpeechRecognitionPipeline):
     call_options = (SPEECH_MAX_NEW_TOKENS, LANGUAGE, SPEECH_TASK, SEQ2SEQ_CHUNK_S)
 
     def limits(self) -> dict:
-        return bounds.new_token_limits(bounds.decoder_positions(self), START_TOKENS)
+        return new_token_limits(decoder_positions(self), START_TOKENS)
 
     def estimate_bytes(self, batch: int, options: dict, input_tokens: int | None = None) -> int:
-        source = bounds.first_int(self.model.config, ("max_source_positions",)) or 0
-        new = bounds.default_new_tokens(self.model, options)
-        return bounds.generation_bytes(self.model, WINDOW_BATCH, new + START_TOKENS, source)
+        source = first_int(self.model.config, ("max_source_positions",)) or 0
+        new = default_new_tokens(self.model, options)
+        return generation_bytes(self.model, WINDOW_BATCH, new + START_TOKENS, source)
 
     def check_options(self, options: dict) -> dict:
         config = self.model.generation_config
