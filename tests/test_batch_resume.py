@@ -153,13 +153,21 @@ MANIFESTS = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(MANIFESTS))
+MANIFEST_NODES = {"a named pipe": os.mkfifo, "a directory": os.mkdir,
+                  "a link to /dev/null": lambda path: os.symlink("/dev/null", path)}
+
+
+@pytest.mark.parametrize("case", sorted(MANIFESTS) + sorted(MANIFEST_NODES))
 def test_a_corrupt_manifest_is_rewritten_and_verified_parts_are_kept(case, run, tmp_path, cli_runner):
     model, src, pristine, expected = run
     out = tmp_path / "out.jsonl"
     shutil.copytree(pristine, work_dir(out))
     manifest = work_dir(out) / MANIFEST
-    manifest.unlink() if MANIFESTS[case] is None else manifest.write_bytes(MANIFESTS[case])
+    manifest.unlink()
+    if case in MANIFEST_NODES:
+        MANIFEST_NODES[case](manifest)
+    elif MANIFESTS[case] is not None:
+        manifest.write_bytes(MANIFESTS[case])
     res = cli_runner.invoke(cli, [*_args(model, src, out), "--resume"])
     assert res.exit_code == 0, res.output
     assert "written anew" in res.output and "do not verify" not in res.output, res.output  # the parts verified

@@ -244,9 +244,15 @@ def _made_by_hub(work: Path) -> bool:
 
 
 def read_manifest(work: Path) -> dict | None:
-    """The work directory's manifest; None when it is missing, unreadable or not a JSON object."""
+    """The work directory's manifest; None when it is missing, unreadable or not a JSON object.
+
+    Anything there but a regular file (a directory, a FIFO that would block the read) is removed."""
+    path = work / MANIFEST
+    if os.path.lexists(path) and not (path.is_file() and not path.is_symlink()):
+        remove_path(path)
+        return None
     try:
-        saved = json.loads((work / MANIFEST).read_text(encoding="utf-8"))
+        saved = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     return saved if isinstance(saved, dict) else None
