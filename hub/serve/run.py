@@ -17,6 +17,7 @@ from hub.errors import HubError
 from hub.serve.body import Body, narrowed, openapi_body, parse_json, read_model
 from hub.serve.errors import ApiError, from_hub_error
 from hub.serve.limits import check_generation, check_image, check_items, check_text, decode_base64, read_audio
+from hub.tasks.serialisable import check_results
 
 router = APIRouter()
 
@@ -185,6 +186,7 @@ async def run_model(model_id: str, request: Request):
     results = await unless_disconnected(request, execute(state, entry, raw, options))
     if not isinstance(results, list):
         return results
+    check_results(results, entry.spec.plugin, entry.spec.id, entry.spec.task)  # as hub run and hub.run do
     return {"model": entry.spec.id, "task": entry.spec.task, "results": [r.to_dict() for r in results],
             "summaries": summaries(results)}
 

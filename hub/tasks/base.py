@@ -5,8 +5,8 @@ batching with results returned in input order, moving batches to the device, and
 ``forward`` under ``torch.inference_mode`` and the device manager's autocast. It also checks the
 call options against the pipeline's ``call_options`` and the model's own ``limits()`` (see
 :mod:`hub.options`) before any input is read, and refuses results holding NaN or infinity (see
-:mod:`hub.tasks.finite`) or breaking the result contract (:mod:`hub.tasks.serialisable`), so the CLI, the
-server and the SDK agree. The plugin's code runs with stdout sent to stderr (:mod:`hub.stdio`).
+:mod:`hub.tasks.finite`) or, in a call, breaking the result contract (:mod:`hub.tasks.serialisable`; the
+server checks what it sends the same way), so the CLI, the server and the SDK agree. The plugin's code runs with stdout sent to stderr (:mod:`hub.stdio`).
 """
 from __future__ import annotations
 
@@ -94,6 +94,7 @@ class Pipeline(ABC):
             return []
         options = self.check_options(options)
         results = self.run_batches([self.prepare(x) for x in items], batch_size, progress, **options)
+        check_results(results, getattr(self.spec, "plugin", "?"), self.spec.id, self.task)
         return results[0] if single else results
 
     def resolve_options(self, given: dict) -> dict:
@@ -119,7 +120,6 @@ class Pipeline(ABC):
                 for i, result in zip(idx, results):
                     out[i] = result
         check_finite(out, self.options_owner())
-        check_results(out, getattr(self.spec, "plugin", "?"), self.spec.id, self.task)
         return out  # type: ignore[return-value]
 
     def _ran(self, prepared: list, batches: list[list[int]], kwargs: dict) -> Iterable[list[Result]]:
