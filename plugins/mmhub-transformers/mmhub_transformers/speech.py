@@ -25,7 +25,9 @@ WINDOW_BATCH = 16  # windows per model call, so that hours of audio do not go th
 START_TOKENS = 4  # Whisper's decoder starts from up to 4 tokens: start, language, task, no-timestamps
 MIN_FRAME_S = 0.025  # the analysis frame of spectrogram front ends (Whisper, AST): shorter audio is no input
 
-CHUNK_S = Option("chunk_s", float, 20.0, "window length in seconds for long audio", minimum=0, exclusive_minimum=True)
+MAX_CHUNK_S = 600.0  # one window's length in seconds: the model runs a whole window at once (attention is quadratic)
+CHUNK_S = Option("chunk_s", float, 20.0, "window length in seconds for long audio", minimum=0, exclusive_minimum=True,
+                 maximum=MAX_CHUNK_S)
 STRIDE_S = Option("stride_s", float, None, "seconds of overlap dropped on each side of a window (default: "
                   "chunk_s / 6)", minimum=0)
 LANGUAGE = Option("language", str, None, "the spoken language, e.g. en, de or german (default: detected)")
