@@ -99,6 +99,10 @@ def test_build_app_reads_serve_run_arguments():
     assert isinstance(app, Application)
     with pytest.raises(Exception, match="unknown argument.*replica"):
         build_app({"replica": "3"})
+    assert isinstance(build_app({"cors_origin": "http://a.example:3000, http://b.example", "allowed_host": "box"}),
+                      Application)
+    with pytest.raises(Exception, match="cors_origin: 'a.example' is not an origin"):
+        build_app({"cors_origin": "a.example"})
 
 
 def test_importing_the_module_stays_cheap():
@@ -111,5 +115,5 @@ def test_importing_the_module_stays_cheap():
 def test_entry_point_help_names_its_flags():
     out = subprocess.run([sys.executable, "-m", "hub.serve.ray", "--help"], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    for flag in ("--replicas", "--address", "--model", "--num-cpus", "--max-wait-ms"):
+    for flag in ("--replicas", "--address", "--model", "--num-cpus", "--max-wait-ms", "--cors-origin", "--allowed-host"):
         assert flag in out.stdout
