@@ -46,6 +46,7 @@ def broken_results():
         ({"value": np.float32("nan")}, "value"),
         ({"value": torch.tensor([1.0, float("inf")])}, "value[1]"),
         ((1.0, NAN), "[1]"),
+        ({"logits": torch.tensor([[0.0, 1.0], [NAN, 2.0]], dtype=torch.bfloat16)}, "logits[2]"),
     ]
 
 
@@ -53,7 +54,7 @@ def test_finite_results_pass():
     check_finite(finite_results(), "m (task)")
 
 
-@pytest.mark.parametrize("index", range(10))
+@pytest.mark.parametrize("index", range(11))
 def test_every_non_finite_number_is_found_and_named(index):
     result, where = broken_results()[index]
     with pytest.raises(NonFiniteOutputError) as err:

@@ -75,10 +75,9 @@ def _in_sequence(values, path: str) -> tuple[str, str] | None:
 
 def _in_array(value, path: str) -> tuple[str, str] | None:
     """A numpy array or scalar (or a torch tensor) of floats: the first non-finite element."""
+    if type(value).__module__.startswith("torch") and hasattr(value, "is_floating_point"):
+        return _in_tensor(value, path)
     kind = getattr(getattr(value, "dtype", None), "kind", None)
-    if kind is None and type(value).__module__.startswith("torch"):
-        value = value.detach().cpu().numpy() if hasattr(value, "detach") else value
-        kind = getattr(getattr(value, "dtype", None), "kind", None)
     if kind not in ("f", "c"):
         return None
     import numpy as np
@@ -89,6 +88,21 @@ def _in_array(value, path: str) -> tuple[str, str] | None:
     if not bad.size:
         return None
     return (f"{path}[{int(bad[0])}]" if array.ndim else path), repr(float(flat[bad[0]].real))
+
+
+def _in_tensor(value, path: str) -> tuple[str, str] | None:
+    """A torch tensor (bf16 and fp16 included, on any device): the first non-finite element."""
+    import torch
+
+    if not (value.is_floating_point() or value.is_complex()):
+        return None
+    flat = value.detach().reshape(-1)
+    bad = torch.nonzero(~torch.isfinite(flat))
+    if not bad.numel():
+        return None
+    index = int(bad[0, 0])
+    return (f"{path}[{index}]" if value.dim() else path), repr(float(flat[index].real if value.is_complex()
+                                                                      else flat[index]))
 
 
 def _join(path: str, name: str) -> str:
