@@ -135,7 +135,7 @@ def _settled(pm, plugin: str, spec: ModelSpec, owners: dict[str, str], mine: set
 
 
 def _model_clash(pm, plugin: str, owner: str | None, what: str, outcome: str) -> None:
-    from hub.errors import PluginClashWarning
+    from hub.errors import PluginClashWarning, capped
 
     if owner is None:
         message = f"plugin {pm.describe(plugin)} registers {what}; {outcome}"
@@ -143,6 +143,7 @@ def _model_clash(pm, plugin: str, owner: str | None, what: str, outcome: str) ->
         message = (f"plugin {pm.describe(plugin)} registers {what}, which plugin {pm.describe(owner)} serves and "
                    "which comes first (the catalogue and the core, then the shipped plugins, then the rest by "
                    f"distribution name); {outcome}, the other models of both plugins stay")
+    message = capped(message)
     pm.problem(plugin, message)
     warnings.warn(message, PluginClashWarning, stacklevel=2)
 

@@ -30,12 +30,11 @@ import sys
 import time
 import traceback
 from dataclasses import dataclass, field
-from importlib import metadata
 
 import pluggy
 
 from hub import hookspecs
-from hub.errors import HubError, PluginError
+from hub.errors import HubError, PluginError, capped
 from hub.stdio import stdout_to_stderr
 
 ENTRY_POINT_GROUP = "mmhub"
@@ -166,12 +165,13 @@ class HubPluginManager(pluggy.PluginManager):
             return
         dist, version = dist_info or self.dists.get(name, (None, None))
         tb = "".join(traceback.format_exception(exc)) if exc is not None else None
-        self.failures[name] = PluginInfo(name, version, dist, error=message, traceback=tb, loaded=False,
+        self.failures[name] = PluginInfo(name, version, dist, error=capped(message), traceback=tb, loaded=False,
                                          import_ms=self.import_ms.get(name), warnings=self.notes.get(name, []))
 
     def problem(self, name: str, message: str, exc: BaseException | None = None) -> None:
         """Record that a contribution of the loaded plugin ``name`` failed and was dropped."""
         tb = "".join(traceback.format_exception(exc)) if exc is not None else None
+        message = capped(message)
         entries = self.problems.setdefault(name, [])
         if message not in (m for m, _ in entries):
             entries.append((message, tb))
@@ -255,10 +255,10 @@ def _unknown_hooks_message(unknown: list[str]) -> str:
 
 
 def _entry_points():
-    unique = {}
-    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        unique.setdefault(ep.name, ep)  # the same distribution can appear twice on sys.path
-    return list(unique.values())
+    """The ``mmhub`` entry points, the first of each name (cached while no distribution changes: hub.entry_points)."""
+    from hub.entry_points import entry_points
+
+    return entry_points(ENTRY_POINT_GROUP)
 
 
 def installed_plugin_names() -> list[str]:

@@ -75,3 +75,25 @@ def test_an_unexpected_error_outside_plugins_prints_a_capped_line(cli_runner, mo
     line = done.stderr.strip()
     assert "\n" not in line and line.startswith("Error: unexpected RuntimeError: internal state")
     assert len(line) <= MAX_MESSAGE + 200 and "ends here" in line
+
+
+def test_a_plugin_failing_at_import_with_a_huge_message_is_shown_capped(tmp_path, monkeypatch, fresh_hub, cli_runner):
+    import json
+    import sys
+
+    from hub.cli import cli
+    from hub.testing.isolation import write_dist_info
+
+    (tmp_path / "mmhub_huge_import.py").write_text("raise RuntimeError('x' * 5_000_000 + ' the end')\n")
+    write_dist_info(tmp_path, "mmhub-huge-import", "1.0", "hugeimport", "mmhub_huge_import")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv("HUB_PLUGINS", raising=False)
+    try:
+        rows = {r["name"]: r for r in json.loads(cli_runner.invoke(cli, ["plugins", "--json"]).stdout)}
+        error = rows["hugeimport"]["error"]
+        assert rows["hugeimport"]["status"] == "failed" and len(error) <= MAX_MESSAGE + 60
+        assert error.startswith("import failed: RuntimeError: xxx") and error.endswith("the end")
+        done = cli_runner.invoke(cli, ["run", "no-such-model", "hi"])
+        assert done.exit_code == 2 and len(done.stderr) <= MAX_MESSAGE + 100 and "hugeimport" in done.stderr
+    finally:
+        sys.modules.pop("mmhub_huge_import", None)

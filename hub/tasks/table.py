@@ -154,7 +154,7 @@ def _clash(pm, plugin: str, owner: str, what: str, taken: str, outcome: str) -> 
     """Record and warn that ``plugin`` declared ``what``, which ``owner`` (an earlier plugin, or itself) took."""
     import warnings
 
-    from hub.errors import PluginClashWarning
+    from hub.errors import PluginClashWarning, capped
 
     if owner == plugin:
         message = f"plugin {pm.describe(plugin)} declares {what} twice ({taken} the first time); {outcome}"
@@ -162,6 +162,7 @@ def _clash(pm, plugin: str, owner: str, what: str, taken: str, outcome: str) -> 
         message = (f"plugin {pm.describe(plugin)} declares {what}, already {taken} declared by plugin "
                    f"{pm.describe(owner)}, which comes first (the core, then the shipped plugins, then the rest by "
                    f"distribution name); {outcome}, the other tasks of both plugins stay")
+    message = capped(message)
     pm.problem(plugin, message)
     warnings.warn(message, PluginClashWarning, stacklevel=2)
 
