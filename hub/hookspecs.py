@@ -68,7 +68,8 @@ def register_tasks(register: Callable[[TaskInfo | dict], None]) -> None:
 
     When called: each time the task table is built (the first task lookup of a process, and again
     after plugins change), so it must be cheap: no torch, no backbone import, no I/O. The core's
-    built-in plugin (``core``) declares first, then every other plugin in name order.
+    built-in plugin (``core``) declares first, then the shipped plugins, then every other plugin by
+    distribution name.
 
     Arguments: ``register(task)`` where ``task`` is a :class:`hub.tasks.TaskInfo` or a dict with its
     fields: ``name``, ``modality`` (nlp, vision, speech or crossmodal), ``inputs`` (text, image,
@@ -81,9 +82,10 @@ def register_tasks(register: Callable[[TaskInfo | dict], None]) -> None:
     ``hub run --save-dir``, writing through :mod:`hub.io` and returning the paths written). The
     references are imported only when used.
 
-    All or nothing per plugin: if the hook raises, or any declaration is invalid, or a name or
-    alias is already declared by another plugin (the core included), none of this plugin's tasks
-    are kept and ``hub plugins`` shows why; its models for those tasks are then left out.
+    If the hook raises, or any declaration is invalid, none of this plugin's tasks are kept and
+    ``hub plugins`` shows why; its models for those tasks are then left out. A name or alias that
+    an earlier declaration took (the core's, another plugin's, or this plugin's own) stays with it:
+    only the clashing task (its name taken) or alias is dropped, with a warning naming both plugins.
 
     Returns: nothing (the return value is ignored). Every plugin's implementation is called.
     """
