@@ -28,10 +28,21 @@ def shallow():
         yield url
 
 
+def all_routes(routes):
+    """Every route of the app, with those of included routers."""
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        yield from all_routes(inner.routes) if inner is not None else [route]
+
+
 def json_routes(app) -> list[str]:
-    """The path of every route that reads a JSON body, model ids filled in."""
-    return [route.path.replace("{model_id:path}", MINILM) for route, types in app.state.hub.bodies
-            if "application/json" in types]
+    """The path of every route that reads a JSON body, model ids filled in. Every route that takes a POST is
+    in the gate's table of bodies, and all but the multipart upload of OpenAI's transcriptions read JSON."""
+    posts = {r.path for r in all_routes(app.routes) if "POST" in (getattr(r, "methods", None) or ())}
+    bodies = {route.path: types for route, types in app.state.hub.bodies}
+    assert posts == set(bodies) and posts >= {"/v1/run/{model_id:path}", "/v1/embeddings", "/v1/rerank"}
+    assert [p for p, types in bodies.items() if "application/json" not in types] == ["/v1/audio/transcriptions"]
+    return [path.replace("{model_id:path}", MINILM) for path, types in bodies.items() if "application/json" in types]
 
 
 def nested(depth: int, shape: str) -> bytes:
