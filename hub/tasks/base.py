@@ -104,7 +104,8 @@ class Pipeline(ABC):
             preset.update({o.name: source[o.name] for o in self.call_options if source.get(o.name) is not None})
         given = {**preset, **{k: v for k, v in given.items() if v is not None or k not in preset}}
         values = validate_options(self.call_options, given, self.options_owner())
-        check_limits(self.call_options, values, self.limits(), self.options_owner(), self.spec.plugin)
+        plugin = getattr(self.spec, "plugin", "?")
+        check_limits(self.call_options, values, self.limits(), self.options_owner(), plugin)
         return values
 
     def options_owner(self) -> str:
