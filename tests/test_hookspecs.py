@@ -1,4 +1,4 @@
-"""Every hook works as documented, has a test here, and has a README entry (meta-test)."""
+"""Every hook works as documented, has a test here, and has an entry in the hook reference (meta-test)."""
 import inspect
 import re
 from pathlib import Path
@@ -15,6 +15,7 @@ from hub.tasks.base import Pipeline
 from hub.tasks.results import Embedding
 
 ROOT = Path(__file__).resolve().parent.parent
+HOOK_REFERENCE = ROOT / "docs" / "plugins" / "hooks.md"
 HOOKS = sorted(name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction)
                if hasattr(fn, "mmhub_spec"))
 
@@ -132,12 +133,29 @@ def test_every_hookspec_is_documented_in_its_docstring():
         assert ("firstresult" in doc) or ("Every plugin" in doc), name
 
 
-def test_every_hook_has_a_test_and_a_readme_entry():
+def test_every_hook_has_a_test_and_an_entry_in_the_hook_reference():
     tests = "\n".join(p.read_text() for p in (ROOT / "tests").rglob("test_*.py"))
-    readme = (ROOT / "README.md").read_text()
+    reference = HOOK_REFERENCE.read_text()
     for name in HOOKS:
         assert re.search(rf"def test_hook_{name}\b", tests), f"no test_hook_{name}"
-        assert f"`{name}(" in readme, f"README has no entry for the hook {name}"
+        assert f"`{name}(" in reference, f"{HOOK_REFERENCE.name} has no entry for the hook {name}"
+        assert re.search(rf"^## `{name}`$", reference, flags=re.M), f"{HOOK_REFERENCE.name} has no section for {name}"
+
+
+def documented_hooks(text: str) -> set[str]:
+    """Every hook the reference names: its signatures (``def name(``) and its sections (``## `name` ``)."""
+    return set(re.findall(r"^def (\w+)\(", text, flags=re.M)) | set(re.findall(r"^## `(\w+)`$", text, flags=re.M))
+
+
+def test_every_hook_the_reference_documents_exists():
+    documented = documented_hooks(HOOK_REFERENCE.read_text())
+    assert documented, "the hook reference names no hook"
+    assert not documented - set(HOOKS), f"the hook reference documents hooks that do not exist: {documented - set(HOOKS)}"
+
+
+def test_the_reference_check_catches_a_hook_that_does_not_exist():
+    text = HOOK_REFERENCE.read_text() + "\n## `load_modle`\n\ndef registr_models(register) -> None\n"
+    assert documented_hooks(text) - set(HOOKS) == {"load_modle", "registr_models"}
 
 
 def typed_signature(name: str) -> str:
@@ -147,11 +165,11 @@ def typed_signature(name: str) -> str:
     return f"def {name}({params}) -> {sig.return_annotation}"
 
 
-def test_every_hook_exact_signature_appears_in_the_readme():
-    readme = (ROOT / "README.md").read_text()
+def test_every_hook_exact_signature_appears_in_the_hook_reference():
+    reference = HOOK_REFERENCE.read_text()
     for name in HOOKS:
         signature = typed_signature(name)
-        assert signature in readme, f"README lacks the exact signature of the hook {name}: {signature}"
+        assert signature in reference, f"{HOOK_REFERENCE.name} lacks the exact signature of the hook {name}: {signature}"
 
 
 def test_every_hookspec_is_typed_with_classes_that_exist():

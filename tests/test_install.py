@@ -1,4 +1,4 @@
-"""`hub install` / `hub uninstall` round trip in a fresh virtual environment, and the README's plugin."""
+"""`hub install` / `hub uninstall` round trip in a fresh virtual environment, and the plugin the docs show."""
 import json
 import os
 import re
@@ -51,14 +51,18 @@ def test_uninstalling_a_plugin_that_is_not_installed_is_a_clean_error(bare_venv)
     assert done.returncode == 2 and "not installed" in done.stderr and "Traceback" not in done.stderr
 
 
-def readme_blocks(lang: str) -> list[str]:
-    return re.findall(rf"```{lang}\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
+WRITING_A_PLUGIN = ROOT / "docs" / "plugins" / "index.md"
 
 
-def test_readme_minimal_plugin_works(tmp_path):
-    """The plugin shown in the README, installed as a distribution, lists and runs."""
-    module = next(b for b in readme_blocks("python") if "mmhub_charcount.py" in b)
-    pyproject = next(b for b in readme_blocks("toml") if "mmhub-charcount" in b)
+def doc_blocks(lang: str, page: Path = WRITING_A_PLUGIN) -> list[str]:
+    """The fenced code blocks of one language on a docs page, as written there."""
+    return re.findall(rf"```{lang}\n(.*?)```", page.read_text(), flags=re.S)
+
+
+def test_the_documented_minimal_plugin_works(tmp_path):
+    """The plugin shown in docs/plugins/index.md, installed as a distribution, lists and runs."""
+    module = next(b for b in doc_blocks("python") if "mmhub_charcount.py" in b)
+    pyproject = next(b for b in doc_blocks("toml") if "mmhub-charcount" in b)
     assert 'charcount = "mmhub_charcount"' in pyproject
     (tmp_path / "mmhub_charcount.py").write_text(module)
     info = tmp_path / "mmhub_charcount-0.1.0.dist-info"
