@@ -28,7 +28,7 @@ class Limits:
     max_image_pixels: int = 40_000_000  # width x height per image
     max_audio_s: float = 600.0         # seconds per audio input
     max_new_tokens: int = 1024         # new tokens per input a generation option may ask for
-    max_generation_mb: float = 2048.0  # estimated memory of one generation batch (caches, activations)
+    max_generation_mb: float = 8192.0  # estimated memory of one generation batch (caches, activations)
     max_json_depth: int = 32           # nesting of arrays and objects in a JSON body
     workers: int = 0                   # batches a model runs at once; 0: one per CPU core on the CPU, else 1
 
@@ -81,9 +81,9 @@ def check_items(limits: Limits, count: int) -> None:
 
 
 def check_generation(limits: Limits, pipeline, options: dict, input_tokens: int | None = None) -> None:
-    """A 422 for an option counting new tokens over ``--max-new-tokens``, or for options whose batch (of
-    ``--max-batch`` inputs, as requests with equal options share batches) the pipeline estimates
-    (``Pipeline.estimate_bytes``) over ``--max-generation-mb``; before any input is decoded."""
+    """A 422 for an option counting new tokens over ``--max-new-tokens``, or for options whose batch the pipeline
+    estimates (``Pipeline.estimate_bytes``) over ``--max-generation-mb``; before any input is decoded. The batch is
+    the one requests with equal options share: ``--max-batch`` inputs, or the pipeline's smaller batch size."""
     for option in getattr(pipeline, "call_options", ()):
         value = options.get(option.name)
         if option.new_tokens and isinstance(value, int) and value > limits.max_new_tokens:
@@ -91,7 +91,7 @@ def check_generation(limits: Limits, pipeline, options: dict, input_tokens: int 
                                 f"{limits.max_new_tokens} (set with {flag('max_new_tokens')}); ask for fewer",
                            "options", "limit_max_new_tokens")
     estimate = getattr(pipeline, "estimate_bytes", None)
-    batch = limits.max_batch  # requests with the same options share batches of up to this many inputs
+    batch = min(limits.max_batch, int(getattr(pipeline, "default_batch_size", limits.max_batch) or limits.max_batch))
     needed = estimate(batch, options, input_tokens) if estimate else None
     if needed and needed > limits.max_generation_mb * 2**20:
         raise ApiError(422, f"with these options a batch of {batch} inputs (--max-batch) would take about "
