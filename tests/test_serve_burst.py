@@ -6,7 +6,7 @@ summarization, captioning with transformers and open_clip, speech recognition) w
 characters, the largest image ``--max-image-pixels`` allows, ``--max-audio-s`` seconds of audio, the most
 new tokens the model and ``--max-new-tokens`` allow, 64 beams where transformers searches them), must all be
 answered 200 while the server's peak resident memory (``VmHWM``) stays under ``RSS_BUDGET_MB``, the budget
-the README states.
+the serving docs state (docs/guide/serving.md, "Limits").
 """
 from __future__ import annotations
 
