@@ -133,6 +133,7 @@ def doc_blocks(page: Path, lang: str) -> list[str]:
     return re.findall(rf"```{lang}\n(.*?)```", page.read_text(), flags=re.S)
 
 
+@pytest.mark.slow
 def test_the_documented_plugin_passes_the_documented_tests(tmp_path):
     """A third-party plugin and its tests, taken word for word from docs/plugins/, work on the first try:
     the plugin of 'Writing a plugin', installed (a dist-info with its entry point), and the pytest.ini and
