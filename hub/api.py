@@ -10,7 +10,7 @@ import os
 import warnings
 from pathlib import Path
 
-from hub.errors import CatalogError, HubError, NoLoaderError, PluginError, UnknownModelError, shell_command
+from hub.errors import CatalogError, HubError, NoLoaderError, PluginError, UnknownModelError, capped, shell_command
 from hub.registry import (Catalog, CatalogWarning, ModelSpec, read_catalog_file, shipped_catalog_path,
                           user_catalog_paths)
 
@@ -41,7 +41,7 @@ def catalog(installed_only: bool = True) -> Catalog:
         _catalog = _all_catalog.subset(lambda s: s.plugin in loaded and _declared(s.task))
         _built_for = (id(pm), pm.generation)
         for note in _all_catalog.overrides + _undeclared_notes(_all_catalog, loaded):
-            warnings.warn(note, CatalogWarning, stacklevel=2)
+            warnings.warn(capped(note), CatalogWarning, stacklevel=2)
     return _catalog if installed_only else _all_catalog
 
 
@@ -135,7 +135,7 @@ def _settled(pm, plugin: str, spec: ModelSpec, owners: dict[str, str], mine: set
 
 
 def _model_clash(pm, plugin: str, owner: str | None, what: str, outcome: str) -> None:
-    from hub.errors import PluginClashWarning, capped
+    from hub.errors import PluginClashWarning
 
     if owner is None:
         message = f"plugin {pm.describe(plugin)} registers {what}; {outcome}"
@@ -211,7 +211,6 @@ def _meant(known: Catalog, text: str) -> list[str]:
 
 def _note_failed_plugins(exc: UnknownModelError) -> None:
     """Add to an unknown-id error the plugins that failed to load: the model may be one of theirs."""
-    from hub.errors import capped
     from hub.plugins import get_plugin_manager
 
     failed = get_plugin_manager().failures
