@@ -247,3 +247,226 @@ def test_a_message_quoting_a_huge_value_is_capped(text, tmp_path, monkeypatch, c
     line = done.stderr.strip()
     assert "\n" not in line and len(line) <= MAX_MESSAGE + 100 and str(path) in line, line[:300]
     assert "characters left out" in line
+
+
+# -- the parsed-catalogue cache (hub.cache): a file parsed once, re-read when it changes ------------------------------
+ENTRY = "  {id}: {{task: text-embedding, plugin: transformers, source: 'hf-hub:org/{id}'}}\n"
+
+
+def aged(path, seconds=60):
+    """Make ``path`` look written ``seconds`` ago, so that the cache may keep it (see hub.cache.SETTLE_S)."""
+    import os
+    import time
+
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+    return path
+
+
+def catalog_of(tmp_path, *ids, name="catalog.yaml"):
+    path = tmp_path / name
+    path.write_text("models:\n" + "".join(ENTRY.format(id=i) for i in ids))
+    return aged(path)
+
+
+def cache_files(cache) -> list:
+    return sorted((cache / "startup").glob("catalog-*.json"))
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    where = tmp_path / "hub-cache"
+    monkeypatch.setenv("HUB_CACHE_DIR", str(where))
+    return where
+
+
+def refuse_parsing(monkeypatch):
+    """Parsing YAML now fails: whatever is read must come from the cache."""
+    import hub.registry
+
+    def parse(text):
+        raise AssertionError("the catalogue was parsed again")
+
+    monkeypatch.setattr(hub.registry, "_yaml_load", parse)
+
+
+def test_a_catalogue_is_parsed_once_then_read_from_the_cache(tmp_path, cache, monkeypatch):
+    path = catalog_of(tmp_path, "a-model", "b-model")
+    first = read_catalog_file(path)
+    assert len(cache_files(cache)) == 1
+    refuse_parsing(monkeypatch)
+    assert read_catalog_file(path) == first
+
+
+@pytest.mark.parametrize("change", ["new entry", "same size", "touched", "replaced by another file"])
+def test_a_changed_catalogue_is_parsed_again(tmp_path, cache, change):
+    import os
+    import time
+
+    path = catalog_of(tmp_path, "a-model")
+    assert [s.id for s in read_catalog_file(path)] == ["a-model"]
+    if change == "new entry":
+        catalog_of(tmp_path, "a-model", "b-model")
+    elif change == "same size":  # the same number of bytes: only the time tells
+        catalog_of(tmp_path, "z-model")
+        aged(path, 30)
+    elif change == "touched":  # the same bytes, a new time: parsed again, same result
+        os.utime(path, (time.time() - 20, time.time() - 20))
+    else:
+        other = catalog_of(tmp_path, "c-model", name="other.yaml")
+        os.replace(other, path)
+    expected = {"new entry": ["a-model", "b-model"], "same size": ["z-model"], "touched": ["a-model"],
+                "replaced by another file": ["c-model"]}[change]
+    assert [s.id for s in read_catalog_file(path)] == expected
+
+
+def test_the_shipped_catalogue_is_cached_and_a_change_to_it_is_seen(tmp_path, cache, monkeypatch):
+    """registry.yaml, read through the catalogue the hub builds, the way 'hub list' does."""
+    import shutil
+
+    import hub.registry
+    from hub.api import catalog, invalidate_catalog
+
+    shipped = tmp_path / "registry.yaml"
+    shutil.copy(shipped_catalog_path(), shipped)
+    aged(shipped)
+    monkeypatch.setattr(hub.registry, "shipped_catalog_path", lambda: shipped)
+    import hub.api
+
+    monkeypatch.setattr(hub.api, "shipped_catalog_path", lambda: shipped)
+    invalidate_catalog()
+    try:
+        before = set(catalog(installed_only=False).specs)
+        assert "all-minilm-l6-v2" in before and cache_files(cache)
+        text = shipped.read_text().replace("all-minilm-l6-v2:", "all-minilm-l6-v2-renamed:", 1)
+        shipped.write_text(text)
+        invalidate_catalog()
+        after = set(catalog(installed_only=False).specs)
+        assert after == before - {"all-minilm-l6-v2"} | {"all-minilm-l6-v2-renamed"}
+    finally:
+        invalidate_catalog()
+
+
+@pytest.mark.parametrize("garbage", [b"", b"{not json", b"\xff\xfe\x00", b"[1, 2, 3]", b'{"format": 1}',
+                                     b'{"format": 1, "key": null, "value": null}', b'"just a string"',
+                                     b'{"format": 999, "key": [], "value": {"data": {}}}'])
+def test_a_corrupt_cache_file_is_ignored_and_written_anew(tmp_path, cache, garbage):
+    import json
+
+    path = catalog_of(tmp_path, "a-model")
+    expected = read_catalog_file(path)
+    (cached,) = cache_files(cache)
+    cached.write_bytes(garbage)
+    assert read_catalog_file(path) == expected
+    assert json.loads(cached.read_text())["value"]["data"]["models"]["a-model"]["task"] == "text-embedding"
+
+
+def test_a_cache_file_for_another_catalogue_under_the_same_name_is_not_used(tmp_path, cache):
+    """The key holds the path, size and time: a cache file copied from another catalogue's is refused."""
+    first, second = catalog_of(tmp_path, "a-model", name="one.yaml"), catalog_of(tmp_path, "b-model", name="two.yaml")
+    read_catalog_file(first)
+    (one,) = cache_files(cache)
+    read_catalog_file(second)
+    (two,) = [p for p in cache_files(cache) if p != one]
+    two.write_bytes(one.read_bytes())
+    assert [s.id for s in read_catalog_file(second)] == ["b-model"]
+
+
+@pytest.mark.parametrize("blocker", ["a file", "a file above it", "a directory in place of the cache file",
+                                     "a FIFO in place of the cache file", "a read-only directory"])
+def test_a_cache_that_cannot_be_written_or_read_still_reads_the_catalogue(tmp_path, monkeypatch, blocker):
+    import os
+
+    path = catalog_of(tmp_path, "a-model")
+    where = tmp_path / "cache"
+    if blocker == "a file":
+        where.write_text("not a directory")
+    elif blocker == "a file above it":
+        where.write_text("not a directory")
+        where = where / "below"
+    else:
+        from hub.cache import short_name
+
+        slot = where / "startup" / f"catalog-{short_name(str(path))}.json"
+        slot.parent.mkdir(parents=True)
+        if blocker == "a directory in place of the cache file":
+            slot.mkdir()
+        elif blocker == "a FIFO in place of the cache file":
+            os.mkfifo(slot)
+        else:
+            slot.parent.chmod(0o555)
+    monkeypatch.setenv("HUB_CACHE_DIR", str(where))
+    try:
+        for _ in range(2):
+            assert [s.id for s in read_catalog_file(path)] == ["a-model"]
+    finally:
+        if blocker == "a read-only directory":
+            (where / "startup").chmod(0o755)
+
+
+def test_a_recently_changed_catalogue_is_not_cached(tmp_path, cache):
+    """A file changed within the file system's clock tick could change again unseen: it is parsed each time."""
+    path = tmp_path / "fresh.yaml"
+    path.write_text("models:\n" + ENTRY.format(id="a-model"))
+    assert [s.id for s in read_catalog_file(path)] == ["a-model"]
+    assert cache_files(cache) == []
+
+
+def test_cached_entries_are_still_validated(tmp_path, cache, monkeypatch):
+    """The cache keeps the parsed YAML; whether its task is known is decided on every read."""
+    path = tmp_path / "catalog.yaml"
+    path.write_text("models:\n  odd-model: {task: no-such-task, plugin: transformers, source: x}\n")
+    aged(path)
+    for _ in range(2):
+        with pytest.raises(CatalogError, match="no-such-task"):
+            read_catalog_file(path)
+
+
+@pytest.mark.parametrize("text, words", [
+    ("a: &x [1]\nb: *x\nmodels: {}\n", None),
+    ("models:\n  m: {task: text-embedding, plugin: p, source: x}\n  m: {task: text-embedding, plugin: p, source: y}\n",
+     "defined twice"),
+    ("models: [unclosed\n", "not valid YAML"),
+])
+def test_what_the_parser_refuses_is_refused_again_and_never_cached(tmp_path, cache, text, words):
+    path = tmp_path / "catalog.yaml"
+    path.write_text(text)
+    aged(path)
+    for _ in range(2):
+        if words is None:
+            assert read_catalog_file(path) == []
+        else:
+            with pytest.raises(CatalogError, match=words):
+                read_catalog_file(path)
+    assert len(cache_files(cache)) == (1 if words is None else 0)
+
+
+def test_yaml_that_json_cannot_hold_is_not_cached(tmp_path, cache):
+    """A date or a number key would come back from JSON changed: such a file is parsed every time."""
+    path = tmp_path / "catalog.yaml"
+    path.write_text("models:\n  m: {task: text-embedding, plugin: transformers, source: x, "
+                    "options: {released: 2024-01-02, 7: seven}}\n")
+    aged(path)
+    for _ in range(2):
+        (spec,) = read_catalog_file(path)
+        assert spec.options == {"released": __import__("datetime").date(2024, 1, 2), 7: "seven"}
+    assert cache_files(cache) == []
+
+
+def test_an_override_warning_about_a_huge_id_is_capped(tmp_path, monkeypatch, cli_runner, fresh_hub):
+    import os
+
+    from hub.cli import cli
+    from hub.errors import MAX_MESSAGE
+
+    huge = "m" * 1_000_000
+    paths = []
+    for name in ("a.yaml", "b.yaml"):
+        paths.append(write(tmp_path, f"models:\n  ? {huge}\n  : {{task: text-embedding, plugin: transformers, "
+                                     "source: s}\n", name))
+    monkeypatch.setenv("HUB_CATALOG", os.pathsep.join(map(str, paths)))
+    done = cli_runner.invoke(cli, ["list", "--all", "--json"])
+    assert done.exit_code == 0
+    warned = [line for line in done.stderr.splitlines() if line.startswith("Warning:")]
+    assert warned and all(len(line) <= MAX_MESSAGE + 60 for line in warned)
+    assert any("characters left out" in line and str(paths[0]) in line for line in warned), done.stderr[:500]
