@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # the types are named for readers and checkers; importing the
     from hub.device import DeviceManager
     from hub.options import Option
     from hub.registry import ModelSpec
-    from hub.tasks import TaskInfo
+    from hub.tasks.info import TaskInfo
     from hub.tasks.base import Pipeline
     from hub.train.adapter import TrainAdapter
 

@@ -1,15 +1,12 @@
 """Small helpers for plugin authors: refer to heavy code as "module:attr" strings, import it late."""
 from __future__ import annotations
 
-import importlib
 import json
 from pathlib import Path
 
+from hub.refs import resolve_ref
 
-def resolve_ref(ref: str):
-    """The object named by ``"package.module:attribute"``, imported now."""
-    module, _, name = ref.partition(":")
-    return getattr(importlib.import_module(module), name)
+__all__ = ["build_pipeline", "pipeline_options", "read_json_file", "resolve_ref"]
 
 
 def build_pipeline(ref: str, spec, device_manager, options: dict | None):

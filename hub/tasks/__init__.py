@@ -11,69 +11,12 @@ plugins subclass lives in :mod:`hub.tasks.base` and imports torch only when used
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 from hub.errors import UnknownTaskError
+from hub.tasks.info import CORE, INPUT_KINDS, MODALITIES, VIEWS, TaskInfo
 
-MODALITIES = ("nlp", "vision", "speech", "crossmodal")
-INPUT_KINDS = ("text", "image", "audio", "image+text")  # read by the hub itself; other kinds need a loader
-VIEWS = ("table", "text")
-CORE = "core"
-
-
-@dataclass(frozen=True)
-class TaskInfo:
-    """One row of the task table: a task, what it takes and gives, and how the CLI shows and saves it.
-
-    ``result`` names the result class: a class of :mod:`hub.tasks.results` by name (the core's tasks)
-    or ``"module:Class"``, imported only when a result is read back. ``loader`` (``"module:function"``)
-    turns the bytes of one input into what the pipeline takes, for an input kind the hub does not read
-    itself. ``save`` (``"module:function"``) writes a result's files for ``hub run --save-dir``.
-    ``plugin`` is the plugin that declared the task (set by the hub).
-    """
-
-    name: str
-    modality: str
-    inputs: str
-    result: str
-    description: str = ""
-    aliases: tuple[str, ...] = field(default=())
-    loader: str | None = None
-    view: str = "table"
-    save: str | None = None
-    plugin: str = CORE
-
-    def to_dict(self) -> dict:
-        return {
-            "name": self.name,
-            "modality": self.modality,
-            "inputs": self.inputs,
-            "result": self.result,
-            "description": self.description,
-            "aliases": list(self.aliases),
-            "view": self.view,
-            "saves_files": self.save is not None,
-            "plugin": self.plugin,
-        }
-
-    def result_type(self) -> type:
-        """The result class, imported now; a PluginError naming the plugin when it cannot be imported."""
-        from hub.tasks.table import resolve_result
-
-        return resolve_result(self)
-
-    def load_input(self, data: bytes, name: str):
-        """One input of this task's own kind from its bytes, through the declared loader."""
-        from hub.tasks.table import load_input
-
-        return load_input(self, data, name)
-
-    def save_files(self, result, input_name: str, source_input, out_dir) -> list:
-        """Write ``result``'s files under ``out_dir`` through the declared ``save``; the paths written."""
-        from hub.tasks.table import save_files
-
-        return save_files(self, result, input_name, source_input, out_dir)
-
+__all__ = ["ALIASES", "CORE", "INPUT_KINDS", "MODALITIES", "TASKS", "VIEWS", "TaskInfo", "list_tasks", "normalised",
+           "resolve_task", "task_info"]
 
 class _Table(Mapping):
     """A read-only view of one part of the current task table (tasks or aliases)."""

@@ -5,7 +5,7 @@ Registered first, under the name ``core``, before any entry point (see :mod:`hub
 from __future__ import annotations
 
 from hub import hookimpl
-from hub.tasks import TaskInfo
+from hub.tasks.info import TaskInfo
 
 
 def core_tasks() -> list[TaskInfo]:

@@ -1,4 +1,5 @@
-"""Building the task table from every plugin's ``register_tasks``, and calling a task's declared code.
+"""Building the task table from every plugin's ``register_tasks`` (calling a task's declared code is in
+:mod:`hub.tasks.info`).
 
 Plugins declare in a stable order: the core's built-in plugin, then the shipped plugins, then the rest
 by distribution name (:meth:`hub.plugins.HubPluginManager.order_key`). A hook that raises, or an
@@ -13,9 +14,11 @@ from __future__ import annotations
 import re
 import threading
 
-from hub.errors import HubError, InputError, PluginError
-from hub.stdio import stdout_to_stderr
-from hub.tasks import CORE, INPUT_KINDS, MODALITIES, VIEWS, TaskInfo
+from hub.errors import HubError
+from hub.tasks.info import CORE, INPUT_KINDS, MODALITIES, VIEWS, TaskInfo, load_input, resolve_result, save_files
+
+__all__ = ["FIELDS", "REQUIRED", "as_task", "build", "current", "invalidate", "load_input", "may_declare",
+           "resolve_result", "save_files"]  # the last three live in hub.tasks.info, beside TaskInfo
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]*$")
 _REF = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
@@ -236,72 +239,3 @@ def _check_refs(data: dict, label: str, plugin: str) -> None:
         value = data.get(key)
         if value is not None and not _REF.match(value):
             raise HubError(f"{label}: field '{key}' must name a function as \"module:function\", got {value!r}")
-
-
-# -- using a declaration --------------------------------------------------------------------------
-def _resolved(info: TaskInfo, key: str):
-    """The object a declared reference names, imported now; a PluginError naming the plugin otherwise."""
-    from hub.plugin_kit import resolve_ref
-
-    ref = getattr(info, key)
-    try:
-        with stdout_to_stderr():
-            return resolve_ref(ref)
-    except HubError:
-        raise
-    except (Exception, SystemExit) as exc:
-        raise PluginError(info.plugin, f"plugin '{info.plugin}' declares the {key} of task '{info.name}' as "
-                                       f"'{ref}', which cannot be imported: {type(exc).__name__}: {exc}. "
-                                       "Update or reinstall the plugin.", exc) from exc
-
-
-def resolve_result(info: TaskInfo) -> type:
-    """The result class of ``info``; it must have ``to_dict``, ``from_dict`` and ``summary``."""
-    from hub.tasks.results import RESULT_TYPES
-
-    cls = RESULT_TYPES[info.result] if info.result in RESULT_TYPES else _resolved(info, "result")
-    lacking = [m for m in ("to_dict", "from_dict", "summary") if not callable(getattr(cls, m, None))]
-    if not isinstance(cls, type) or lacking:
-        raise PluginError(info.plugin, f"plugin '{info.plugin}' declares '{info.result}' as the result of task "
-                                       f"'{info.name}', but it is not a result class (it lacks "
-                                       f"{', '.join(lacking) or 'a class'}); subclass hub.tasks.results.Result")
-    return cls
-
-
-def load_input(info: TaskInfo, data: bytes, name: str):
-    """One input of ``info``'s own kind read by its loader; an InputError naming ``name`` if it is unusable."""
-    loader = _resolved(info, "loader")
-    try:
-        with stdout_to_stderr():
-            return loader(data)
-    except HubError as exc:
-        raise InputError(f"{name}: {exc}") from None
-    except (ValueError, TypeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{name} is not a valid input of kind '{info.inputs}' for task '{info.name}': {exc}") \
-            from None
-    except Exception as exc:
-        raise PluginError(info.plugin, f"plugin '{info.plugin}' failed while reading {name} for task "
-                                       f"'{info.name}': {type(exc).__name__}: {exc}", exc) from exc
-
-
-def save_files(info: TaskInfo, result, input_name: str, source_input, out_dir) -> list:
-    """The files ``info``'s save function wrote for one result; each must lie under ``out_dir``."""
-    from pathlib import Path
-
-    if info.save is None:
-        raise HubError(f"task '{info.name}' writes no files; drop --save-dir")
-    save = _resolved(info, "save")
-    root = Path(out_dir).resolve()
-    try:
-        with stdout_to_stderr():
-            written = [Path(p) for p in (save(result, input_name, source_input, root) or [])]
-    except HubError:
-        raise
-    except Exception as exc:
-        raise PluginError(info.plugin, f"plugin '{info.plugin}' failed while saving the files of '{input_name}' "
-                                       f"(task '{info.name}'): {type(exc).__name__}: {exc}", exc) from exc
-    outside = [str(p) for p in written if root not in p.resolve().parents]
-    if outside:
-        raise PluginError(info.plugin, f"plugin '{info.plugin}' wrote {', '.join(outside)} outside the --save-dir "
-                                       f"'{root}' (task '{info.name}'); report it to the plugin's authors")
-    return written

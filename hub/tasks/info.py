@@ -1,0 +1,133 @@
+"""A task's declaration (:class:`TaskInfo`), and calling the code it names: values, no plugin manager.
+
+A declaration names its result class, loader and save function as ``"module:attribute"`` references,
+imported only when used (:mod:`hub.refs`). The table of every declared task is :mod:`hub.tasks.table`;
+:mod:`hub.tasks` re-exports what is here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from hub.errors import HubError, InputError, PluginError
+from hub.refs import resolve_ref
+from hub.stdio import stdout_to_stderr
+
+MODALITIES = ("nlp", "vision", "speech", "crossmodal")
+INPUT_KINDS = ("text", "image", "audio", "image+text")  # read by the hub itself; other kinds need a loader
+VIEWS = ("table", "text")
+CORE = "core"
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """One row of the task table: a task, what it takes and gives, and how the CLI shows and saves it.
+
+    ``result`` names the result class: a class of :mod:`hub.tasks.results` by name (the core's tasks)
+    or ``"module:Class"``, imported only when a result is read back. ``loader`` (``"module:function"``)
+    turns the bytes of one input into what the pipeline takes, for an input kind the hub does not read
+    itself. ``save`` (``"module:function"``) writes a result's files for ``hub run --save-dir``.
+    ``plugin`` is the plugin that declared the task (set by the hub).
+    """
+
+    name: str
+    modality: str
+    inputs: str
+    result: str
+    description: str = ""
+    aliases: tuple[str, ...] = field(default=())
+    loader: str | None = None
+    view: str = "table"
+    save: str | None = None
+    plugin: str = CORE
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "modality": self.modality,
+            "inputs": self.inputs,
+            "result": self.result,
+            "description": self.description,
+            "aliases": list(self.aliases),
+            "view": self.view,
+            "saves_files": self.save is not None,
+            "plugin": self.plugin,
+        }
+
+    def result_type(self) -> type:
+        """The result class, imported now; a PluginError naming the plugin when it cannot be imported."""
+        return resolve_result(self)
+
+    def load_input(self, data: bytes, name: str):
+        """One input of this task's own kind from its bytes, through the declared loader."""
+        return load_input(self, data, name)
+
+    def save_files(self, result, input_name: str, source_input, out_dir) -> list:
+        """Write ``result``'s files under ``out_dir`` through the declared ``save``; the paths written."""
+        return save_files(self, result, input_name, source_input, out_dir)
+
+
+# -- using a declaration --------------------------------------------------------------------------
+def _resolved(info: TaskInfo, key: str):
+    """The object a declared reference names, imported now; a PluginError naming the plugin otherwise."""
+    ref = getattr(info, key)
+    try:
+        with stdout_to_stderr():
+            return resolve_ref(ref)
+    except HubError:
+        raise
+    except (Exception, SystemExit) as exc:
+        raise PluginError(info.plugin, f"plugin '{info.plugin}' declares the {key} of task '{info.name}' as "
+                                       f"'{ref}', which cannot be imported: {type(exc).__name__}: {exc}. "
+                                       "Update or reinstall the plugin.", exc) from exc
+
+
+def resolve_result(info: TaskInfo) -> type:
+    """The result class of ``info``; it must have ``to_dict``, ``from_dict`` and ``summary``."""
+    from hub.tasks.results import RESULT_TYPES
+
+    cls = RESULT_TYPES[info.result] if info.result in RESULT_TYPES else _resolved(info, "result")
+    lacking = [m for m in ("to_dict", "from_dict", "summary") if not callable(getattr(cls, m, None))]
+    if not isinstance(cls, type) or lacking:
+        raise PluginError(info.plugin, f"plugin '{info.plugin}' declares '{info.result}' as the result of task "
+                                       f"'{info.name}', but it is not a result class (it lacks "
+                                       f"{', '.join(lacking) or 'a class'}); subclass hub.tasks.results.Result")
+    return cls
+
+
+def load_input(info: TaskInfo, data: bytes, name: str):
+    """One input of ``info``'s own kind read by its loader; an InputError naming ``name`` if it is unusable."""
+    loader = _resolved(info, "loader")
+    try:
+        with stdout_to_stderr():
+            return loader(data)
+    except HubError as exc:
+        raise InputError(f"{name}: {exc}") from None
+    except (ValueError, TypeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{name} is not a valid input of kind '{info.inputs}' for task '{info.name}': {exc}") \
+            from None
+    except Exception as exc:
+        raise PluginError(info.plugin, f"plugin '{info.plugin}' failed while reading {name} for task "
+                                       f"'{info.name}': {type(exc).__name__}: {exc}", exc) from exc
+
+
+def save_files(info: TaskInfo, result, input_name: str, source_input, out_dir) -> list:
+    """The files ``info``'s save function wrote for one result; each must lie under ``out_dir``."""
+    from pathlib import Path
+
+    if info.save is None:
+        raise HubError(f"task '{info.name}' writes no files; drop --save-dir")
+    save = _resolved(info, "save")
+    root = Path(out_dir).resolve()
+    try:
+        with stdout_to_stderr():
+            written = [Path(p) for p in (save(result, input_name, source_input, root) or [])]
+    except HubError:
+        raise
+    except Exception as exc:
+        raise PluginError(info.plugin, f"plugin '{info.plugin}' failed while saving the files of '{input_name}' "
+                                       f"(task '{info.name}'): {type(exc).__name__}: {exc}", exc) from exc
+    outside = [str(p) for p in written if root not in p.resolve().parents]
+    if outside:
+        raise PluginError(info.plugin, f"plugin '{info.plugin}' wrote {', '.join(outside)} outside the --save-dir "
+                                       f"'{root}' (task '{info.name}'); report it to the plugin's authors")
+    return written
