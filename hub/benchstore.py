@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+from hub.cache import hub_cache_dir  # noqa: F401  (the hub's cache directory; callers import it from here too)
+
 FORMAT = 1
 THROUGHPUT = "throughput"  # the figure fastest_backend compares: items per second at the best batch size
 
@@ -33,15 +35,6 @@ class BenchStoreWarning(UserWarning):
 
 
 # -- where ---------------------------------------------------------------------------------------
-def hub_cache_dir() -> Path:
-    """The hub's own cache directory: HUB_CACHE_DIR, else XDG_CACHE_HOME/mmhub, else ~/.cache/mmhub."""
-    explicit = os.environ.get("HUB_CACHE_DIR", "").strip()
-    if explicit:
-        return Path(explicit).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME", "").strip() or str(Path.home() / ".cache")
-    return Path(base).expanduser() / "mmhub"
-
-
 def store_dir() -> Path:
     return hub_cache_dir() / "bench"
 

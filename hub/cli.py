@@ -16,6 +16,7 @@ import sys
 import click
 
 from hub.batch.command import batch_options, wants_batch
+from hub.cli_commands import LAZY_COMMANDS, load_plugin_commands, add_all_commands, lazy_command
 from hub.errors import HubError, capped
 
 
@@ -48,6 +49,37 @@ class HubGroup(click.Group):
         except BrokenPipeError:
             _reader_gone()  # the exit code stays the command's own
         sys.exit(code if isinstance(code, int) else 0)
+
+    def list_commands(self, ctx):
+        """Every command's name, the plugins' included, without importing the commands defined elsewhere."""
+        load_plugin_commands(self)
+        return sorted(set(self.commands) | set(LAZY_COMMANDS))
+
+    def get_command(self, ctx, name):
+        """The command ``name``: one defined here, one of LAZY_COMMANDS (imported now), else a plugin's."""
+        if name in getattr(self, "plugin_commands", {}):
+            load_plugin_commands(self)  # its plugin may be gone since
+        command = self.commands.get(name)
+        if command is None and name in LAZY_COMMANDS:
+            command = self.commands[name] = lazy_command(name)
+        if command is None:
+            load_plugin_commands(self)
+            command = self.commands.get(name)
+        return command
+
+    def format_commands(self, ctx, formatter):
+        """Click's list of commands, a command not imported yet standing in as its help from LAZY_COMMANDS."""
+        shown = []
+        for name in self.list_commands(ctx):
+            command = self.commands.get(name)
+            if command is None and name in LAZY_COMMANDS:
+                command = click.Command(name, help=LAZY_COMMANDS[name][1])
+            if command is not None and not command.hidden:
+                shown.append((name, command))
+        if shown:
+            limit = formatter.width - 6 - max(len(name) for name, _ in shown)
+            with formatter.section("Commands"):
+                formatter.write_dl([(name, command.get_short_help_str(limit)) for name, command in shown])
 
     def parse_args(self, ctx, args):
         """Click's parsing, where --help and --version print: a closed stdout ends it quietly."""
@@ -116,6 +148,11 @@ def usage_error_line(exc: Exception) -> str:
 
 def check_arguments(args: list[str]) -> None:
     """Refuse an argument that is not valid text (undecodable bytes), unless it names an existing path."""
+    try:
+        "".join(args).encode("utf-8")
+        return  # every argument is valid text (the common case, checked without importing hub.inputs)
+    except UnicodeEncodeError:
+        pass
     from hub.inputs import printable, undecodable
 
     for position, arg in enumerate(args, 1):
@@ -245,6 +282,7 @@ def plugins_cmd(as_json, verbose):
 
     pm = get_plugin_manager()
     catalog()  # registration errors are recorded against their plugins too
+    load_plugin_commands(cli)  # and so are those of register_commands
     rows = pm.info()
     notes = plugin_switch_notes(pm)
     notes += [f"plugin '{r.name}' {w}" for r in rows for w in r.warnings]
@@ -441,47 +479,13 @@ def uninstall_cmd(name):
 
 
 def main():
-    _add_plugin_commands()
     cli(prog_name="hub")
 
 
 def _add_plugin_commands(group: click.Group | None = None) -> None:
-    """Let each plugin add its commands, one at a time; a failing plugin adds none and is reported."""
-    group = group or cli
-    try:
-        from hub.plugins import get_plugin_manager, guarded_call, plugin_impls
+    """Every command in ``group.commands`` (default: the hub's group): those imported when needed, the plugins'."""
+    add_all_commands(group or cli)
 
-        pm = get_plugin_manager()
-        impls = plugin_impls("register_commands", pm)
-    except Exception as exc:  # never let plugin discovery stop the hub from starting
-        click.echo(f"Warning: plugins could not be loaded: {type(exc).__name__}: {exc}", err=True)
-        return
-    for name, impl in impls:
-        before = dict(group.commands)
-        try:
-            guarded_call(name, "register_commands", impl, {"cli": group})
-        except HubError as exc:
-            group.commands.clear(), group.commands.update(before)
-            pm.problem(name, f"register_commands failed, its commands are left out: {exc}",
-                       getattr(exc, "original", None) or exc)
-            continue
-        replaced = sorted(k for k, cmd in before.items() if group.commands.get(k) is not cmd)
-        if replaced:
-            group.commands.clear(), group.commands.update(before)
-            pm.problem(name, f"register_commands tried to replace the command(s) {', '.join(replaced)}; "
-                             "its commands are left out. Give them other names.")
-
-
-from hub.train.commands import eval_cmd, finetune_cmd  # noqa: E402  (click only: stays cheap)
-cli.add_command(finetune_cmd), cli.add_command(eval_cmd)
-from hub.serve.command import serve_cmd  # noqa: E402  (click only: stays cheap)
-cli.add_command(serve_cmd)
-from hub.export.command import export_cmd  # noqa: E402  (click only: stays cheap)
-cli.add_command(export_cmd)
-from hub.measure.command import bench_cmd  # noqa: E402  (click only: stays cheap)
-cli.add_command(bench_cmd)
-from hub.recommend.command import recommend_cmd  # noqa: E402  (click only: stays cheap)
-cli.add_command(recommend_cmd)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -276,7 +276,7 @@ def read_catalog_file(path: Path) -> list[ModelSpec]:
     if path.is_dir():
         return _read_model_dir(path)
     try:
-        data = _yaml_load(path.read_text(encoding="utf-8"))
+        data = _parsed_catalog(path)
     except (DuplicateKeyError, AliasExpansionError) as exc:
         raise CatalogError(path, None, None, str(exc)) from None
     except UnicodeDecodeError as exc:
@@ -291,6 +291,23 @@ def read_catalog_file(path: Path) -> list[ModelSpec]:
              for mid, entry in (data.get("models") or {}).items()]
     _check_names_unique(specs, path)
     return specs
+
+
+def _parsed_catalog(path: Path):
+    """The file's YAML, parsed and checked (no key twice, aliases that expand to little), or as cached when the
+    file is unchanged since (see :mod:`hub.cache`): a catalogue parsed once is not parsed on every start.
+    Entries are validated by the caller every time, since which tasks are known depends on the plugins."""
+    from hub.cache import file_stats, read_cached, settled, short_name, write_cached
+
+    stats = file_stats([path])
+    name = f"catalog-{short_name(stats[0][0])}.json"
+    cached = read_cached(name, stats)
+    if isinstance(cached, dict) and "data" in cached:
+        return cached["data"]
+    data = _yaml_load(path.read_text(encoding="utf-8"))
+    if settled(stats) and file_stats([path]) == stats:  # unchanged while it was read
+        write_cached(name, stats, {"data": data})
+    return data
 
 
 def _check_names_unique(specs: list[ModelSpec], path: Path) -> None:

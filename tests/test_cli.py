@@ -523,3 +523,165 @@ def test_stdin_lines_of_an_image_task_are_files_named_by_line(cli_runner, fresh_
     get_plugin_manager().register(ImagePlugin(), name="imgtest")
     stdin, words = stdin.format(dir=tmp_path), words.format(dir=tmp_path)
     assert words in one_error_line(cli_runner.invoke(cli, ["run", "img-model", "-"], input=stdin))
+
+
+# -- commands found when needed (hub.cli_commands): 'hub --help' lists all, each resolves ----------------------------
+LAZY_MODULES = ("hub.measure.command", "hub.train.commands", "hub.export.command", "hub.recommend.command",
+                "hub.serve.command")
+HELLO_PLUGIN = '''
+import click
+from hub import hookimpl
+
+@hookimpl
+def register_commands(cli):
+    @click.command("say-hello")
+    def say_hello():
+        """Say hello from an installed plugin."""
+        click.echo("hello from a plugin command")
+
+    cli.add_command(say_hello)
+'''
+
+
+def test_every_lazy_command_resolves_to_its_command_with_the_short_help_kept_here():
+    from hub.cli_commands import LAZY_COMMANDS, lazy_command
+
+    assert set(LAZY_COMMANDS) == {"bench", "eval", "export", "finetune", "recommend", "serve"}
+    assert {target.partition(":")[0] for target, _ in LAZY_COMMANDS.values()} == set(LAZY_MODULES)
+    for name, (_, short) in LAZY_COMMANDS.items():
+        command = lazy_command(name)
+        assert command.name == name and not command.hidden and not command.short_help
+        stand_in = __import__("click").Command(name, help=short)
+        for limit in (20, 45, 58, 66, 80, 200):
+            assert stand_in.get_short_help_str(limit) == command.get_short_help_str(limit), (name, limit)
+
+
+@pytest.mark.parametrize("name", ["bench", "eval", "export", "finetune", "recommend", "serve", "list", "info",
+                                  "tasks", "plugins", "run", "pin", "env", "install", "uninstall"])
+def test_each_command_resolves_and_shows_its_own_help(cli_runner, name):
+    command = cli.get_command(None, name)
+    assert command is not None and command.name == name
+    result = invoke(cli_runner, [name, "--help"])
+    assert result.exit_code == 0 and f"Usage: hub {name}" in result.output.replace("cli ", "hub ")
+
+
+def lazy_probe(args: list[str], preload: bool = False) -> str:
+    return textwrap.dedent(f"""
+        import json, sys
+        from hub.cli import _add_plugin_commands, main
+        if {preload!r}:
+            _add_plugin_commands()
+        sys.argv = ["hub", *{args!r}]
+        try:
+            main()
+        except SystemExit:
+            pass
+        print("LOADED", json.dumps([m for m in {LAZY_MODULES!r} + ("torch", "importlib.metadata")
+                                    if m in sys.modules]))
+    """)
+
+
+def run_probe(args, env=None, preload=False, cwd=None):
+    done = subprocess.run([sys.executable, "-c", lazy_probe(args, preload)], capture_output=True, text=True,
+                          timeout=120, env=env, cwd=cwd)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_help_lists_every_command_without_importing_them(letters_path):
+    """'hub --help' from a fresh process: every built-in, the plugin's command too, nothing imported for it."""
+    import os
+
+    env = {**os.environ, "PYTHONPATH": str(letters_path), "HF_HUB_OFFLINE": "1"}
+    (letters_path / "hello_plugin.py").write_text(HELLO_PLUGIN)
+    info = letters_path / "mmhub_hello-0.1.dist-info"
+    if not info.exists():
+        info.mkdir()
+        (info / "METADATA").write_text("Metadata-Version: 2.1\nName: mmhub-hello\nVersion: 0.1\n")
+        (info / "entry_points.txt").write_text("[mmhub]\nhello = hello_plugin\n")
+    out = run_probe(["--help"], env)
+    listed = re.findall(r"^  ([a-z-]+) ", out.split("Commands:")[1], flags=re.M)
+    assert listed == sorted(["bench", "env", "eval", "export", "finetune", "info", "install", "list", "pin",
+                             "plugins", "recommend", "run", "say-hello", "serve", "tasks", "uninstall"])
+    for name in LAZY_MODULES:
+        assert name not in out.split("LOADED")[1]
+    assert "torch" not in out.split("LOADED")[1]
+    assert "Say hello from an installed plugin." in out
+    hello = subprocess.run([sys.executable, "-c", lazy_probe(["say-hello"])], capture_output=True, text=True,
+                           timeout=120, env=env)
+    assert "hello from a plugin command" in hello.stdout, hello.stderr
+
+
+@pytest.mark.parametrize("columns", ["50", "80", "120"])
+def test_help_is_the_same_before_and_after_every_command_is_imported(columns):
+    """The short helps kept as data read exactly as the commands' own, however wide the terminal."""
+    import os
+
+    env = {**os.environ, "COLUMNS": columns}
+    lazy = run_probe(["--help"], env).split("LOADED")
+    full = run_probe(["--help"], env, preload=True).split("LOADED")
+    assert "finetune" in lazy[0] and lazy[0] == full[0]
+    assert "hub.serve.command" not in lazy[1] and "hub.serve.command" in full[1]
+
+
+def test_list_imports_no_other_command_and_reads_no_distribution_metadata_once_cached(tmp_path):
+    """'hub list' imports neither the other commands' modules, nor importlib.metadata once the entry points
+    are cached (the search path is old enough to cache: see hub.cache.SETTLE_S)."""
+    import os
+
+    import time
+
+    env = {**os.environ, "HUB_CACHE_DIR": str(tmp_path / "cache")}
+    env.pop("PYTHONPATH", None)
+    here = tmp_path / "cwd"  # the search path's first entry ('' for python -c), settled as an installed one is
+    here.mkdir()
+    os.utime(here, (time.time() - 60, time.time() - 60))
+    first = run_probe(["list"], env, cwd=here)
+    assert "all-minilm-l6-v2" in first
+    second = run_probe(["list", "--json"], env, cwd=here)
+    assert json.loads(second.split("LOADED")[1]) == []
+
+
+class TakesServe:
+    @hub.hookimpl
+    def register_commands(self, cli):
+        import click
+
+        cli.add_command(click.Command("serve", callback=lambda: click.echo("not the hub's serve")))
+        cli.add_command(click.Command("serve-too", callback=lambda: click.echo("not added either")))
+
+
+class AddsOne:
+    @hub.hookimpl
+    def register_commands(self, cli):
+        import click
+
+        cli.add_command(click.Command("added-late", callback=lambda: click.echo("added late")))
+
+
+def test_a_plugin_may_not_take_the_name_of_a_command_not_imported_yet(fresh_hub, cli_runner):
+    from hub.cli_commands import lazy_command
+
+    cli.commands.pop("serve", None)  # as in a fresh process: not imported yet
+    pm = get_plugin_manager()
+    pm.add_plugin(TakesServe(), "takes_serve")
+    try:
+        rows = {r.name: r for r in pm.info()}  # before any command is looked for: not asked yet
+        invoke(cli_runner, ["plugins"])
+        assert "tried to replace the command(s) serve" in {r.name: r for r in pm.info()}["takes_serve"].error
+        assert cli.get_command(None, "serve") is lazy_command("serve")
+        assert cli.get_command(None, "serve-too") is None
+        assert "takes_serve" not in rows or rows["takes_serve"].error is None
+    finally:
+        pm.unregister(name="takes_serve")
+
+
+def test_a_plugin_added_later_gets_its_commands_and_loses_them_when_removed(fresh_hub, cli_runner):
+    pm = get_plugin_manager()
+    assert cli.get_command(None, "added-late") is None
+    pm.add_plugin(AddsOne(), "adds_one")
+    assert invoke(cli_runner, ["added-late"]).output == "added late\n"
+    assert "added-late" in invoke(cli_runner, ["--help"]).output
+    pm.unregister(name="adds_one")
+    assert cli.get_command(None, "added-late") is None
+    assert "added-late" not in invoke(cli_runner, ["--help"]).output
