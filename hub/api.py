@@ -297,7 +297,7 @@ def load(model_id: str, device: str | None = None, dtype: str | None = None, tas
     becomes its default for this pipeline (``hub.load(model, top_k=3)``). Anything else is an OptionError
     listing the valid ones, before the weights load when the plugin declares its options."""
     from hub.device import get_device_manager
-    from hub.options import model_options
+    from hub.model_options import model_options
 
     spec = get_spec(model_id, task)
     declared = model_options(spec) if options else None

@@ -229,7 +229,8 @@ def list_cmd(pattern, task, modality, plugin, show_all, as_json):
 def info_cmd(model_id, as_json):
     """Show everything the catalogue knows about MODEL_ID (an id, alias or model directory)."""
     from hub.api import get_spec
-    from hub.options import model_options, option_lines
+    from hub.model_options import model_options
+    from hub.options import option_lines
 
     spec = get_spec(model_id)
     data = spec.to_dict()
@@ -356,7 +357,7 @@ def run_cmd(model_id, inputs, task, device, dtype, backend, batch_size, labels, 
 
     from hub import api
     from hub.device import requested, requested_backend
-    from hub.options import check_model_options
+    from hub.model_options import check_model_options
     from hub.run_inputs import RUN_CHUNK, call_options, input_chunks, no_input_error
     from hub.tasks import TASKS
     from hub.views import ResultFiles, stop_writing, view_for

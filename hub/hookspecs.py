@@ -157,7 +157,7 @@ def trainable(spec: ModelSpec, task: str, num_labels: int, labels: list[str] | N
 def model_options(spec: ModelSpec) -> list[Option] | None:
     """The call options of the pipeline that would serve ``spec``, without loading it.
 
-    When called: by ``hub info`` (and :func:`hub.options.model_options`), routed only to the
+    When called: by ``hub info`` (and :func:`hub.model_options.model_options`), routed only to the
     plugin named in ``spec.plugin``. Must stay cheap: no torch, no backbone import, no weights
     (read the pipeline class's ``call_options``; ``hub.plugin_kit.pipeline_options`` does it).
 

@@ -283,31 +283,6 @@ def unknown_option_error(unknown: list[str], valid: list[str], model_id: str = "
     return OptionError(f"{whose} the {what}{'s' if len(unknown) > 1 else ''} {names}.{hint} {takes}")
 
 
-def model_options(spec) -> list[Option] | None:
-    """The call options of the pipeline that serves ``spec``, asked of its plugin only, without loading it.
-
-    None when the plugin does not say (it lacks the ``model_options`` hook, or does not serve the task).
-    """
-    from hub.plugins import call_plugin
-
-    found = call_plugin(spec.plugin, "model_options", spec=spec)
-    if found is None:
-        return None
-    if not all(isinstance(option, Option) for option in found):
-        from hub.errors import PluginError
-
-        raise PluginError(spec.plugin, f"plugin '{spec.plugin}' returned something other than a list of "
-                                       f"hub.options.Option from model_options for model '{spec.id}'")
-    return list(found)
-
-
-def check_model_options(spec, given: dict) -> None:
-    """Check ``given`` against the options ``spec``'s plugin declares, before loading the model (if it says)."""
-    declared = model_options(spec)
-    if declared is not None:
-        validate_options(declared, given, f"{spec.id} ({spec.task})")
-
-
 def option_lines(options) -> list[str]:
     """An aligned table of options (name, type and allowed values, default, help), one line each."""
     if not options:

@@ -371,13 +371,14 @@ def require_plugin(plugin_name: str, model_id: str) -> None:
     raise PluginNotInstalledError(model_id, plugin_name)
 
 
-CORE = "core"  # the name of the hub's built-in plugin (hub.tasks.builtin); no entry point may take it
+CORE = "core"  # the name of the hub's built-in plugin; no entry point may take it
+CORE_PLUGIN = "hub.tasks.builtin"  # loaded by module name, as an entry point is: the manager imports no task code
 
 
 def _core_plugin():
-    from hub.tasks import builtin
+    import importlib
 
-    return builtin
+    return importlib.import_module(CORE_PLUGIN)
 
 
 def _hub_version() -> str:

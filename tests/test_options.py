@@ -294,7 +294,7 @@ def toy(fresh_hub):
 
 
 def test_hook_model_options(toy):
-    from hub.options import model_options
+    from hub.model_options import model_options
 
     assert [o.name for o in model_options(hub.get_spec("toy-counter"))] == ["scale", "mode"]
     assert [o.name for o in model_options(hub.get_spec("bert-base-uncased"))] == ["top_k"]
@@ -305,7 +305,7 @@ def test_hook_model_options(toy):
 
 def test_a_plugin_returning_no_options_objects_is_named(fresh_hub, cli_runner):
     from hub.cli import cli
-    from hub.options import model_options
+    from hub.model_options import model_options
 
     get_plugin_manager().register(BrokenOptionsPlugin(), name="brokenopts")
     with pytest.raises(PluginError, match="brokenopts"):

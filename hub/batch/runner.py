@@ -46,7 +46,7 @@ def run_batch(job: Job, input_file, output, nproc: int = 1, shard: str | None = 
     from pathlib import Path
 
     from hub import api
-    from hub.options import check_model_options
+    from hub.model_options import check_model_options
 
     if nproc < 1:
         raise HubError(f"--nproc must be at least 1, got {nproc}")

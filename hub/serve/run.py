@@ -284,7 +284,7 @@ async def get_model(model_id: str, request: Request):
 
 def options_of(host, spec) -> list[dict]:
     """The model's call options: from its pipeline when loaded, else from its plugin's model_options hook."""
-    from hub.options import model_options
+    from hub.model_options import model_options
 
     entry = host.loaded.get((spec.id, spec.task))
     declared = entry.pipeline.call_options if entry else model_options(spec)

@@ -6,9 +6,10 @@ imported only when used (:mod:`hub.refs`). The table of every declared task is :
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from hub.errors import HubError, InputError, PluginError
+from hub.errors import HubError, InputError, PluginError, UnknownTaskError
 from hub.refs import resolve_ref
 from hub.stdio import stdout_to_stderr
 
@@ -64,6 +65,75 @@ class TaskInfo:
     def save_files(self, result, input_name: str, source_input, out_dir) -> list:
         """Write ``result``'s files under ``out_dir`` through the declared ``save``; the paths written."""
         return save_files(self, result, input_name, source_input, out_dir)
+
+
+# -- the table of every declared task ---------------------------------------------------------------------
+# Built from the plugins by hub.tasks.table, which needs the plugin manager (a higher layer): it hands its
+# builder in through use_table() when it is imported, and hub.tasks imports it, so any import of hub.tasks
+# or of a module under it (this one included) sets it before a lookup can run.
+_source: Callable[[], tuple[dict, dict]] | None = None
+
+
+def use_table(source: Callable[[], tuple[dict, dict]]) -> None:
+    """Read ``TASKS`` and ``ALIASES`` from ``source()``: (tasks by name, alias -> task name)."""
+    global _source
+    _source = source
+
+
+class _Table(Mapping):
+    """A read-only view of one part of the current task table (tasks or aliases)."""
+
+    def __init__(self, part: int):
+        self._part = part
+
+    def _data(self) -> dict:
+        if _source is None:
+            raise RuntimeError("the task table is not there yet: import hub.tasks, which builds it")
+        return _source()[self._part]
+
+    def __getitem__(self, key):
+        return self._data()[key]
+
+    def __iter__(self):
+        return iter(self._data())
+
+    def __len__(self) -> int:
+        return len(self._data())
+
+    def __contains__(self, key) -> bool:
+        return key in self._data()
+
+    def __repr__(self) -> str:
+        return repr(self._data())
+
+
+TASKS: Mapping[str, TaskInfo] = _Table(0)
+ALIASES: Mapping[str, str] = _Table(1)
+
+
+def normalised(name: str) -> str:
+    """A task name as the table spells it: trimmed, lower case, '-' for '_'."""
+    return name.strip().lower().replace("_", "-")
+
+
+def resolve_task(name: str) -> str:
+    """Return the canonical task name for ``name`` or one of its aliases."""
+    key = normalised(name)
+    if key in TASKS:
+        return key
+    if key in ALIASES:
+        return ALIASES[key]
+    raise UnknownTaskError(name, sorted(TASKS))
+
+
+def task_info(name: str) -> TaskInfo:
+    """The row of a task named by its name or an alias."""
+    return TASKS[resolve_task(name)]
+
+
+def list_tasks(modality: str | None = None) -> list[TaskInfo]:
+    """Every task (of ``modality``, when given): the core's first, then each plugin's, as declared."""
+    return [t for t in TASKS.values() if modality is None or t.modality == modality]
 
 
 # -- using a declaration --------------------------------------------------------------------------

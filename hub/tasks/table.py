@@ -15,7 +15,8 @@ import re
 import threading
 
 from hub.errors import HubError
-from hub.tasks.info import CORE, INPUT_KINDS, MODALITIES, VIEWS, TaskInfo, load_input, resolve_result, save_files
+from hub.tasks.info import (CORE, INPUT_KINDS, MODALITIES, VIEWS, TaskInfo, load_input, resolve_result, save_files,
+                            use_table)
 
 __all__ = ["FIELDS", "REQUIRED", "as_task", "build", "current", "invalidate", "load_input", "may_declare",
            "resolve_result", "save_files"]  # the last three live in hub.tasks.info, beside TaskInfo
@@ -51,6 +52,9 @@ def current() -> tuple[dict[str, TaskInfo], dict[str, str]]:
                     _local.building = False
                 cached = _cache = (pm, generation, tasks, aliases)
     return cached[2], cached[3]
+
+
+use_table(current)
 
 
 def invalidate() -> None:

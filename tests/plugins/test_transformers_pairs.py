@@ -268,7 +268,7 @@ def test_spec_for_path_tells_pair_models_apart(dirs, tmp_path):
 
 def test_catalogue_entries_and_aliases():
     from hub.api import get_spec, list_models
-    from hub.options import model_options
+    from hub.model_options import model_options
 
     ranking = {s.id for s in list_models(task="rerank")}
     zero_shot = {s.id for s in list_models(task="nli")}
