@@ -3,8 +3,9 @@
 ``hub run --json`` prints ``to_dict()``, ``hub serve`` sends it and the SDK reads it back with the task's
 ``from_dict``; a result that is not a result object, whose ``to_dict`` raises, or whose dict holds something
 JSON cannot carry (a set, bytes, a numpy number, an object) would make the three disagree, or fail far from
-its cause. The base pipeline calls :func:`check_results` on every batch path, so all three refuse it the
-same way: a :class:`ResultContractError` (a :class:`hub.errors.PluginError`; ``hub serve`` answers 500)
+its cause. :func:`check_results` runs where results leave a pipeline (``Pipeline.__call__``, behind
+``hub run``, ``hub.run`` and batch jobs, and the server's ``/v1/run`` before it answers; not inside
+``run_batches``, whose subclasses may gather intermediate values), so all three refuse it the same way: a :class:`ResultContractError` (a :class:`hub.errors.PluginError`; ``hub serve`` answers 500)
 naming the plugin, the model and the field.
 """
 from __future__ import annotations
