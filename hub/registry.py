@@ -299,13 +299,14 @@ def _parsed_catalog(path: Path):
     Entries are validated by the caller every time, since which tasks are known depends on the plugins."""
     from hub.cache import file_stats, read_cached, settled, short_name, write_cached
 
-    stats = file_stats([path])
-    name = f"catalog-{short_name(stats[0][0])}.json"
+    where = os.path.abspath(path)  # a relative HUB_CATALOG path names another file in another directory
+    stats = file_stats([where])
+    name = f"catalog-{short_name(where)}.json"
     cached = read_cached(name, stats)
     if isinstance(cached, dict) and "data" in cached:
         return cached["data"]
     data = _yaml_load(path.read_text(encoding="utf-8"))
-    if settled(stats) and file_stats([path]) == stats:  # unchanged while it was read
+    if settled(stats) and file_stats([where]) == stats:  # unchanged while it was read
         write_cached(name, stats, {"data": data})
     return data
 

@@ -470,3 +470,17 @@ def test_an_override_warning_about_a_huge_id_is_capped(tmp_path, monkeypatch, cl
     warned = [line for line in done.stderr.splitlines() if line.startswith("Warning:")]
     assert warned and all(len(line) <= MAX_MESSAGE + 60 for line in warned)
     assert any("characters left out" in line and str(paths[0]) in line for line in warned), done.stderr[:500]
+
+
+def test_a_relative_catalogue_path_is_cached_per_directory(tmp_path, cache, monkeypatch):
+    """The same relative name in two directories is two files: each directory's own entries are read."""
+    import os
+
+    for sub, model in (("one", "a-model"), ("two", "b-model")):
+        (tmp_path / sub).mkdir()
+        catalog_of(tmp_path / sub, model)
+        os.utime(tmp_path / sub / "catalog.yaml", (1_000_000_000, 1_000_000_000))  # the same time and size
+    for _ in range(2):
+        for sub, model in (("one", "a-model"), ("two", "b-model")):
+            monkeypatch.chdir(tmp_path / sub)
+            assert [s.id for s in read_catalog_file(__import__("pathlib").Path("catalog.yaml"))] == [model]
