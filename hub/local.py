@@ -30,7 +30,8 @@ def spec_from_directory(path):
     Raises IncompleteModelError for a ``hub finetune`` run directory that has no mmhub.yaml yet.
     """
     from hub.errors import CatalogError
-    from hub.registry import ModelSpec, _yaml_load
+    from hub.safe_yaml import load as _yaml_load
+    from hub.spec import ModelSpec
 
     card = Path(path) / CARD_NAME
     if not card.is_file():

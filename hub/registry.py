@@ -1,4 +1,4 @@
-"""The model catalogue: ``ModelSpec`` and the merge of catalogue files with plugin registrations.
+"""The model catalogue: the merge of catalogue files with plugin registrations (``ModelSpec`` is :mod:`hub.spec`).
 
 Sources of entries, in order of precedence (a later source replaces an entry of an earlier one
 with the same id, and every replacement is reported as a warning naming both sides):
@@ -21,149 +21,17 @@ from __future__ import annotations
 
 import fnmatch
 import os
-import re
-from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from hub.errors import CatalogError, HubError, TaskMismatchError, UnknownModelError
-from hub.tasks import TASKS, UnknownTaskError, normalised, resolve_task
+from hub.errors import CatalogError, HubError, UnknownModelError
+from hub.safe_yaml import AliasExpansionError, DuplicateKeyError
+from hub.safe_yaml import load as _yaml_load
+from hub.spec import COMMIT, REQUIRED_FIELDS, ModelSpec, ref_problem
+from hub.tasks import TASKS, resolve_task
 from hub.tasks.table import may_declare
 
-REQUIRED_FIELDS = ("task", "plugin", "source")
-
-
-@dataclass
-class ModelSpec:
-    """Everything the hub knows about one model without loading it."""
-
-    id: str
-    task: str
-    plugin: str
-    source: str  # "hf-hub:org/name", "package:module/subdir" or a local directory
-    revision: str | None = None  # pinned commit of the hub repository
-    local: str | None = None  # a local copy tried before ``source`` (same forms as source)
-    arch: str | None = None  # library architecture name (timm/open_clip model name)
-    pretrained: str | None = None  # library pretrained tag (open_clip), when the source needs one
-    aliases: list[str] = field(default_factory=list)
-    params: int | None = None
-    license: str | None = None
-    description: str = ""
-    preprocess: dict = field(default_factory=dict)  # settings bound to the weights
-    options: dict = field(default_factory=dict)  # plugin-specific extras
-    accuracy: dict | None = None  # published quality: {metric, value, source} (see hub.published)
-    flops: dict | None = None  # published compute per input: {gflops or gmacs, source}
-    origin: str = ""  # the file or plugin that declared the entry
-
-    @property
-    def modality(self) -> str:
-        """The task's modality; 'unknown' for a task that no loaded plugin declares."""
-        info = TASKS.get(self.task)
-        return info.modality if info is not None else "unknown"
-
-    def with_task(self, task: str) -> "ModelSpec":
-        """This spec run for ``task`` (a name or alias), which must take the same modality of inputs."""
-        from dataclasses import replace
-
-        wanted = resolve_task(task)
-        if wanted == self.task:
-            return self
-        if TASKS[wanted].modality != self.modality:
-            servable = [name for name, info in TASKS.items() if info.modality == self.modality]
-            raise TaskMismatchError(self.id, self.task, wanted, servable)
-        return replace(self, task=wanted)
-
-    def to_dict(self) -> dict:
-        data = asdict(self)
-        data["modality"] = self.modality
-        return data
-
-    @classmethod
-    def from_mapping(cls, model_id: str, data: dict, origin: str, undeclared_task_ok: bool = False) -> "ModelSpec":
-        """Build a spec from a catalogue mapping, naming origin/entry/field on any problem.
-
-        With ``undeclared_task_ok`` (catalogue files) a task that no loaded plugin declares is kept as
-        written when the entry's plugin could bring it (it is not loaded, or it declares tasks): the entry
-        is listed only under ``hub list --all`` until that plugin's declaration is there.
-        """
-        if not isinstance(data, dict):
-            raise CatalogError(origin, model_id, None, f"expected a mapping of fields, got {type(data).__name__}")
-        known = {f.name for f in fields(cls)} - {"id", "origin"}
-        for key in data:
-            if key not in known:
-                raise CatalogError(origin, model_id, key, f"unknown field; valid fields: {', '.join(sorted(known))}")
-        for key in REQUIRED_FIELDS:
-            if not data.get(key):
-                raise CatalogError(origin, model_id, key, "required field is missing or empty")
-        values = dict(data)
-        try:
-            values["task"] = resolve_task(str(data["task"]))
-        except UnknownTaskError as exc:
-            if not (undeclared_task_ok and isinstance(data["task"], str) and may_declare(str(data["plugin"]))):
-                raise CatalogError(origin, model_id, "task", str(exc)) from None
-            values["task"] = normalised(data["task"])
-        _check_types(values, origin, model_id)
-        _check_revision(values.get("revision"), origin, model_id)
-        _check_published(values, origin, model_id)
-        values["aliases"] = [str(a) for a in values.get("aliases") or []]
-        return cls(id=str(model_id), origin=str(origin), **values)
-
-
-_TYPES = {
-    "aliases": list, "params": int, "preprocess": dict, "options": dict,
-    "plugin": str, "source": str, "revision": str, "local": str, "arch": str,
-    "pretrained": str, "license": str, "description": str, "accuracy": dict, "flops": dict,
-}
-
-
-def _check_types(values: dict, origin: str, model_id: str) -> None:
-    for key, expected in _TYPES.items():
-        value = values.get(key)
-        if value is None:
-            continue
-        if expected is int and isinstance(value, bool) or not isinstance(value, expected):
-            raise CatalogError(origin, model_id, key, f"expected {expected.__name__}, got {type(value).__name__} {value!r}")
-
-
-def _check_published(values: dict, origin: str, model_id: str) -> None:
-    from hub.published import accuracy_problem, flops_problem
-
-    for key, problem in (("accuracy", accuracy_problem), ("flops", flops_problem)):
-        why = problem(values[key]) if values.get(key) is not None else None
-        if why:
-            raise CatalogError(origin, model_id, key, why)
-
-
-COMMIT = re.compile(r"^[0-9a-f]{40}$")
-_REF_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
-
-
-def ref_problem(revision: str) -> str | None:
-    """Why ``revision`` is neither a 40-hex commit nor a valid git branch/tag name; None when it is fine."""
-    if COMMIT.match(revision):
-        return None
-    bad = _REF_FORBIDDEN.search(revision)
-    parts = revision.split("/")
-    checks = (
-        (not revision, "it is empty"),
-        (bad is not None, f"it contains {bad.group() if bad else ''!r} (spaces, control characters and "
-                          "~ ^ : ? * [ \\ are not allowed)"),
-        (".." in revision, "it contains '..'"),
-        ("@{" in revision or revision == "@", "it contains '@{' or is '@'"),
-        (revision.startswith("-"), "it starts with '-'"),
-        (revision.endswith("."), "it ends with '.'"),
-        ("" in parts, "it has an empty path component (a leading, trailing or double '/')"),
-        (any(p.startswith(".") or p.endswith(".lock") for p in parts),
-         "a path component starts with '.' or ends with '.lock'"),
-    )
-    return next((why for failed, why in checks if failed), None)
-
-
-def _check_revision(revision, origin: str, model_id: str) -> None:
-    problem = ref_problem(revision) if revision is not None else None
-    if problem:
-        raise CatalogError(origin, model_id, "revision", f"{revision!r} is not a commit hash (40 hex digits) "
-                           f"or a branch or tag name: {problem}")
-
+__all__ = ["COMMIT", "REQUIRED_FIELDS", "Catalog", "CatalogWarning", "ModelSpec", "read_catalog_file", "ref_problem",
+           "shipped_catalog_path", "user_catalog_paths"]  # ModelSpec and its checks live in hub.spec
 
 def shipped_catalog_path() -> Path:
     """registry.yaml inside the installed package, else at the top of the source checkout."""
@@ -180,92 +48,6 @@ def user_catalog_paths() -> list[Path]:
     extra = os.environ.get("HUB_CATALOG", "")
     paths.extend(Path(p) for p in extra.split(os.pathsep) if p.strip())
     return paths
-
-
-def _yaml_load(text: str):
-    """Safe YAML (the C loader when there is one) with no key twice and aliases that expand to little."""
-    import yaml
-
-    loader = _unique_key_loader()
-    return yaml.load(text, Loader=loader.checking_aliases if "*" in text else loader)  # no '*': no alias
-
-
-_LOADER = None
-ALIAS_NODES = 100_000  # values that aliases (*name) may add beyond those written out: a bomb stops here
-
-
-def _unique_key_loader():
-    """A safe YAML loader that refuses a mapping with the same key twice (plain YAML keeps the last), and a
-    document whose aliases would expand to a huge or endless structure (see :func:`_check_expansion`)."""
-    global _LOADER
-    if _LOADER is None:
-        import yaml
-
-        base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-        class UniqueKeyLoader(base):
-            def construct_mapping(self, node, deep=False):
-                seen = {}
-                for key_node, _ in node.value:
-                    key = self.construct_object(key_node, deep=True)
-                    if key in seen:
-                        raise DuplicateKeyError(key, seen[key], key_node.start_mark.line + 1)
-                    seen[key] = key_node.start_mark.line + 1
-                return super().construct_mapping(node, deep)
-
-        class CheckingAliases(UniqueKeyLoader):
-            def get_single_node(self):
-                node = super().get_single_node()
-                if node is not None:
-                    _check_expansion(node)
-                return node
-
-        UniqueKeyLoader.checking_aliases = CheckingAliases
-        _LOADER = UniqueKeyLoader
-    return _LOADER
-
-
-class DuplicateKeyError(ValueError):
-    def __init__(self, key, first_line: int, line: int):
-        self.key, self.first_line, self.line = key, first_line, line
-        shown = repr(key) if len(repr(key)) <= 80 else repr(key)[:77] + "..."
-        super().__init__(f"{shown} is defined twice, on lines {first_line} and {line}; keep one of them")
-
-
-class AliasExpansionError(ValueError):
-    """YAML whose aliases (``*name``) refer to their own anchor, or expand far beyond what is written."""
-
-
-def _children(node) -> list:
-    value = node.value
-    if not isinstance(value, list):
-        return []  # a scalar
-    return [part for item in value for part in (item if isinstance(item, tuple) else (item,))]
-
-
-def _check_expansion(root) -> None:
-    """Refuse a node graph whose aliases loop back into themselves, or expand to more than ALIAS_NODES values
-    beyond the distinct ones. Linear in the nodes written: each node's expanded size is counted, never built."""
-    sizes: dict[int, int] = {}
-    open_nodes: set[int] = set()
-    stack = [(root, False)]
-    while stack:
-        node, finished = stack.pop()
-        key = id(node)
-        if finished:
-            open_nodes.discard(key)
-            sizes[key] = 1 + sum(sizes[id(child)] for child in _children(node))
-        elif key not in sizes:
-            if key in open_nodes:
-                raise AliasExpansionError(f"the alias near line {node.start_mark.line + 1} refers to a value that "
-                                          "contains it, which never ends; write the values out")
-            open_nodes.add(key)
-            stack.append((node, True))
-            stack.extend((child, False) for child in _children(node) if id(child) not in sizes)
-    if sizes[id(root)] > len(sizes) + ALIAS_NODES:
-        raise AliasExpansionError(
-            f"its aliases (*name) would expand {len(sizes):,} values written into {sizes[id(root)]:,} (at most "
-            f"{ALIAS_NODES:,} more than written are allowed); write the values out instead of repeating aliases")
 
 
 def read_catalog_file(path: Path) -> list[ModelSpec]:
@@ -287,7 +69,7 @@ def read_catalog_file(path: Path) -> list[ModelSpec]:
         return []
     if not isinstance(data, dict) or not isinstance(data.get("models", {}), dict):
         raise CatalogError(path, None, "models", "the file must be a mapping with a 'models' mapping of id -> fields")
-    specs = [ModelSpec.from_mapping(str(mid), entry, str(path), undeclared_task_ok=True)
+    specs = [ModelSpec.from_mapping(str(mid), entry, str(path), undeclared_task_ok=may_declare)
              for mid, entry in (data.get("models") or {}).items()]
     _check_names_unique(specs, path)
     return specs

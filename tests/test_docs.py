@@ -152,3 +152,43 @@ def test_the_documented_plugin_passes_the_documented_tests(tmp_path):
                           capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(site)})
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     assert re.search(r"\b2 passed\b", done.stdout), done.stdout[-2000:]
+
+
+def named_objects(text: str) -> set[str]:
+    """Every dotted name of the hub (``hub.weights.resolve``) that the inline code of a page mentions."""
+    names = set()
+    for span in re.findall(r"`([^`\n]+)`", text):
+        names |= set(re.findall(r"(?<![\w./-])hub(?:\.[A-Za-z_]\w*)+", span))
+    return names
+
+
+def resolves(name: str) -> bool:
+    """Whether ``name`` is a module of the hub, or an attribute reached from the longest importable prefix."""
+    import importlib
+
+    parts = name.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:cut]))
+        except ModuleNotFoundError:
+            continue
+        try:
+            for attribute in parts[cut:]:
+                obj = getattr(obj, attribute)
+        except AttributeError:
+            return False
+        return True
+    return False
+
+
+def test_every_hub_name_the_docs_mention_exists():
+    """A module, class or function moved or renamed leaves no stale name in README.md or docs/."""
+    mentioned = {(name, page.relative_to(ROOT)) for page in pages() for name in named_objects(page.read_text())}
+    assert len(mentioned) > 30
+    stale = sorted(f"{page}: {name}" for name, page in mentioned if not resolves(name))
+    assert not stale, "\n".join(stale)
+
+
+@pytest.mark.parametrize("name", ["hub.no_such_module", "hub.weights.no_such_function", "hub.tasks.results.Nope"])
+def test_a_stale_name_is_found(name):
+    assert name in named_objects(f"call `{name}(x)` here") and not resolves(name)
