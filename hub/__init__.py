@@ -17,7 +17,7 @@ hookimpl = pluggy.HookimplMarker("mmhub")
 
 _LAZY = {
     "list_models": "hub.api", "get_spec": "hub.api", "load": "hub.api", "run": "hub.api",
-    "catalog": "hub.api", "ModelSpec": "hub.registry", "Pipeline": "hub.tasks.base",
+    "catalog": "hub.api", "ModelSpec": "hub.spec", "Pipeline": "hub.tasks.base",
     "DeviceManager": "hub.device", "get_device_manager": "hub.device",
     "list_tasks": "hub.tasks", "resolve_task": "hub.tasks", "HubError": "hub.errors",
     "get_plugin_manager": "hub.plugins",

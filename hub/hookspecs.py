@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # the types are named for readers and checkers; importing the
 
     from hub.device import DeviceManager
     from hub.options import Option
-    from hub.registry import ModelSpec
+    from hub.spec import ModelSpec
     from hub.tasks.info import TaskInfo
     from hub.tasks.base import Pipeline
     from hub.train.adapter import TrainAdapter
@@ -49,7 +49,7 @@ def register_models(register: Callable[[ModelSpec | dict], None]) -> None:
     When called: each time the catalogue is built (every ``hub list``/``hub info``/``hub.load``),
     so it must be cheap: no torch, no backbone import, no file or network I/O beyond small reads.
 
-    Arguments: ``register(spec)`` where ``spec`` is a :class:`hub.registry.ModelSpec` or a dict
+    Arguments: ``register(spec)`` where ``spec`` is a :class:`hub.spec.ModelSpec` or a dict
     with the catalogue fields (``id``, ``task``, ``source``, ...). ``plugin`` defaults to this
     plugin's name. Entries in ``registry.yaml`` naming this plugin need not be registered again.
 
@@ -98,7 +98,7 @@ def load_model(spec: ModelSpec, device_manager: DeviceManager, options: dict[str
     When called: by ``hub.load``/``hub.run``/``hub run`` when the model is not in the
     device manager's cache; only the plugin named in ``spec.plugin`` is called.
 
-    Arguments: ``spec`` (:class:`hub.registry.ModelSpec`), ``device_manager``
+    Arguments: ``spec`` (:class:`hub.spec.ModelSpec`), ``device_manager``
     (:class:`hub.device.DeviceManager`: place the module with ``device_manager.place``),
     ``options`` (dict of load options from the user: ``trust_remote_code``, and the model's call
     options, already checked by name: pass them on, ``Pipeline(spec, model, device_manager,
@@ -121,7 +121,7 @@ def spec_for_path(path: str, task: str | None) -> ModelSpec | None:
     Arguments: ``path`` (str, an existing directory), ``task`` (canonical task name or None
     when the user gave none).
 
-    Returns: a :class:`hub.registry.ModelSpec` with ``source`` set to ``path`` and ``plugin`` set
+    Returns: a :class:`hub.spec.ModelSpec` with ``source`` set to ``path`` and ``plugin`` set
     to this plugin's name, or None when the directory is not in this plugin's format. Read only
     small files (configs), never weights. firstresult: plugins are asked one at a time (last
     registered first); the first valid spec wins, and a plugin that raises or returns an invalid
@@ -161,7 +161,7 @@ def model_options(spec: ModelSpec) -> list[Option] | None:
     plugin named in ``spec.plugin``. Must stay cheap: no torch, no backbone import, no weights
     (read the pipeline class's ``call_options``; ``hub.plugin_kit.pipeline_options`` does it).
 
-    Arguments: ``spec`` (:class:`hub.registry.ModelSpec`).
+    Arguments: ``spec`` (:class:`hub.spec.ModelSpec`).
 
     Returns: a list of :class:`hub.options.Option`, or None when this plugin does not serve
     ``spec``. firstresult: the first non-None result wins.
