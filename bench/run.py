@@ -17,7 +17,7 @@ from pathlib import Path
 
 from bench.common import Row, machine
 
-MODULES = ["core", "vision", "clip", "train", "detection", "serve", "distributed", "seq2seq", "export"]
+MODULES = ["core", "startup", "vision", "clip", "train", "detection", "serve", "distributed", "seq2seq", "export"]
 ROOT = Path(__file__).resolve().parent.parent
 
 
