@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass, field
 
 from hub.testing.compare import as_tree, difference
+from hub.testing.skip import Skip
 
 PROPERTIES = (
     "results-per-input",   # a list of inputs gives a list of results, one per input
@@ -91,7 +92,7 @@ def check_model_contract(model_or_id, inputs: list, *, task: str | None = None, 
             outcome = checks[prop](run)
         except Exception as exc:  # a crash is a broken property, reported with the others
             outcome = f"raised {type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
-        if isinstance(outcome, _Skip):
+        if isinstance(outcome, Skip):
             report.skipped[prop] = outcome.why
         elif outcome:
             failures[prop] = outcome
@@ -100,13 +101,6 @@ def check_model_contract(model_or_id, inputs: list, *, task: str | None = None, 
     if failures:
         raise ContractError(name, failures)
     return report
-
-
-class _Skip:
-    """A property that cannot be checked here (e.g. an in-process plugin has no module to import)."""
-
-    def __init__(self, why: str):
-        self.why = why
 
 
 def _load(model_or_id, task, device, dtype):
@@ -141,7 +135,7 @@ def _plugin_module(pipe) -> str | None:
     return None
 
 
-# -- the in-process properties: each returns None (holds), a problem, or a _Skip ---------------------------------
+# -- the in-process properties: each returns None (holds), a problem, or a Skip ---------------------------------
 def _baseline(run: _Run) -> list:
     if run.baseline is None:
         run.baseline = run.pipe(run.inputs, **run.options)
@@ -268,7 +262,7 @@ def result_class(task: str) -> type:
     if isinstance(ref, type):
         return ref
     if ":" in ref:
-        from hub.plugin_kit import resolve_ref
+        from hub.refs import resolve_ref
 
         return resolve_ref(ref)
     from hub.tasks.results import RESULT_TYPES

@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+from hub.testing.skip import Skip
+
 HEAVY = ("torch", "fastapi", "uvicorn")
 MARK = "@@mmhub-testing@@"
 
@@ -46,10 +48,8 @@ def _python(code: str, *args: str, env: dict | None = None) -> dict:
 
 def check_listing_imports(plugin: str | None):
     """``hub list --all`` with only ``plugin`` loaded imports none of :data:`HEAVY`; a problem or None."""
-    from hub.testing.contract import _Skip
-
     if not plugin or not _is_entry_point(plugin):
-        return _Skip(f"plugin {plugin!r} is not an installed entry point, so a new process cannot load it")
+        return Skip(f"plugin {plugin!r} is not an installed entry point, so a new process cannot load it")
     got = _python(_LISTING, env={**os.environ, "HUB_PLUGINS": plugin})
     if plugin not in got["loaded"]:
         return f"cannot be listed: its plugin '{plugin}' did not load ({got['failed'].get(plugin, 'not found')})"
@@ -61,10 +61,8 @@ def check_listing_imports(plugin: str | None):
 
 def check_import_time(module: str | None, budget_ms: float, tries: int = 3):
     """Importing ``module`` (after the hub's own modules) takes under ``budget_ms``: the best of ``tries`` runs."""
-    from hub.testing.contract import _Skip
-
     if not module:
-        return _Skip("the plugin's module is unknown (not an entry point); pass plugin_module=")
+        return Skip("the plugin's module is unknown (not an entry point); pass plugin_module=")
     best = None
     for _ in range(tries):
         got = _python(_IMPORT_TIME, module)
