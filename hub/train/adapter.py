@@ -33,6 +33,7 @@ from typing import Any, Callable
 from hub.errors import HubError
 
 KINDS = ("classification", "contrastive", "ctc")
+DEFAULT_LR = {"classification": 5e-5, "contrastive": 1e-5, "ctc": 1e-4}  # a TrainKind brings its own
 
 
 @dataclass

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hub.errors import HubError
+from hub.train.plugin_adapter import get_adapter
 
 # task -> (adapter kind, what the data rows hold)
 TASK_KINDS = {
@@ -33,7 +34,6 @@ TASK_KINDS = {
     "zero-shot-image-classification": ("contrastive", "image"),
     "speech-recognition": ("ctc", "audio"),
 }
-DEFAULT_LR = {"classification": 5e-5, "contrastive": 1e-5, "ctc": 1e-4}
 
 
 @dataclass
@@ -71,41 +71,6 @@ def _read(path, kind, inputs, text_column, label_column, on_bad, what):
         shown = "; ".join(problems[:5]) + (f"; ... {len(problems) - 5} more" if len(problems) > 5 else "")
         warnings.warn(f"skipped {len(problems)} bad {what} rows: {shown}", stacklevel=3)
     return records, problems
-
-
-def get_adapter(spec, task: str, labels, device_manager):
-    """The plugin's TrainAdapter for ``spec`` on ``task``, or a HubError saying it has none."""
-    from hub.plugins import call_plugin
-
-    adapter = call_plugin(spec.plugin, "trainable", spec=spec, task=task, num_labels=len(labels) if labels else None,
-                          labels=labels, device_manager=device_manager)
-    if adapter is None:
-        raise HubError(f"model '{spec.id}' cannot be fine-tuned for {task}: its plugin '{spec.plugin}' offers no "
-                       "training for it. Try another --task or another model (hub list --task ...)")
-    from hub.train.adapter import TrainAdapter
-
-    if not isinstance(adapter, TrainAdapter):
-        from hub.errors import PluginError
-
-        raise PluginError(spec.plugin, f"plugin '{spec.plugin}' returned a {type(adapter).__name__} instead of a "
-                                       f"TrainAdapter for model '{spec.id}'; the plugin is at fault")
-    _check_kind(spec, adapter)
-    if adapter.labels is None and labels:
-        adapter.labels = list(labels)
-    return adapter
-
-
-def _check_kind(spec, adapter) -> None:
-    """An adapter's kind is a built-in one (KINDS) or a TrainKind; anything else is the plugin's fault."""
-    from hub.train.adapter import KINDS, TrainKind
-
-    if isinstance(adapter.kind, TrainKind) or adapter.kind in KINDS:
-        return
-    from hub.errors import PluginError
-
-    raise PluginError(spec.plugin, f"plugin '{spec.plugin}' returned an adapter of the unknown kind "
-                                   f"{adapter.kind!r} for model '{spec.id}'; use one of {', '.join(KINDS)} or a "
-                                   "hub.train.adapter.TrainKind; the plugin is at fault")
 
 
 def _default_out(spec_id: str, task: str) -> Path:

@@ -31,6 +31,7 @@ from hub.io import atomic_directory, atomic_write_text
 WEIGHTS = "model.safetensors"
 STATE = "state.pt"
 PREFIX = "step-"
+SHARDED = "sharded"  # the DCP folder of a checkpoint written with --shard (hub.train.sharded)
 
 
 def step_name(step: int) -> str:
@@ -138,8 +139,6 @@ def check_weights(path) -> None:
     from safetensors import safe_open
 
     if (Path(path) / "sharded").is_dir():
-        from hub.train.sharded import check_sharded
-
         return check_sharded(path)
     try:
         with safe_open(str(Path(path) / WEIGHTS), framework="pt") as fh:
@@ -211,3 +210,17 @@ def argument_differences(saved: dict, current: dict, ignore=("resume", "out", "n
         if old != new:
             diffs.append(f"{key}: {old!r} -> {new!r}")
     return diffs
+
+
+def is_sharded(path) -> bool:
+    return (Path(path) / SHARDED).is_dir()
+
+
+def check_sharded(path) -> None:
+    """Raise HubError when checkpoint ``path``'s sharded state has no readable DCP metadata."""
+    import torch.distributed.checkpoint as dcp
+
+    try:
+        dcp.FileSystemReader(str(Path(path) / SHARDED)).read_metadata()
+    except Exception as exc:
+        raise HubError(f"cannot read the sharded checkpoint '{Path(path) / SHARDED}': {exc}") from None

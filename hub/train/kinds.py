@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hub.errors import HubError, PluginError
-from hub.train.adapter import TrainKind
+from hub.train.adapter import DEFAULT_LR, TrainKind
+from hub.train.plugin_adapter import get_adapter
 
 @dataclass
 class Prepared:
@@ -29,15 +30,11 @@ class Prepared:
 
 def default_lr(kind) -> float:
     """The default learning rate of a built-in kind or of a plugin's TrainKind."""
-    from hub.train.api import DEFAULT_LR
-
     return kind.default_lr if isinstance(kind, TrainKind) else DEFAULT_LR[kind]
 
 
 def saved_adapter(spec, task: str, device_manager):
     """The plugin's adapter for the model as saved; its kind must be a TrainKind (the task is not built in)."""
-    from hub.train.api import get_adapter
-
     adapter = get_adapter(spec, task, None, device_manager)
     if not isinstance(adapter.kind, TrainKind):
         raise PluginError(spec.plugin, f"plugin '{spec.plugin}' returned a '{adapter.kind}' adapter for task "
@@ -71,8 +68,6 @@ def prepare_kind(spec, task: str, data, val, metric: str | None, on_bad: str, va
     if labels and labels != adapter.labels:
         del adapter  # free the first model before building the second
         seed_everything(seed)  # the new head's initial weights depend on it
-        from hub.train.api import get_adapter
-
         adapter = get_adapter(spec, task, list(labels), device_manager)
     return Prepared(adapter, train, val_records, list(adapter.labels or labels or []) or None, problems)
 

@@ -23,9 +23,7 @@ import contextlib
 import copy
 from pathlib import Path
 
-from hub.errors import HubError
-
-SHARDED = "sharded"  # the DCP folder inside a checkpoint
+from hub.train.checkpoint import SHARDED
 
 
 class Sharded:
@@ -144,17 +142,3 @@ def _cpu_buffers(module):
             if buf is not None:
                 sub._buffers[name] = buf.detach().to("cpu")
     return module
-
-
-def is_sharded(path) -> bool:
-    return (Path(path) / SHARDED).is_dir()
-
-
-def check_sharded(path) -> None:
-    """Raise HubError when checkpoint ``path``'s sharded state has no readable DCP metadata."""
-    import torch.distributed.checkpoint as dcp
-
-    try:
-        dcp.FileSystemReader(str(Path(path) / SHARDED)).read_metadata()
-    except Exception as exc:
-        raise HubError(f"cannot read the sharded checkpoint '{Path(path) / SHARDED}': {exc}") from None
