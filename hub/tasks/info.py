@@ -1,7 +1,8 @@
-"""A task's declaration (:class:`TaskInfo`), and calling the code it names: values, no plugin manager.
+"""A task's declaration (:class:`TaskInfo`), calling the code it names, and looking tasks up: no plugin manager.
 
 A declaration names its result class, loader and save function as ``"module:attribute"`` references,
-imported only when used (:mod:`hub.refs`). The table of every declared task is :mod:`hub.tasks.table`;
+imported only when used (:mod:`hub.refs`). ``TASKS``, ``ALIASES`` and :func:`resolve_task` read the table of
+every declared task, which :mod:`hub.tasks.table` builds from the plugins and hands in (:func:`use_table`);
 :mod:`hub.tasks` re-exports what is here.
 """
 from __future__ import annotations
