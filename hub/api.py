@@ -28,8 +28,9 @@ def invalidate_catalog() -> None:
 def catalog(installed_only: bool = True) -> Catalog:
     """Every known model; by default only those whose plugin is loaded.
 
-    Built from registry.yaml, then plugin registrations, then user catalogue files (the order
-    of precedence in :mod:`hub.registry`); every replaced id or alias is warned about.
+    Built from registry.yaml, then plugin registrations (the shipped plugins' catalog.yaml files among them),
+    then user catalogue files (the order of precedence in :mod:`hub.registry`); every replaced id or alias
+    is warned about.
     """
     global _catalog, _all_catalog, _built_for
     from hub.plugins import get_plugin_manager
@@ -156,6 +157,8 @@ def _as_spec(entry, plugin_name: str) -> ModelSpec:
     if isinstance(entry, ModelSpec):
         data = {k: v for k, v in asdict(entry).items() if k not in ("id", "origin") and v not in (None, [], {}, "")}
         model_id = entry.id
+        if entry.origin and entry.origin != origin:  # read from a file (hub.plugin_kit.register_catalog): name it
+            origin = f"{origin} ({entry.origin})"
     elif isinstance(entry, dict):
         data = dict(entry)
         model_id = data.pop("id", None)
@@ -210,14 +213,23 @@ def _meant(known: Catalog, text: str) -> list[str]:
 
 
 def _note_failed_plugins(exc: UnknownModelError) -> None:
-    """Add to an unknown-id error the plugins that failed to load: the model may be one of theirs."""
+    """Add to an unknown-id error the plugins that failed to load or that HUB_PLUGINS disables: the model may be
+    one of theirs (a plugin registers its own models, so the catalogue cannot know them)."""
     from hub.plugins import get_plugin_manager
 
-    failed = get_plugin_manager().failures
-    if failed:
-        shown = "; ".join(f"'{name}': {info.error}" for name, info in sorted(failed.items()))
-        exc.args = (capped(f"{exc.args[0]} Plugins that failed to load, whose models are missing: {shown} "
-                           f"(see {shell_command('hub', 'plugins', '--verbose')})."),)
+    pm = get_plugin_manager()
+    notes = []
+    if pm.failures:
+        shown = "; ".join(f"'{name}': {info.error}" for name, info in sorted(pm.failures.items()))
+        notes.append(f"Plugins that failed to load, whose models are missing: {shown} "
+                     f"(see {shell_command('hub', 'plugins', '--verbose')}).")
+    disabled = sorted(set(pm.disabled) - set(pm.failures))
+    if disabled:
+        notes.append(f"Plugins installed but disabled by HUB_PLUGINS={os.environ.get('HUB_PLUGINS', '')!r}, whose "
+                     f"models are missing: {', '.join(disabled)} (add them to HUB_PLUGINS, or unset it to load "
+                     "every plugin).")
+    if notes:
+        exc.args = (capped(" ".join([exc.args[0], *notes])),)
 
 
 def _with_task(spec: ModelSpec, task: str) -> ModelSpec:

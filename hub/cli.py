@@ -413,19 +413,20 @@ def _run_progress(label: str):
 
 @cli.command("pin")
 @click.argument("model_ids", nargs=-1)
-@click.option("--file", "path", type=click.Path(dir_okay=False), help="Catalogue file (default: the shipped one).")
+@click.option("--file", "path", type=click.Path(dir_okay=False),
+              help="Catalogue file (default: the shipped ones, registry.yaml and each plugin's catalog.yaml).")
 @click.option("--dry-run", is_flag=True, help="Show the commits without writing the file.")
 def pin_cmd(model_ids, path, dry_run):
     """Pin catalogue entries whose revision is a branch (e.g. main) to its current commit (needs network)."""
-    from hub.pinning import pin
-    from hub.registry import shipped_catalog_path
+    from hub.pinning import pin, pin_shipped
 
-    target = path or str(shipped_catalog_path())
-    changes = pin(target, list(model_ids) or None, dry_run=dry_run)
-    for model_id, old, commit in changes:
-        click.echo(f"{model_id}: {old} -> {commit}")
+    ids = list(model_ids) or None
+    done = [(path, pin(path, ids, dry_run=dry_run))] if path else pin_shipped(ids, dry_run=dry_run)
     verb = "would pin" if dry_run else "pinned"
-    click.echo(f"{verb} {len(changes)} entr{'y' if len(changes) == 1 else 'ies'} in {target}", err=True)
+    for target, changes in done:
+        for model_id, old, commit in changes:
+            click.echo(f"{model_id}: {old} -> {commit}")
+        click.echo(f"{verb} {len(changes)} entr{'y' if len(changes) == 1 else 'ies'} in {target}", err=True)
 
 
 @cli.command("env")

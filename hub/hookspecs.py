@@ -51,12 +51,14 @@ def register_models(register: Callable[[ModelSpec | dict], None]) -> None:
 
     Arguments: ``register(spec)`` where ``spec`` is a :class:`hub.spec.ModelSpec` or a dict
     with the catalogue fields (``id``, ``task``, ``source``, ...). ``plugin`` defaults to this
-    plugin's name. Entries in ``registry.yaml`` naming this plugin need not be registered again.
+    plugin's name. A plugin that keeps its models in a catalogue file (the format of ``registry.yaml``)
+    ships it as package data and calls ``hub.plugin_kit.register_catalog(register, __file__)``, which
+    registers every entry of the ``catalog.yaml`` beside the module (read through the hub's cached loader).
 
     Every entry is validated (a ModelSpec object too). All or nothing per plugin: if the hook
     raises, or any entry is invalid (unknown task or field, registered twice, or an id or alias
     that another plugin serves), none of this plugin's entries are kept and ``hub plugins``
-    shows why. A plugin may replace its own ``registry.yaml`` entries (with a warning).
+    shows why. A plugin may replace the ``registry.yaml`` entries that name it (with a warning).
 
     Returns: nothing (the return value is ignored). Every plugin's implementation is called.
     """

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from hub.errors import HubError
 from hub.io import atomic_write_text
-from hub.registry import COMMIT, read_catalog_file
+from hub.registry import COMMIT, PLUGIN_CATALOG, read_catalog_file, shipped_catalog_path
 from hub.weights import HF_PREFIX
 
 
@@ -76,3 +76,33 @@ def pin(path: Path, ids: list[str] | None = None, dry_run: bool = False) -> list
     if changes and not dry_run:
         atomic_write_text(path, text)
     return changes
+
+
+def shipped_files() -> list[Path]:
+    """The hub's registry.yaml, then the catalogue file (catalog.yaml beside its module) of each loaded plugin."""
+    from hub.plugins import get_plugin_manager
+
+    pm = get_plugin_manager()
+    files = [shipped_catalog_path()]
+    for name in sorted(pm.names(), key=pm.order_key):
+        module_file = getattr(pm.get_plugin(name), "__file__", None)
+        if module_file and Path(module_file).name == "__init__.py":
+            files.append(Path(module_file).with_name(PLUGIN_CATALOG))
+    return [path for path in files if path.is_file()]
+
+
+def pin_shipped(ids: list[str] | None = None, dry_run: bool = False) -> list[tuple[Path, list]]:
+    """Pin entries of the shipped catalogue files (:func:`shipped_files`), each in the file that declares it:
+    all unpinned entries when ``ids`` is empty. Returns (file, its changes as :func:`pin` gives them) per file."""
+    files = shipped_files()
+    holders = {path: {s.id for s in read_catalog_file(path) if s.source.startswith(HF_PREFIX)} for path in files}
+    unknown = sorted(set(ids or ()) - set().union(*holders.values()))
+    if unknown:
+        raise HubError(f"no hub-sourced entries named {', '.join(unknown)} in the shipped catalogue files "
+                       f"({', '.join(map(str, files))}); pass your own file with --file")
+    done = []
+    for path in files:
+        wanted = [i for i in ids if i in holders[path]] if ids else None
+        if wanted is None or wanted:
+            done.append((path, pin(path, wanted, dry_run=dry_run)))
+    return done

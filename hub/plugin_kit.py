@@ -6,7 +6,7 @@ from pathlib import Path
 
 from hub.refs import resolve_ref
 
-__all__ = ["build_pipeline", "pipeline_options", "read_json_file", "resolve_ref"]
+__all__ = ["build_pipeline", "pipeline_options", "read_json_file", "register_catalog", "resolve_ref"]
 
 
 def build_pipeline(ref: str, spec, device_manager, options: dict | None):
@@ -30,3 +30,24 @@ def read_json_file(path):
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+
+
+def register_catalog(register, package_file) -> None:
+    """Register every model of the plugin's own catalogue file from its ``register_models`` hook.
+
+    ``package_file`` is the plugin package's ``__file__`` (the file ``catalog.yaml`` beside it is read) or the path
+    of the catalogue file itself. The file has the format of the hub's ``registry.yaml`` and user catalogues
+    (``models: {id: fields}``) and is read through the same safe, cached loader, so listing stays cheap. It must
+    ship in the distribution (package data); a missing file is an error naming it.
+    """
+    from hub.errors import CatalogError
+    from hub.registry import PLUGIN_CATALOG, read_catalog_file
+
+    path = Path(package_file)
+    if path.suffix == ".py":
+        path = path.with_name(PLUGIN_CATALOG)
+    if not path.is_file():
+        raise CatalogError(path, None, None, "the plugin's catalogue file is missing; reinstall the plugin "
+                           f"(its distribution must ship {path.name} as package data)")
+    for spec in read_catalog_file(path):
+        register(spec)

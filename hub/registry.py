@@ -5,7 +5,8 @@ with the same id, and every replacement is reported as a warning naming both sid
 
 1. the shipped ``registry.yaml`` (inside the installed package, or at the top of a source checkout);
 2. models registered by plugins through the ``register_models`` hook, plugin by plugin (the core,
-   the shipped plugins, then the rest by distribution name). A plugin may replace only entries
+   the shipped plugins, then the rest by distribution name); a plugin's own catalogue file (``catalog.yaml``
+   in its package, registered through :func:`hub.plugin_kit.register_catalog`) comes in here. A plugin may replace only entries
    served by itself: an id or alias already served by another plugin stays with it, and only the
    clashing model (an id) or alias is dropped, with a warning naming both plugins;
 3. user catalogue files: ``~/.config/mmhub/catalog.yaml`` when it exists, then every path in
@@ -30,8 +31,11 @@ from hub.spec import COMMIT, REQUIRED_FIELDS, ModelSpec, ref_problem
 from hub.tasks import TASKS, resolve_task
 from hub.tasks.table import may_declare
 
-__all__ = ["COMMIT", "REQUIRED_FIELDS", "Catalog", "CatalogWarning", "ModelSpec", "read_catalog_file", "ref_problem",
-           "shipped_catalog_path", "user_catalog_paths"]  # ModelSpec and its checks live in hub.spec
+__all__ = ["COMMIT", "PLUGIN_CATALOG", "REQUIRED_FIELDS", "Catalog", "CatalogWarning", "ModelSpec", "read_catalog_file",
+           "ref_problem", "shipped_catalog_path", "user_catalog_paths"]  # ModelSpec and its checks live in hub.spec
+
+PLUGIN_CATALOG = "catalog.yaml"  # a plugin's own catalogue file, beside its package's __init__.py (package data)
+
 
 def shipped_catalog_path() -> Path:
     """registry.yaml inside the installed package, else at the top of the source checkout."""

@@ -5,6 +5,7 @@ from types import SimpleNamespace
 import pytest
 
 from hub.errors import HubError
+from hub.cli import cli
 from hub.pinning import pin, set_revision, unpinned
 from hub.registry import read_catalog_file
 
@@ -100,15 +101,63 @@ def test_pin_command(tmp_path, fake_hub, cli_runner):
     assert [s.id for s in unpinned(path)] == ["norev"]
 
 
-def test_every_unpinned_shipped_entry_can_be_pinned(tmp_path, fake_hub):
+def shipped_copies(tmp_path, monkeypatch) -> list:
+    """Copies of the shipped catalogue files (registry.yaml and each shipped plugin's catalog.yaml), which
+    hub.pinning.shipped_files then names instead of the originals."""
+    import hub.pinning
+
+    copies = []
+    for i, original in enumerate(hub.pinning.shipped_files()):
+        copy = tmp_path / f"{i}-{original.parent.name}-{original.name}"
+        copy.write_text(original.read_text())
+        copies.append(copy)
+    monkeypatch.setattr(hub.pinning, "shipped_files", lambda: copies)
+    return copies
+
+
+def test_the_shipped_files_are_the_hub_catalogue_and_each_plugin_catalogue():
+    from hub.pinning import shipped_files
     from hub.registry import shipped_catalog_path
 
-    path = tmp_path / "registry.yaml"
-    path.write_text(shipped_catalog_path().read_text())
-    before = {s.id: s for s in read_catalog_file(path)}
-    changed = {model_id for model_id, _, _ in pin(path)}
-    after = {s.id: s for s in read_catalog_file(path)}
-    assert unpinned(path) == [] and set(after) == set(before)
+    files = shipped_files()
+    assert files[0] == shipped_catalog_path()
+    assert {(f.parent.name, f.name) for f in files[1:]} >= {
+        ("mmhub_transformers", "catalog.yaml"), ("mmhub_timm", "catalog.yaml"), ("mmhub_openclip", "catalog.yaml")}
+
+
+@pytest.mark.parametrize("ids", [["resnet50.a1_in1k"], ["bert-base-ner", "resnet50.a1_in1k", "clip-vit-b-32-openai"]])
+def test_pin_without_a_file_pins_each_entry_in_the_shipped_file_that_declares_it(tmp_path, monkeypatch, fake_hub,
+                                                                                  cli_runner, ids):
+    copies = shipped_copies(tmp_path, monkeypatch)
+    before = {path: path.read_text() for path in copies}
+    result = cli_runner.invoke(cli, ["pin", *ids])
+    assert result.exit_code == 0, result.output
+    for model_id in ids:
+        (holder,) = [p for p in copies if model_id in {s.id for s in read_catalog_file(p)}]
+        assert {s.id: s.revision for s in read_catalog_file(holder)}[model_id] == SHA
+        assert f"{model_id}: main -> {SHA}" in result.stdout and f"in {holder}" in result.stderr
+    untouched = [p for p in copies if not set(ids) & {s.id for s in read_catalog_file(p)}]
+    assert untouched and all(p.read_text() == before[p] for p in untouched)
+
+
+@pytest.mark.parametrize("ids", [["no-such-model"], ["resnet50.a1_in1k", "nope"], ["fasterrcnn-resnet50-fpn-v2"]])
+def test_pin_without_a_file_refuses_ids_no_shipped_file_holds(tmp_path, monkeypatch, fake_hub, cli_runner, ids):
+    copies = shipped_copies(tmp_path, monkeypatch)
+    before = {path: path.read_text() for path in copies}
+    result = cli_runner.invoke(cli, ["pin", *ids])
+    assert result.exit_code == 2 and "no hub-sourced entries named" in result.output and "--file" in result.output
+    assert "Traceback" not in result.output
+    assert all(p.read_text() == before[p] for p in copies)
+
+
+def test_every_unpinned_shipped_entry_can_be_pinned(tmp_path, monkeypatch, fake_hub):
+    from hub.pinning import pin_shipped
+
+    copies = shipped_copies(tmp_path, monkeypatch)
+    before = {s.id: s for path in copies for s in read_catalog_file(path)}
+    changed = {model_id for _, changes in pin_shipped() for model_id, _, _ in changes}
+    after = {s.id: s for path in copies for s in read_catalog_file(path)}
+    assert all(unpinned(path) == [] for path in copies) and set(after) == set(before) and changed
     for model_id, spec in after.items():
         expected = SHA if model_id in changed else before[model_id].revision
         assert spec.revision == expected and spec.source == before[model_id].source

@@ -118,7 +118,8 @@ def test_hub_plugins_reports_unknown_names_and_an_empty_switch(third_party):
 def test_a_model_of_a_plugin_disabled_by_the_switch_says_so(third_party):
     done = run_hub(["info", "all-minilm-l6-v2"], third_party, {"HUB_PLUGINS": "toy"})
     assert done.returncode == 2 and "Traceback" not in done.stderr
-    assert "'transformers', which is installed but disabled by HUB_PLUGINS='toy'" in done.stderr
+    assert "Plugins installed but disabled by HUB_PLUGINS='toy', whose models are missing: " in done.stderr
+    assert "transformers (add them to HUB_PLUGINS, or unset it" in done.stderr
 
 
 def test_a_model_of_a_plugin_that_failed_to_load_names_the_failure(fresh_hub, tmp_path):
@@ -137,7 +138,8 @@ USER_ENTRY = "  {id}:\n    task: text-embedding\n    plugin: transformers\n    s
 
 
 @pytest.mark.parametrize("model_id, extra, words", [
-    ("all-minilm-l6-v2", "", ["'all-minilm-l6-v2' from {file} replaces the entry from", "registry.yaml"]),
+    ("all-minilm-l6-v2", "", ["'all-minilm-l6-v2' from {file} replaces the entry from plugin 'transformers' (",
+                              "mmhub_transformers/catalog.yaml)"]),
     ("minilm", "", ["'minilm' from {file} replaces the alias 'minilm' of 'all-minilm-l6-v2' from"]),
     ("my-model", "    aliases: [bge-small-en-v1.5]\n",
      ["alias 'bge-small-en-v1.5' of 'my-model' from {file} is shadowed by the id 'bge-small-en-v1.5'"]),

@@ -12,12 +12,48 @@ def write(tmp_path, text, name="catalog.yaml"):
     return path
 
 
-def test_shipped_catalogue_parses():
-    specs = read_catalog_file(shipped_catalog_path())
-    ids = {s.id for s in specs}
-    assert "all-minilm-l6-v2" in ids
+SHIPPED_PLUGINS = ("transformers", "timm", "openclip")  # the shipped plugins whose models are in their catalog.yaml
+
+
+def plugin_catalog(plugin: str):
+    import importlib
+    from pathlib import Path
+
+    return Path(importlib.import_module(f"mmhub_{plugin}").__file__).with_name("catalog.yaml")
+
+
+def test_the_hub_catalogue_holds_no_plugin_model_and_parses():
+    assert read_catalog_file(shipped_catalog_path()) == []
+
+
+@pytest.mark.parametrize("plugin", SHIPPED_PLUGINS)
+def test_each_shipped_plugin_catalogue_parses_and_names_only_its_plugin(plugin):
+    specs = read_catalog_file(plugin_catalog(plugin))
+    assert specs and {s.plugin for s in specs} == {plugin}
     for spec in specs:
-        assert spec.task and spec.plugin and spec.source
+        assert spec.task and spec.source
+    assert "all-minilm-l6-v2" in {s.id for s in specs} or plugin != "transformers"
+
+
+@pytest.mark.parametrize("plugin", SHIPPED_PLUGINS)
+def test_each_shipped_plugin_catalogue_is_package_data(plugin):
+    """A wheel built from the plugin's pyproject carries catalog.yaml (setuptools package-data)."""
+    import tomllib
+
+    pyproject = plugin_catalog(plugin).parent.parent / "pyproject.toml"
+    config = tomllib.loads(pyproject.read_text())["tool"]["setuptools"]
+    assert "catalog.yaml" in config["package-data"][f"mmhub_{plugin}"]
+
+
+@pytest.mark.parametrize("plugin", SHIPPED_PLUGINS)
+def test_the_catalogue_lists_every_entry_of_each_plugin_file_as_written(plugin):
+    from hub.api import catalog
+
+    known = catalog(installed_only=False)
+    for spec in read_catalog_file(plugin_catalog(plugin)):
+        listed = known.get(spec.id)
+        assert listed.to_dict() | {"origin": ""} == spec.to_dict() | {"origin": ""}
+        assert listed.origin == f"plugin '{plugin}' ({spec.origin})"
 
 
 def test_malformed_catalogue_names_file_entry_field(tmp_path):
@@ -321,14 +357,13 @@ def test_a_changed_catalogue_is_parsed_again(tmp_path, cache, change):
 
 
 def test_the_shipped_catalogue_is_cached_and_a_change_to_it_is_seen(tmp_path, cache, monkeypatch):
-    """registry.yaml, read through the catalogue the hub builds, the way 'hub list' does."""
-    import shutil
-
+    """registry.yaml, read through the catalogue the hub builds, the way 'hub list' does (with an entry of its
+    own: the shipped one holds none, the plugins register theirs)."""
     import hub.registry
     from hub.api import catalog, invalidate_catalog
 
     shipped = tmp_path / "registry.yaml"
-    shutil.copy(shipped_catalog_path(), shipped)
+    shipped.write_text(shipped_catalog_path().read_text().replace("models: {}", "models:\n" + ENTRY.format(id="a-model")))
     aged(shipped)
     monkeypatch.setattr(hub.registry, "shipped_catalog_path", lambda: shipped)
     import hub.api
@@ -337,12 +372,12 @@ def test_the_shipped_catalogue_is_cached_and_a_change_to_it_is_seen(tmp_path, ca
     invalidate_catalog()
     try:
         before = set(catalog(installed_only=False).specs)
-        assert "all-minilm-l6-v2" in before and cache_files(cache)
-        text = shipped.read_text().replace("all-minilm-l6-v2:", "all-minilm-l6-v2-renamed:", 1)
+        assert {"a-model", "all-minilm-l6-v2"} <= before and cache_files(cache)
+        text = shipped.read_text().replace("a-model:", "a-model-renamed:", 1)
         shipped.write_text(text)
         invalidate_catalog()
         after = set(catalog(installed_only=False).specs)
-        assert after == before - {"all-minilm-l6-v2"} | {"all-minilm-l6-v2-renamed"}
+        assert after == before - {"a-model"} | {"a-model-renamed"}
     finally:
         invalidate_catalog()
 

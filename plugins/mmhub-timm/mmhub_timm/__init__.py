@@ -5,7 +5,7 @@ Only ``hub`` is imported here; timm and torch are imported when a model loads.
 from __future__ import annotations
 
 from hub import hookimpl
-from hub.plugin_kit import build_pipeline, pipeline_options, resolve_ref
+from hub.plugin_kit import build_pipeline, pipeline_options, register_catalog, resolve_ref
 
 PLUGIN = "timm"
 MMHUB_PLUGIN_API = "1.0"  # the hub plugin-API version this plugin is written against
@@ -14,6 +14,11 @@ PIPELINES: dict[str, str] = {
     "image-classification": "mmhub_timm.pipelines:ImageClassificationPipeline",
     "image-embedding": "mmhub_timm.pipelines:ImageEmbeddingPipeline",
 }
+
+
+@hookimpl
+def register_models(register):
+    register_catalog(register, __file__)  # catalog.yaml in this package
 
 
 @hookimpl

@@ -5,7 +5,7 @@ Only ``hub`` is imported here; transformers and torch are imported when a model 
 from __future__ import annotations
 
 from hub import hookimpl
-from hub.plugin_kit import build_pipeline, pipeline_options, resolve_ref
+from hub.plugin_kit import build_pipeline, pipeline_options, register_catalog, resolve_ref
 
 PLUGIN = "transformers"
 MMHUB_PLUGIN_API = "1.0"  # the hub plugin-API version this plugin is written against
@@ -33,6 +33,11 @@ PIPELINES = {
     # -- image captioning --
     "image-captioning": "mmhub_transformers.caption:ImageCaptioningPipeline",
 }
+
+
+@hookimpl
+def register_models(register):
+    register_catalog(register, __file__)  # catalog.yaml in this package
 
 
 @hookimpl
