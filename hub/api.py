@@ -333,7 +333,7 @@ def _load_uncached(spec: ModelSpec, dm, options: dict):
         raise NoLoaderError(spec.id, spec.plugin)
     check_pipeline(spec, pipeline)
     if options:
-        check_load_options(spec, options, tuple(getattr(pipeline, "call_options", ())))
+        check_load_options(spec, options, tuple(pipeline.call_options))
         _check_kept(spec, pipeline, options)
     from hub.tasks import TASKS
 
@@ -342,9 +342,11 @@ def _load_uncached(spec: ModelSpec, dm, options: dict):
 
 
 def check_pipeline(spec: ModelSpec, pipeline) -> None:
-    """Raise a PluginError unless ``pipeline`` is callable and serves ``spec.task``."""
-    served = getattr(pipeline, "task", None)
-    if not callable(pipeline) or served != spec.task:
+    """Raise a PluginError unless ``pipeline`` is a :class:`~hub.tasks.base.Pipeline` that serves ``spec.task``."""
+    from hub.tasks.base import Pipeline
+
+    served = pipeline.task if isinstance(pipeline, Pipeline) else None
+    if served != spec.task:
         got = f"a pipeline for task '{served}'" if served else f"a {type(pipeline).__name__} (not a pipeline)"
         raise PluginError(spec.plugin, f"plugin '{spec.plugin}' returned {got} when loading model '{spec.id}' for "
                                        f"task '{spec.task}'. The plugin is at fault: report it to its authors, or "
@@ -373,8 +375,8 @@ def check_load_options(spec: ModelSpec, options: dict, declared) -> None:
 def _check_kept(spec: ModelSpec, pipeline, options: dict) -> None:
     """Refuse a pipeline that dropped the call options given as load options (its plugin's load_model did not
     pass ``options`` on), so that they are never silently lost."""
-    declared = {option.name for option in getattr(pipeline, "call_options", ())}
-    kept = getattr(pipeline, "options", None) or {}
+    declared = {option.name for option in pipeline.call_options}
+    kept = pipeline.options or {}
     lost = sorted(name for name, value in options.items() if name in declared and value is not None and name not in kept)
     if lost:
         raise PluginError(spec.plugin, f"plugin '{spec.plugin}' dropped the load option(s) {', '.join(lost)} given for "

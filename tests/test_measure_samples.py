@@ -8,11 +8,26 @@ import pytest
 from hub.measure import samples
 from hub.measure.samples import NoSamplesError, sample_inputs, sample_options
 from hub.options import LABELS, MAX_NEW_TOKENS, TEXTS, TOP_K, Option
+from hub.tasks.base import Pipeline
+
+
+class Fake(Pipeline):
+    """A pipeline that runs nothing: the sample code reads only its declared members."""
+
+    def preprocess(self, items, **kwargs):
+        raise AssertionError("samples are made without running the model")
+
+    forward = postprocess = preprocess
 
 
 def fake(task, call_options=(), **extra):
-    """A stand-in with what the sample code reads from a pipeline: task, spec, call options (and extras)."""
-    return SimpleNamespace(task=task, spec=SimpleNamespace(id="m"), call_options=call_options, **extra)
+    """A pipeline of ``task`` with these call options; ``extra`` replaces declared members (its own samples, ...)."""
+    pipe = Fake(SimpleNamespace(id="m"), None, None)
+    pipe.task, pipe.call_options = task, tuple(call_options)
+    for name, value in extra.items():
+        assert hasattr(Pipeline, name), f"{name} is not a member Pipeline declares"
+        setattr(pipe, name, value)
+    return pipe
 
 
 def test_texts_are_of_mixed_length_and_the_same_every_time():

@@ -208,7 +208,7 @@ def test_a_request_waiting_past_its_timeout_gets_504():
 def test_waiting_items_are_sorted_by_length_and_cut_within_both_batch_limits():
     from hub.serve.batcher import Item
 
-    batcher = Batcher("sizes", None, Limits(max_batch=3, max_batch_tokens=10))
+    batcher = Batcher("sizes", Picky(None, None, None), Limits(max_batch=3, max_batch_tokens=10))
     items = [Item(i, tokens, None) for i, tokens in enumerate([5, 1, 4, 1, 2, 9, 1, 12, 3])]
     batches = batcher.split(items)
     assert sorted(item.value for batch in batches for item in batch) == list(range(9))  # each item once

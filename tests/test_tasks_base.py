@@ -1,12 +1,16 @@
 """The base pipeline's batch plan: longest first, at most the batch size, cut to pad the fewest positions."""
 from __future__ import annotations
 
+import ast
 import itertools
 import random
+import re
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
+from hub.errors import HubError
 from hub.tasks import base
 from hub.tasks.base import BATCH_COST_IN_INPUTS, Pipeline
 
@@ -152,3 +156,143 @@ def test_an_error_in_a_parallel_batch_reaches_the_caller_and_later_batches_are_n
     with pytest.raises(ValueError, match="bad input 90"):
         Failing().run_batches(lengths, 2, False)
     assert len(ran) < 40, "the batches queued behind the error were dropped"
+
+
+# -- the members the core calls are declared on Pipeline, never probed ------------------------------------
+HUB = Path(base.__file__).resolve().parents[1]
+PIPELINE_NAME = re.compile(r"(^|\.)(pipe|pipeline|reference|candidate)$")  # how the core names pipelines
+PIPELINE_CLASS = {"hub/export/backends.py": "cls", "hub/export/exporter.py": "type(reference)"}  # ... and their classes
+
+
+def _pipeline_class_body() -> list[ast.stmt]:
+    tree = ast.parse(Path(base.__file__).read_text(encoding="utf-8"))
+    return next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Pipeline").body
+
+
+def declared_members() -> dict[str, str | None]:
+    """Every member the Pipeline class body declares, with its docstring (an attribute's is the string after it)."""
+    body, found = _pipeline_class_body(), {}
+    for i, node in enumerate(body):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            found[node.name] = ast.get_docstring(node)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            after = body[i + 1] if i + 1 < len(body) else None
+            doc = after.value.value if (isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant)
+                                        and isinstance(after.value.value, str)) else None
+            for target in (node.targets if isinstance(node, ast.Assign) else [node.target]):
+                if isinstance(target, ast.Name):
+                    found[target.id] = doc
+    return found
+
+
+def _is_pipeline(expr: ast.expr, path: str) -> bool:
+    text = ast.unparse(expr)
+    return bool(PIPELINE_NAME.search(text)) or PIPELINE_CLASS.get(path) == text
+
+
+def probes(source: str, path: str, members: set[str]) -> list[str]:
+    """``hasattr(...)`` and ``getattr(..., default)`` on a pipeline (or for a member only pipelines have)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and len(node.args) >= 2):
+            continue
+        probe = node.func.id == "hasattr" or (node.func.id == "getattr" and len(node.args) == 3)
+        name = node.args[1].value if isinstance(node.args[1], ast.Constant) else None
+        if probe and (_is_pipeline(node.args[0], path) or name in members):
+            found.append(f"{path}:{node.lineno}: {ast.unparse(node)}")
+    return found
+
+
+def used_members(source: str, path: str) -> dict[str, str]:
+    """Each attribute the code reads from a pipeline or a pipeline class, with where."""
+    return {node.attr: f"{path}:{node.lineno}" for node in ast.walk(ast.parse(source))
+            if isinstance(node, ast.Attribute) and _is_pipeline(node.value, path) and not node.attr.startswith("__")}
+
+
+def core_sources():
+    for path in sorted(HUB.rglob("*.py")):
+        yield path.relative_to(HUB.parent).as_posix(), path.read_text(encoding="utf-8")
+
+
+# names that other objects have too (a spec's options, a device manager's backend): probing those is not flagged
+SHARED_NAMES = {"task", "spec", "model", "options", "warnings", "device_manager", "limits", "length", "prepare",
+                "forward", "warn"}
+
+
+def test_the_core_never_probes_a_pipeline_for_a_member():
+    members = set(declared_members()) - SHARED_NAMES
+    found = [probe for path, source in core_sources() for probe in probes(source, path, members)]
+    assert not found, "declare these members on hub.tasks.base.Pipeline and use them plainly:\n" + "\n".join(found)
+
+
+@pytest.mark.parametrize("code", [
+    "hasattr(pipeline, 'tokenizer')", "getattr(entry.pipeline, 'pair_batching', False)",
+    "getattr(self.pipe, name, None)", "hasattr(cls, 'from_runtime')", "getattr(thing, 'sample_inputs', None)",
+])
+def test_the_probe_check_finds_a_probe(code):
+    members = set(declared_members()) - SHARED_NAMES
+    assert probes(code, "hub/export/backends.py", members)
+
+
+@pytest.mark.parametrize("code", ["getattr(spec, 'options', None)", "pipeline.tokenizer", "getattr(pipe, name)",
+                                  "getattr(device_manager, 'backend', 'torch')"])
+def test_the_probe_check_leaves_plain_use_alone(code):
+    assert not probes(code, "hub/api.py", set(declared_members()) - SHARED_NAMES)
+
+
+def test_every_member_the_core_uses_is_declared_on_pipeline_with_a_docstring():
+    declared, used = declared_members(), {}
+    for path, source in core_sources():
+        used.update(used_members(source, path))
+    assert {"from_spec", "from_runtime", "export_graphs", "tokenizer", "pair_batching", "sample_inputs"} <= set(used)
+    undeclared = sorted(f"{name} ({where})" for name, where in used.items() if name not in declared)
+    assert not undeclared, f"the core uses pipeline members Pipeline does not declare: {undeclared}"
+    bare = sorted(name for name in used if not declared[name])
+    assert not bare, f"Pipeline members without a docstring: {bare}"
+
+
+def test_every_public_member_of_pipeline_has_a_docstring():
+    bare = sorted(name for name, doc in declared_members().items() if not doc and not name.startswith("_"))
+    assert not bare, f"Pipeline members without a docstring: {bare}"
+
+
+def test_the_declared_defaults_say_what_a_pipeline_does_not_have():
+    pipe = Lengths()
+    assert (pipe.tokenizer, pipe.max_length(), pipe.sample_inputs(3), pipe.sample_options()) == (None, None, None, None)
+    assert pipe.pair_batching is False and pipe.concurrent_batches is False and pipe.estimate_bytes(4, {}) is None
+    assert Lengths.export_members_missing() == list(Pipeline.EXPORT_MEMBERS)
+    for call in (lambda: pipe.export_graphs(["a"], []), lambda: pipe.graph_inputs("g", ["a"]),
+                 lambda: pipe.export_assets("/nowhere"), lambda: Lengths.from_runtime(None, None, None)):
+        with pytest.raises(HubError, match=r"Lengths \(text-embedding\) does not support export.*--backend torch"):
+            call()
+    with pytest.raises(HubError, match="Lengths does not define from_spec.*model 'm'"):
+        Lengths.from_spec(SimpleNamespace(id="m"), None)
+    for call in (lambda: pipe.embed_texts(["a"]), lambda: pipe.embed_images([])):
+        with pytest.raises(HubError, match="Lengths .text-embedding. does not embed"):
+            call()
+
+
+def test_a_class_that_overrides_the_export_members_can_be_exported_and_its_subclasses_too():
+    class Exportable(Lengths):
+        def export_graphs(self, texts, images):
+            return []
+
+        def graph_inputs(self, name, items):
+            return {}
+
+        def export_assets(self, directory):
+            return None
+
+        @classmethod
+        def from_runtime(cls, spec, device_manager, runtime, **options):
+            return cls()
+
+    class Child(Exportable):
+        pass
+
+    class Partial(Lengths):
+        def export_graphs(self, texts, images):
+            return []
+
+    assert Exportable.export_members_missing() == [] and Child.export_members_missing() == []
+    assert Partial.export_members_missing() == ["graph_inputs", "export_assets", "from_runtime"]

@@ -128,6 +128,9 @@ def test_a_crash_is_a_broken_property_and_bad_calls_are_refused(letters):
         check_model_contract(pipe, ["only one"])
     with pytest.raises(ValueError, match="unknown contract property 'speed'"):
         check_model_contract(pipe, TEXTS, properties=["speed"])
+    for not_a_pipeline in (len, pipe.forward, object(), 3.5, ["letters"]):
+        with pytest.raises(ValueError, match="needs a model id or a loaded hub.Pipeline, got a"):
+            check_model_contract(not_a_pipeline, TEXTS)
     with pytest.raises(ContractError, match=r"results-per-input: model 'letters' raised TypeError"):
         check_model_contract(pipe, [None, None], properties=["results-per-input"])
 

@@ -2,8 +2,9 @@
 
 ``hub export MODEL --format onnx|openvino [--int8] --out DIR`` writes a model directory that ``hub run``,
 ``hub info``, ``hub serve`` and the catalogue treat as a model. A runtime replaces only a pipeline's
-``forward``; its pre- and postprocessing stay the pipeline's own. A pipeline class takes part through
-four members (the seam, see the shipped plugins):
+``forward``; its pre- and postprocessing stay the pipeline's own. A pipeline class takes part by overriding
+four members that :class:`hub.tasks.base.Pipeline` declares and refuses by default
+(``Pipeline.export_members_missing()`` names those a class leaves out; see the shipped plugins):
 
 - ``export_graphs(texts, images) -> list[GraphSpec]``: the torch module(s) its forward runs, with
   example inputs made by its own preprocessing;

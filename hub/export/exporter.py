@@ -18,21 +18,25 @@ from hub.export import heldout, integrity, quantize
 from hub.export.manifest import SUFFIX, ExportGateError, UnsupportedExportError, card
 from hub.export.onnx import export_onnx, onnx_to_openvino
 
-EXPORTABLE_TASKS = ("text-embedding", "text-classification", "image-classification", "image-embedding",
-                    "zero-shot-image-classification", "image-text-similarity")
 WORK = ".export-work"
+
+
+def exportable_tasks() -> list[str]:
+    """The tasks whose declaration says how an export of them is checked (``TaskInfo.export``)."""
+    from hub.tasks import TASKS
+
+    return [name for name, info in TASKS.items() if info.export]
 
 
 def check_exportable(spec) -> None:
     """Refuse, in one line, a task that cannot be exported."""
-    if spec.task not in EXPORTABLE_TASKS:
+    if spec.task not in exportable_tasks():
         raise UnsupportedExportError(f"model '{spec.id}' is for the task '{spec.task}', which hub export cannot "
-                                     f"export; exportable tasks: {', '.join(EXPORTABLE_TASKS)}")
+                                     f"export; exportable tasks: {', '.join(exportable_tasks())}")
 
 
 def check_pipeline(spec, pipeline) -> None:
-    missing = [name for name in ("export_graphs", "export_assets", "graph_inputs", "from_runtime")
-               if not hasattr(pipeline, name)]
+    missing = type(pipeline).export_members_missing()
     if missing:
         raise UnsupportedExportError(f"model '{spec.id}' ({spec.task}) is served by plugin '{spec.plugin}', whose "
                                      f"pipeline has no export support ({', '.join(missing)} missing)")

@@ -34,14 +34,14 @@ class NoSamplesError(HubError):
 
 def sample_inputs(pipeline, n: int) -> list:
     """``n`` inputs for ``pipeline``: its own samples, else generated for its task's input kind."""
-    own = getattr(pipeline, "sample_inputs", None)
-    if callable(own):
-        items = list(own(n))
+    own = pipeline.sample_inputs(n)
+    if own is not None:
+        items = list(own)
         if not items:
             raise NoSamplesError(f"the pipeline of '{pipeline.spec.id}' returned no sample inputs")
         return [items[i % len(items)] for i in range(n)]
     kind = input_kind(pipeline)
-    shortest = CONTEXT_WORDS if "question" in {o.name for o in getattr(pipeline, "call_options", ())} else 1
+    shortest = CONTEXT_WORDS if "question" in {o.name for o in pipeline.call_options} else 1
     make = {"text": lambda k: texts(k, mask_token(pipeline), shortest), "image": images, "image+text": images,
             "audio": audio_clips}.get(kind)
     if make is not None:
@@ -54,10 +54,10 @@ def sample_inputs(pipeline, n: int) -> list:
 
 def sample_options(pipeline) -> dict:
     """The call options the samples need: the pipeline's own, else fitting values for undefaulted options."""
-    own = getattr(pipeline, "sample_options", None)
-    if callable(own):
-        return dict(own() or {})
-    declared = {o.name: o for o in getattr(pipeline, "call_options", ())}
+    own = pipeline.sample_options()
+    if own is not None:
+        return dict(own)
+    declared = {o.name: o for o in pipeline.call_options}
     options = {}
     for name, value in FILLED_OPTIONS.items():
         if name in declared and declared[name].default is None:
@@ -83,8 +83,7 @@ def mask_token(pipeline) -> str | None:
     """The mask token a fill-mask pipeline needs in each text; None for other tasks."""
     if pipeline.task != "fill-mask":
         return None
-    tokenizer = getattr(pipeline, "tokenizer", None) or getattr(getattr(pipeline, "processor", None), "tokenizer", None)
-    token = getattr(tokenizer, "mask_token", None)
+    token = getattr(pipeline.tokenizer, "mask_token", None)  # a tokenizer need not have one
     if not token:
         raise NoSamplesError(f"cannot make fill-mask samples for '{pipeline.spec.id}': its tokenizer has no mask token")
     return token

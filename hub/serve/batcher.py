@@ -309,9 +309,8 @@ def _balanced_cut(batch: list[Item]) -> int:
 
 def worker_plan(pipeline, asked: int) -> tuple[int, int | None]:
     """How many batches the model runs at once, and the torch threads of each (None: leave torch's own)."""
-    concurrent = bool(getattr(pipeline, "concurrent_batches", False))
-    manager = getattr(pipeline, "device_manager", None)
-    on_cpu = getattr(manager, "device", "cpu") == "cpu"
+    concurrent = bool(pipeline.concurrent_batches)
+    on_cpu = getattr(pipeline.device_manager, "device", "cpu") == "cpu"  # a test double may have no manager
     if not concurrent:
         return 1, None
     cores = cpu_cores()

@@ -84,15 +84,14 @@ def check_generation(limits: Limits, pipeline, options: dict, input_tokens: int 
     """A 422 for an option counting new tokens over ``--max-new-tokens``, or for options whose batch the pipeline
     estimates (``Pipeline.estimate_bytes``) over ``--max-generation-mb``; before any input is decoded. The batch is
     the one requests with equal options share: ``--max-batch`` inputs, or the pipeline's smaller batch size."""
-    for option in getattr(pipeline, "call_options", ()):
+    for option in pipeline.call_options:
         value = options.get(option.name)
         if option.new_tokens and isinstance(value, int) and value > limits.max_new_tokens:
             raise ApiError(422, f"option '{option.name}' is {value}, over the server's limit max_new_tokens="
                                 f"{limits.max_new_tokens} (set with {flag('max_new_tokens')}); ask for fewer",
                            "options", "limit_max_new_tokens")
-    estimate = getattr(pipeline, "estimate_bytes", None)
-    batch = min(limits.max_batch, int(getattr(pipeline, "default_batch_size", limits.max_batch) or limits.max_batch))
-    needed = estimate(batch, options, input_tokens) if estimate else None
+    batch = min(limits.max_batch, int(pipeline.default_batch_size or limits.max_batch))
+    needed = pipeline.estimate_bytes(batch, options, input_tokens)
     if needed and needed > limits.max_generation_mb * 2**20:
         raise ApiError(422, f"with these options a batch of {batch} inputs (--max-batch) would take about "
                             f"{needed / 2**20:.0f} MiB, over the server's limit max_generation_mb="

@@ -114,12 +114,12 @@ def checked_lengths(entry, texts: list[str]) -> list[int] | None:
     """Each text's length in the model's tokens (None without a tokenizer); a 422 naming the model's maximum
     when one is longer than the model takes, instead of embedding only its first tokens."""
     pipeline = entry.pipeline
-    tokenizer, limit = getattr(pipeline, "tokenizer", None), getattr(pipeline, "max_length", None)
-    if not (callable(tokenizer) and callable(limit)):
+    tokenizer, limit = pipeline.tokenizer, pipeline.max_length()
+    if not callable(tokenizer) or limit is None:
         return None
     try:
         counts = [len(ids) for ids in tokenizer(texts, truncation=False, verbose=False)["input_ids"]]
-        limit = int(limit())
+        limit = int(limit)
     except Exception:  # a tokenizer without this call shape: the usage falls back to an estimate
         return None
     for i, count in enumerate(counts):
@@ -159,7 +159,7 @@ def encode(vector: list, encoding_format: str):
 
 def count_tokens(pipeline, texts: list[str]) -> int:
     """Tokens in the texts by the model's own tokenizer, else about one per 4 characters."""
-    tokenizer = getattr(pipeline, "tokenizer", None)
+    tokenizer = pipeline.tokenizer
     if callable(tokenizer):
         try:
             return sum(len(ids) for ids in tokenizer(texts, truncation=True)["input_ids"])

@@ -127,7 +127,7 @@ def check_text(limits, text, where: str) -> None:
 async def score(state, entry, query: str, documents: list[str], raw: bool) -> list[float]:
     """One score per document, in order: as (query, document) pairs through the model's queue when it takes them."""
     pipeline = entry.pipeline
-    if getattr(pipeline, "pair_batching", False):
+    if pipeline.pair_batching:
         try:
             options = pipeline.resolve_options({"raw_scores": raw} if raw else {})
         except HubError as exc:

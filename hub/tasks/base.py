@@ -15,6 +15,7 @@ import threading
 from abc import ABC, abstractmethod
 from typing import Any, Iterable
 
+from hub.errors import HubError
 from hub.options import Option, check_limits, validate_options
 from hub.stdio import stdout_to_stderr
 from hub.tasks.finite import check_finite
@@ -35,17 +36,93 @@ class Pipeline(ABC):
     """
 
     task: str = ""
+    """The task this pipeline serves (a name in the task table); ``hub.load`` refuses a pipeline of another task."""
     default_batch_size: int = DEFAULT_BATCH_SIZE
+    """Inputs per batch when the caller gives no ``batch_size``; ``hub serve`` sizes its memory estimate with it."""
     call_options: tuple[Option, ...] = ()
-    concurrent_batches: bool = False  # True: batches may run in several threads at once (hub serve's workers)
-    parallel_batches: int = 1  # batches of one call run at once (set for exports whose runtime has streams)
+    """The keywords a call takes (see :mod:`hub.options`); load options and the catalogue may preset them."""
+    concurrent_batches: bool = False
+    """True: batches may run in several threads at once (``hub serve``'s workers, a runtime's streams)."""
+    parallel_batches: int = 1
+    """Batches of one call run at once (set for exports whose runtime has streams)."""
+    pair_batching: bool = False
+    """True: ``run_batches`` takes ``(query, passage)`` tuples, so ``POST /v1/rerank`` batches pairs across requests."""
+    tokenizer: Any = None
+    """The model's text tokenizer, called as ``tokenizer(texts, truncation=...)["input_ids"]``; None without one.
+    The server counts usage tokens with it, and ``hub bench`` reads its ``mask_token`` for fill-mask samples."""
+    spec: Any
+    """The catalogue entry (:class:`hub.spec.ModelSpec`) of the loaded model."""
+    model: Any
+    """The loaded model object (a torch module, or what a runtime backend put in its place)."""
+    device_manager: Any
+    """The device manager (:mod:`hub.device`) the batches move to and run under."""
+    options: dict
+    """The load options given to ``hub.load``; a call option given here becomes that option's default."""
+    warnings: list[str]
+    """The warnings recorded by :meth:`warn`, each once."""
 
     def __init__(self, spec, model, device_manager, **options):
         self.spec = spec
         self.model = model
         self.device_manager = device_manager
         self.options = options
-        self.warnings: list[str] = []
+        self.warnings = []
+
+    # -- how a plugin builds it ----------------------------------------------------------------
+    @classmethod
+    def from_spec(cls, spec, device_manager, **options) -> Pipeline:
+        """Load the model of ``spec`` for torch and build the pipeline around it (what ``build_pipeline`` calls)."""
+        raise HubError(f"pipeline {cls.__qualname__} does not define from_spec, so the hub cannot load model "
+                       f"'{getattr(spec, 'id', spec)}' with it; its plugin's load_model must build the pipeline")
+
+    # -- export to a runtime (hub export, --backend onnx|openvino); see hub.export -------------
+    EXPORT_MEMBERS = ("export_graphs", "graph_inputs", "export_assets", "from_runtime")
+    """The members a pipeline class overrides to be exported and run on a runtime backend."""
+
+    @classmethod
+    def export_members_missing(cls) -> list[str]:
+        """The export members this class leaves at the base's default; empty when it can be exported."""
+        return [name for name in cls.EXPORT_MEMBERS if _unchanged(cls, name)]
+
+    def export_graphs(self, texts: list, images: list) -> list:
+        """The torch module(s) ``forward`` runs, as :class:`hub.export.onnx.GraphSpec` objects with example
+        inputs made by the pipeline's own preprocessing of ``texts`` or ``images``."""
+        raise _no_export(type(self), "export_graphs")
+
+    def graph_inputs(self, name: str, items: list) -> dict:
+        """Graph ``name``'s input tensors for raw ``items`` (calibration data for int8)."""
+        raise _no_export(type(self), "graph_inputs")
+
+    def export_assets(self, directory) -> None:
+        """Write into ``directory`` the files the pre- and postprocessing read (tokenizer, transform, labels)."""
+        raise _no_export(type(self), "export_assets")
+
+    @classmethod
+    def from_runtime(cls, spec, device_manager, runtime, **options) -> Pipeline:
+        """The same pipeline with its forward backed by ``runtime``'s graphs (:class:`hub.export.runtime.Runtime`)."""
+        raise _no_export(cls, "from_runtime")
+
+    def embed_texts(self, texts: list, normalize: bool = True) -> list:
+        """Text-tower vectors of a model with two towers (CLIP); the export measures each tower with it."""
+        raise HubError(f"pipeline {type(self).__qualname__} ({self.task}) does not embed texts")
+
+    def embed_images(self, images: list, batch_size: int | None = None, normalize: bool = True) -> list:
+        """Image-tower vectors of a model with two towers (CLIP); the export measures each tower with it."""
+        raise HubError(f"pipeline {type(self).__qualname__} ({self.task}) does not embed images")
+
+    # -- what the server and hub bench ask ------------------------------------------------------
+    def max_length(self) -> int | None:
+        """The longest input the model takes, in its tokenizer's tokens; None when it has no such bound.
+        ``POST /v1/embeddings`` refuses a longer text (422) instead of cutting it."""
+        return None
+
+    def sample_inputs(self, n: int) -> list | None:
+        """``n`` inputs for ``hub bench`` to measure; None: the hub makes them for the task's input kind."""
+        return None
+
+    def sample_options(self) -> dict | None:
+        """The call options ``hub bench``'s samples need; None: the hub fills undefaulted options itself."""
+        return None
 
     # -- what subclasses write ---------------------------------------------------------------
     def check_options(self, options: dict) -> dict:
@@ -87,6 +164,7 @@ class Pipeline(ABC):
 
     # -- what the base does -------------------------------------------------------------------
     def __call__(self, inputs, batch_size: int | None = None, progress: bool = False, **kwargs):
+        """The result for one input, or the list of results for a list of inputs, in input order."""
         options = self.resolve_options(kwargs)
         single = not isinstance(inputs, (list, tuple))
         items = [inputs] if single else list(inputs)
@@ -113,6 +191,7 @@ class Pipeline(ABC):
         return f"{self.spec.id} ({self.task})"
 
     def run_batches(self, prepared: list, batch_size: int | None, progress: bool, **kwargs) -> list[Result]:
+        """The results of prepared inputs with resolved options, in input order (what ``hub serve``'s batcher runs)."""
         size = max(1, int(batch_size or self.default_batch_size))
         out: list[Result | None] = [None] * len(prepared)
         batches = self.batch_plan(prepared, size)
@@ -140,6 +219,7 @@ class Pipeline(ABC):
             pool.shutdown(wait=True, cancel_futures=True)
 
     def run_one_batch(self, chunk: list, **kwargs) -> list[Result]:
+        """Preprocess, move to the device, forward and postprocess one batch of prepared inputs."""
         dm = self.device_manager
         with self.preprocess_lock:  # tokenizers may not be called from two threads at once
             batch = dm.to_device(self.preprocess(chunk, **kwargs))
@@ -153,6 +233,7 @@ class Pipeline(ABC):
         return self.__dict__.setdefault("_preprocess_lock", threading.Lock())
 
     def batch_order(self, prepared: list) -> list[int]:
+        """The indices of ``prepared``, longest first where every input has a length, else in order."""
         return self._lengths_and_order(prepared)[1]
 
     def lengths(self, prepared: list) -> list:
@@ -193,6 +274,17 @@ class HubWarning(UserWarning):
 
 
 Task = Pipeline  # the name the design documents use
+
+
+def _unchanged(cls: type, name: str) -> bool:
+    """Whether ``cls`` leaves member ``name`` as ``Pipeline`` defines it."""
+    defined = next(klass.__dict__[name] for klass in cls.__mro__ if name in klass.__dict__)
+    return defined is Pipeline.__dict__[name]
+
+
+def _no_export(cls: type, member: str) -> HubError:
+    return HubError(f"pipeline {cls.__qualname__} ({cls.task or 'no task'}) does not support export to a runtime: "
+                    f"it does not define {member} (see hub.export); use --backend torch")
 
 
 def least_padding_batches(order: list[int], lengths: list, size: int, batch_cost: float) -> list[list[int]]:
