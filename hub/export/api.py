@@ -34,7 +34,9 @@ def export(model_id: str, fmt: str, out, int8: bool = False, calibration=None, t
                                      f"'{export_info(spec).get('source_model')}' instead")
     check_exportable(spec)
     target = check_out(Path(out), spec, calibration)
-    kind = "text" if spec.task in ("text-embedding", "text-classification") else "image"
+    from hub.tasks import TASKS
+
+    kind = "text" if TASKS[spec.task].inputs == "text" else "image"  # CLIP's calibration inputs are images
     items = read_calibration(calibration, kind) if calibration else None
     reference = _torch_pipeline(model_id, spec, trust_remote_code)
     check_pipeline(spec, reference)

@@ -11,9 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-EMBEDDING_TASKS = ("text-embedding", "image-embedding")
-CLASSIFIER_TASKS = ("text-classification", "image-classification")
-CLIP_TASKS = ("zero-shot-image-classification", "image-text-similarity")
 DEFAULT_MIN_COSINE = 0.99
 DEFAULT_MIN_AGREEMENT = 0.99
 
@@ -51,25 +48,27 @@ def classifier_figures(reference: list, candidate: list) -> dict:
 
 
 def measure(task: str, reference, candidate, texts: list[str], images: list) -> dict:
-    """The figures of ``candidate`` (an export's pipeline) against ``reference`` (fp32 torch) for ``task``."""
-    if task == "text-embedding":
-        figures = embedding_figures(_vectors(reference(texts)), _vectors(candidate(texts)))
-    elif task == "image-embedding":
-        figures = embedding_figures(_vectors(reference(images)), _vectors(candidate(images)))
-    elif task in CLASSIFIER_TASKS:
-        items = texts if task == "text-classification" else images
+    """The figures of ``candidate`` (an export's pipeline) against ``reference`` (fp32 torch) for ``task``, as its
+    declaration's ``export`` says (see :class:`hub.tasks.TaskInfo`): on the texts or the images it takes."""
+    from hub.tasks import TASKS
+
+    info = TASKS[task]
+    items = texts if info.inputs == "text" else images
+    if info.export == "embedding":
+        figures = embedding_figures(_vectors(reference(items)), _vectors(candidate(items)))
+    elif info.export == "classification":
         top_k = 10 ** 6  # every label's score
         figures = classifier_figures(reference(items, top_k=top_k), candidate(items, top_k=top_k))
-    else:  # CLIP: both towers, and zero-shot over held-out labels
+    else:  # CLIP ("image-text", "zero-shot"): both towers, and zero-shot over held-out labels
         figures = {**embedding_figures(reference.embed_images(images), candidate.embed_images(images), "image_"),
                    **embedding_figures(reference.embed_texts(texts), candidate.embed_texts(texts), "text_")}
         figures["cosine_min"] = min(figures["image_cosine_min"], figures["text_cosine_min"])
-        if task == "zero-shot-image-classification":
+        if info.export == "zero-shot":
             labels = texts[:8]
             figures.update(classifier_figures(reference(images, labels=labels, templates=["{}"], top_k=len(labels)),
                                               candidate(images, labels=labels, templates=["{}"], top_k=len(labels))))
-    count = len(images) if task in ("image-embedding", "image-classification") else len(texts)
-    return {**figures, "inputs": count if task not in CLIP_TASKS else len(images) + len(texts)}
+        return {**figures, "inputs": len(images) + len(texts)}
+    return {**figures, "inputs": len(items)}
 
 
 def _vectors(results) -> list[list[float]]:

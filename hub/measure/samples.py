@@ -80,12 +80,16 @@ def input_kind(pipeline) -> str:
 
 
 def mask_token(pipeline) -> str | None:
-    """The mask token a fill-mask pipeline needs in each text; None for other tasks."""
-    if pipeline.task != "fill-mask":
+    """The mask token each text needs when the task's declaration says so (``TaskInfo.needs_mask``), else None."""
+    from hub.tasks import TASKS
+
+    info = TASKS.get(pipeline.task)
+    if info is None or not info.needs_mask:
         return None
     token = getattr(pipeline.tokenizer, "mask_token", None)  # a tokenizer need not have one
     if not token:
-        raise NoSamplesError(f"cannot make fill-mask samples for '{pipeline.spec.id}': its tokenizer has no mask token")
+        raise NoSamplesError(f"cannot make {pipeline.task} samples for '{pipeline.spec.id}': its tokenizer has no "
+                             "mask token")
     return token
 
 

@@ -8,32 +8,24 @@ from __future__ import annotations
 
 FEW = 100
 SOME = 2_000
-ZERO_SHOT = {  # a task with labels -> the task that scores free-text labels without training
-    "image-classification": "zero-shot-image-classification",
-    "text-classification": "zero-shot-classification",
-    "audio-classification": "zero-shot-audio-classification",
-}
-NO_TRAINING = {"zero-shot-image-classification", "zero-shot-classification", "zero-shot-audio-classification",
-               "image-text-similarity"}
-EMBEDDINGS = {"text-embedding", "image-embedding"}
-GENERATORS = {"text-generation", "translation", "summarization", "image-captioning", "text-to-speech"}
 
 
 def data_advice(task: str, examples: int | None) -> str | None:
     """One sentence of advice for ``examples`` labelled examples; None when the number was not given."""
     if examples is None:
         return None
+    advice = _advice(task)  # the task's declaration says what labelled data buys (hub.tasks.TaskInfo.advice)
     zero_shot = _zero_shot_task(task)
     alternative = f", or no training at all: hub recommend --task {zero_shot}" if zero_shot else ""
-    if task in NO_TRAINING:
+    if advice == "no-training":
         return (f"{examples} examples: this task needs no training (labels or texts are given at run time); "
                 "use the examples to compare models and prompts")
-    if task in EMBEDDINGS:
+    if advice == "embedding":
         if examples < SOME:
             return (f"{examples} examples: use the embeddings as they are (nearest neighbours, or a linear "
                     "classifier on them); fine-tuning an embedder needs thousands of pairs")
         return f"{examples} examples: enough to fine-tune the embedder on your pairs, starting from the best model"
-    if task in GENERATORS:
+    if advice == "generator":
         return _generator_advice(examples)
     if examples == 0:
         return f"no labelled examples: use the models' own labels as they are{alternative}"
@@ -56,8 +48,17 @@ def _generator_advice(examples: int) -> str:
             "plugin trains this task) pays off, starting from the best model that fits")
 
 
-def _zero_shot_task(task: str) -> str | None:
+def _advice(task: str) -> str:
     from hub.tasks import TASKS
 
-    other = ZERO_SHOT.get(task)
+    info = TASKS.get(task)
+    return info.advice if info is not None else "labels"
+
+
+def _zero_shot_task(task: str) -> str | None:
+    """The task that scores free-text labels instead of ``task`` (its declaration's ``zero_shot``), if declared."""
+    from hub.tasks import TASKS
+
+    info = TASKS.get(task)
+    other = info.zero_shot if info is not None else None
     return other if other in TASKS else None

@@ -25,9 +25,11 @@ from hub.serve.body import Body, narrowed, not_null, openapi_body, read_model
 from hub.serve.errors import ApiError
 from hub.serve.limits import audio_seconds
 from hub.serve.run import checked_options, execute, unless_disconnected
+from hub.tasks import TASKS, task_with, tasks_with
 
 router = APIRouter()
 FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
+ROUTE = "embeddings"  # the tasks /v1/embeddings serves declare route="embeddings" (hub.tasks.TaskInfo)
 IMAGE_ITEM = {"type": "object", "required": ["type", "image_url"], "properties": {
     "type": {"const": "image_url"},
     "image_url": {"type": "object", "required": ["url"], "properties": {"url": {"type": "string"}}}}}
@@ -62,12 +64,12 @@ async def embed(state, body: EmbeddingRequest) -> dict:
     items, modality = embedding_inputs(body)
     entry = await state.host.get(body.model, None)
     if modality == "image" and entry.spec.modality == "crossmodal":  # CLIP: the image tower's embeddings
-        entry = await state.host.get(body.model, "image-text-similarity")
+        entry = await state.host.get(body.model, task_with(route=ROUTE, modality="crossmodal"))
         results = await execute(state, entry, items, {"texts": ["an image"], "top_k": 1})
         vectors = [r.image_embeddings[0] for r in results]
     else:
         if modality == "image" and entry.spec.modality == "vision":  # a classifier's pooled features
-            entry = await state.host.get(body.model, "image-embedding")
+            entry = await state.host.get(body.model, task_with(route=ROUTE, modality="vision"))
         check_embedder(entry.spec, modality)
         counts = checked_lengths(entry, items) if modality == "text" else None
         vectors = [r.embedding for r in await execute(state, entry, items, {})]
@@ -102,7 +104,7 @@ def image_url(item: dict, index: int) -> str:
 
 
 def check_embedder(spec, modality: str) -> None:
-    wanted = "text-embedding" if modality == "text" else "image-embedding"
+    wanted = task_with(route=ROUTE, inputs=modality)  # the task that embeds texts (or images) as they are
     if spec.task != wanted:
         hint = ("for images, set \"modality\": \"image\" and use an image-embedding or CLIP model"
                 if modality == "text" else "for images use an image-embedding or CLIP model")
@@ -134,7 +136,7 @@ def truncated(vectors: list, dimensions: int | None, spec) -> list:
     """Vectors cut to ``dimensions`` and re-normalised (text-embedding models only)."""
     if dimensions is None:
         return vectors
-    if spec.task != "text-embedding":
+    if spec.task != task_with(route=ROUTE, inputs="text"):
         raise ApiError(400, f"model '{spec.id}' ({spec.task}) does not allow 'dimensions'; leave it out",
                        "dimensions", "dimensions_unsupported")
     size = len(vectors[0]) if vectors else 0
@@ -190,9 +192,10 @@ async def transcribe(state, file, model, language, prompt, response_format, temp
         raise ApiError(400, f"response_format must be one of {', '.join(FORMATS)}, got {response_format!r}",
                        "response_format", "invalid_response_format")
     entry = await state.host.get(model, None)
-    if entry.spec.task != "speech-recognition":
+    if TASKS[entry.spec.task].route != "transcriptions":
+        wanted = " or ".join(tasks_with(route="transcriptions"))
         raise ApiError(400, f"model '{entry.spec.id}' is a {entry.spec.task} model; transcriptions need a "
-                            "speech-recognition model (GET /v1/models)", "model", "not_a_speech_model")
+                            f"{wanted} model (GET /v1/models)", "model", "not_a_speech_model")
     data = await file.read()
     options = speech_options(entry.pipeline, language, prompt, temperature)
     result = (await execute(state, entry, [data], options))[0]

@@ -29,9 +29,10 @@ from hub.serve.body import Body, narrowed, openapi_body, read_model
 from hub.serve.errors import ApiError, from_hub_error
 from hub.serve.limits import over_limit
 from hub.serve.run import execute, unless_disconnected
+from hub.tasks import TASKS, tasks_with
 
 router = APIRouter()
-TASK = "text-ranking"
+ROUTE = "rerank"  # the tasks /v1/rerank serves declare route="rerank" (hub.tasks.TaskInfo)
 
 
 TEXT = {"type": "string", "pattern": "\\S"}  # not blank
@@ -72,8 +73,9 @@ async def answer(state, body: RerankRequest):
     """The response to ``body``, in the shape it was asked in."""
     documents, tei = checked_request(state.limits, body)
     entry = await state.host.get(body.model, None)
-    if entry.spec.task != TASK:
-        raise ApiError(400, f"model '{entry.spec.id}' is a {entry.spec.task} model; /v1/rerank needs a {TASK} model "
+    if TASKS[entry.spec.task].route != ROUTE:
+        wanted = " or ".join(tasks_with(route=ROUTE))
+        raise ApiError(400, f"model '{entry.spec.id}' is a {entry.spec.task} model; /v1/rerank needs a {wanted} model "
                             "such as a cross-encoder (GET /v1/models)", "model", "not_a_ranking_model")
     scores = await score(state, entry, body.query, documents, body.raw_scores)
     order = sorted(range(len(scores)), key=lambda i: -scores[i])[:body.top_n or len(scores)]

@@ -13,7 +13,7 @@ from __future__ import annotations
 from hub.errors import UnknownTaskError
 from hub.tasks import table as _table  # builds the table that TASKS and ALIASES read (see hub.tasks.info)
 from hub.tasks.info import (ALIASES, CORE, INPUT_KINDS, MODALITIES, TASKS, VIEWS, TaskInfo, list_tasks, normalised,
-                            resolve_task, task_info)
+                            resolve_task, task_info, task_with, tasks_with)
 
 __all__ = ["ALIASES", "CORE", "INPUT_KINDS", "MODALITIES", "TASKS", "VIEWS", "TaskInfo", "list_tasks", "normalised",
-           "resolve_task", "task_info", "UnknownTaskError"]
+           "resolve_task", "task_info", "task_with", "tasks_with", "UnknownTaskError"]

@@ -18,6 +18,11 @@ MODALITIES = ("nlp", "vision", "speech", "crossmodal")
 INPUT_KINDS = ("text", "image", "audio", "image+text")  # read by the hub itself; other kinds need a loader
 VIEWS = ("table", "text")
 CORE = "core"
+# What a task's declaration says about the services, so that none of them checks task names (see TaskInfo):
+EXPORT_CHECKS = ("embedding", "classification", "image-text", "zero-shot")  # how hub export compares an export
+ROUTES = ("embeddings", "transcriptions", "rerank")  # the server's OpenAI-style routes beside /v1/run
+TRAIN_KINDS = ("classification", "contrastive", "ctc")  # the built-in training kinds (hub.train.adapter.KINDS)
+ADVICE = ("labels", "no-training", "embedding", "generator")  # hub recommend --examples: what labelled data buys
 
 
 @dataclass(frozen=True)
@@ -29,6 +34,15 @@ class TaskInfo:
     turns the bytes of one input into what the pipeline takes, for an input kind the hub does not read
     itself. ``save`` (``"module:function"``) writes a result's files for ``hub run --save-dir``.
     ``plugin`` is the plugin that declared the task (set by the hub).
+
+    What the services do with the task comes from here, never from its name:
+    ``export`` (one of :data:`EXPORT_CHECKS`): ``hub export`` can export it and compares the export with torch
+    on embeddings, on classification results, on both CLIP towers (``image-text``) or on both towers and
+    zero-shot labels (``zero-shot``); None: not exportable. ``route`` (one of :data:`ROUTES`): the server's
+    OpenAI-style route that serves it. ``train_kind`` (one of :data:`TRAIN_KINDS`): ``hub finetune`` trains
+    it with that built-in kind (else only a plugin's own kind can). ``advice`` (one of :data:`ADVICE`, default
+    ``labels``) and ``zero_shot`` (the task that scores free-text labels instead): what ``hub recommend
+    --examples`` advises. ``needs_mask``: each text input holds the model's mask token (sample inputs get one).
     """
 
     name: str
@@ -40,6 +54,12 @@ class TaskInfo:
     loader: str | None = None
     view: str = "table"
     save: str | None = None
+    export: str | None = None
+    route: str | None = None
+    train_kind: str | None = None
+    advice: str = "labels"
+    zero_shot: str | None = None
+    needs_mask: bool = False
     plugin: str = CORE
 
     def to_dict(self) -> dict:
@@ -135,6 +155,18 @@ def task_info(name: str) -> TaskInfo:
 def list_tasks(modality: str | None = None) -> list[TaskInfo]:
     """Every task (of ``modality``, when given): the core's first, then each plugin's, as declared."""
     return [t for t in TASKS.values() if modality is None or t.modality == modality]
+
+
+def tasks_with(**fields) -> list[str]:
+    """The names of the tasks whose declarations have every given field value (e.g. ``route="embeddings"``),
+    in table order; services find the task they serve this way, never by its name."""
+    return [t.name for t in TASKS.values() if all(getattr(t, key) == value for key, value in fields.items())]
+
+
+def task_with(**fields) -> str | None:
+    """The first task (in table order: the core's first) whose declaration has every given field value."""
+    found = tasks_with(**fields)
+    return found[0] if found else None
 
 
 # -- using a declaration --------------------------------------------------------------------------

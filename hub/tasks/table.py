@@ -15,15 +15,17 @@ import re
 import threading
 
 from hub.errors import HubError
-from hub.tasks.info import (CORE, INPUT_KINDS, MODALITIES, VIEWS, TaskInfo, load_input, resolve_result, save_files,
-                            use_table)
+from hub.tasks.info import (ADVICE, CORE, EXPORT_CHECKS, INPUT_KINDS, MODALITIES, ROUTES, TRAIN_KINDS, VIEWS, TaskInfo,
+                            load_input, resolve_result, save_files, use_table)
 
 __all__ = ["FIELDS", "REQUIRED", "as_task", "build", "current", "invalidate", "load_input", "may_declare",
            "resolve_result", "save_files"]  # the last three live in hub.tasks.info, beside TaskInfo
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]*$")
 _REF = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
-FIELDS = ("name", "modality", "inputs", "result", "description", "aliases", "loader", "view", "save")
+FIELDS = ("name", "modality", "inputs", "result", "description", "aliases", "loader", "view", "save", "export", "route",
+          "train_kind", "advice", "zero_shot", "needs_mask")
+CHOICES = {"export": EXPORT_CHECKS, "route": ROUTES, "train_kind": TRAIN_KINDS, "advice": ADVICE}
 REQUIRED = ("name", "modality", "inputs", "result")
 
 _cache: tuple | None = None  # (plugin manager, its generation, tasks, aliases)
@@ -196,11 +198,12 @@ def as_task(entry, plugin: str) -> TaskInfo:
         check(data, label, plugin)
     data["aliases"] = tuple(data.get("aliases") or ())
     data["view"] = data.get("view") or "table"
+    data["advice"] = data.get("advice") or "labels"
     return TaskInfo(**data, plugin=plugin)
 
 
 def _check_strings(data: dict, label: str, plugin: str) -> None:
-    for key in ("name", "modality", "inputs", "result", "description", "loader", "view", "save"):
+    for key in ("name", "modality", "inputs", "result", "description", "loader", "view", "save", *CHOICES, "zero_shot"):
         value = data.get(key)
         if value is not None and not isinstance(value, str):
             raise HubError(f"{label}: field '{key}' must be a string, got {type(value).__name__} {value!r}")
@@ -223,6 +226,13 @@ def _check_kinds(data: dict, label: str, plugin: str) -> None:
     view = data.get("view") or "table"
     if view not in VIEWS:
         raise HubError(f"{label}: unknown view '{view}'; valid views: {', '.join(VIEWS)}")
+    for key, choices in CHOICES.items():
+        if data.get(key) is not None and data[key] not in choices:
+            raise HubError(f"{label}: unknown {key} '{data[key]}'; valid values: {', '.join(choices)} (or leave it out)")
+    if not isinstance(data.get("needs_mask", False), bool):
+        raise HubError(f"{label}: field 'needs_mask' must be true or false, got {data['needs_mask']!r}")
+    if data.get("zero_shot") is not None and not _NAME.match(data["zero_shot"]):
+        raise HubError(f"{label}: field 'zero_shot' must name a task, got {data['zero_shot']!r}")
     kind, loader = data["inputs"], data.get("loader")
     if kind in INPUT_KINDS and loader:
         raise HubError(f"{label}: inputs of kind '{kind}' are read by the hub; drop 'loader', or name a kind of "

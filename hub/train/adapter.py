@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from hub.errors import HubError
+from hub.tasks.info import TRAIN_KINDS as KINDS  # the built-in kinds, which a task's declaration may name
 
-KINDS = ("classification", "contrastive", "ctc")
 DEFAULT_LR = {"classification": 5e-5, "contrastive": 1e-5, "ctc": 1e-4}  # a TrainKind brings its own
 
 

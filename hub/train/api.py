@@ -18,22 +18,20 @@ from __future__ import annotations
 
 import re
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from hub.errors import HubError
+from hub.train.config import with_training_parameters
 from hub.train.plugin_adapter import get_adapter
 
-# task -> (adapter kind, what the data rows hold)
-TASK_KINDS = {
-    "text-classification": ("classification", "text"),
-    "token-classification": ("classification", "text"),
-    "image-classification": ("classification", "image"),
-    "audio-classification": ("classification", "audio"),
-    "image-text-similarity": ("contrastive", "image"),
-    "zero-shot-image-classification": ("contrastive", "image"),
-    "speech-recognition": ("ctc", "audio"),
-}
+def task_kinds() -> dict[str, tuple[str, str]]:
+    """task -> (built-in kind, what the data rows hold), from each task's declaration (``TaskInfo.train_kind``):
+    the rows hold the task's inputs, or for the contrastive kind an image with its text."""
+    from hub.tasks import TASKS
+
+    return {name: (info.train_kind, "image" if info.train_kind == "contrastive" else info.inputs)
+            for name, info in TASKS.items() if info.train_kind}
 
 
 @dataclass
@@ -56,10 +54,11 @@ class FinetuneResult:
 
 
 def task_kind(task: str) -> tuple[str, str]:
-    if task not in TASK_KINDS:
-        raise HubError(f"task '{task}' cannot be fine-tuned; trainable tasks: {', '.join(TASK_KINDS)}. "
+    kinds = task_kinds()
+    if task not in kinds:
+        raise HubError(f"task '{task}' cannot be fine-tuned; trainable tasks: {', '.join(kinds)}. "
                        "Pass --task with one of them")
-    return TASK_KINDS[task]
+    return kinds[task]
 
 
 def _read(path, kind, inputs, text_column, label_column, on_bad, what):
@@ -77,53 +76,47 @@ def _default_out(spec_id: str, task: str) -> Path:
     return Path("runs") / f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', spec_id).strip('-')}-{task}"
 
 
-def finetune(model_id: str, data, val=None, task: str | None = None, epochs: int = 3, lr: float | None = None,
-             batch_size: int = 32, grad_accum: int = 1, precision: str = "auto", freeze_backbone: bool = False,
-             unfreeze_last: int | None = None, out=None, resume: bool = False, seed: int = 0,
-             eval_every: int | None = None, patience: int | None = None, metric: str = "accuracy",
-             schedule: str = "linear", warmup: float = 0.1, weight_decay: float = 0.01,
-             max_grad_norm: float | None = 1.0, head_lr_mult: float = 10.0, group_by_length: bool = True,
-             on_bad_rows: str = "skip", text_column: str = "text", label_column: str = "label",
-             max_steps: int | None = None, device: str | None = None, save_every: int | None = None,
-             val_fraction: float = 0.2, num_workers: int = 0, progress: bool = True,
-             overwrite: bool = False, shard: bool = False) -> FinetuneResult:
+@with_training_parameters
+def finetune(model_id: str, data, val=None, task: str | None = None, out=None, resume: bool = False,
+             overwrite: bool = False, on_bad_rows: str = "skip", text_column: str = "text", label_column: str = "label",
+             val_fraction: float = 0.2, **training) -> FinetuneResult:
     """Fine-tune ``model_id`` on ``data``; returns the final metrics and where things were written.
 
     ``out`` is checked, created and locked first (:mod:`hub.train.outdir`): ``resume`` continues the
     run in it, ``overwrite`` moves what is there aside and starts over. A task outside
-    :data:`TASK_KINDS` is trained by the kind its plugin's adapter brings (:mod:`hub.train.kinds`).
+    :func:`task_kinds` is trained by the kind its plugin's adapter brings (:mod:`hub.train.kinds`).
     ``shard`` shards the model over the processes of a distributed run with FSDP2 (:mod:`hub.train.sharded`).
+
+    ``training`` takes the training parameters, each a field of :class:`~hub.train.config.TrainConfig` with its
+    default (``epochs=3``, ``lr``, ``batch_size``, ...: the signature lists them); one that is not a field, or a
+    value out of its bounds, is refused before anything is read.
     """
     from hub.api import get_spec
     from hub.device import DeviceManager
     from hub.train.distributed import device_for, init_from_env
     from hub.train.evaluation import resolve_metric
     from hub.train.kinds import default_lr, prepare_kind
-    from hub.train.loop import TrainConfig, Trainer
+    from hub.train.config import make_config
+    from hub.train.loop import Trainer
     from hub.train.outdir import check_space
 
+    config = make_config(training)
+    device, seed = config.device, config.seed
     spec = get_spec(str(model_id), task)
     task = spec.task
-    if task in TASK_KINDS:  # an unknown --metric is refused before any data is read
-        resolve_metric(TASK_KINDS[task][0], metric)
+    if task in task_kinds():  # an unknown --metric is refused before any data is read
+        resolve_metric(task_kinds()[task][0], config.metric)
     out = Path(out) if out else _default_out(spec.id, task)
     with _check_out(out, spec, {"model": str(model_id), "task": task, "data": str(data),
                                 "val": None if val is None else str(val)}, resume, overwrite):
         ctx = init_from_env(device)
-        dm = DeviceManager(device_for(ctx, device), precision)
-        if task in TASK_KINDS:
+        dm = DeviceManager(device_for(ctx, device), config.precision)
+        if task in task_kinds():
             prep = _prepare(spec, task, data, val, text_column, label_column, on_bad_rows, val_fraction, seed, dm)
         else:
-            prep = prepare_kind(spec, task, data, val, metric, on_bad_rows, val_fraction, seed, dm)
+            prep = prepare_kind(spec, task, data, val, config.metric, on_bad_rows, val_fraction, seed, dm)
         adapter, labels = prep.adapter, prep.labels
-        config = TrainConfig(epochs=epochs, lr=lr or default_lr(adapter.kind), batch_size=batch_size,
-                             grad_accum=grad_accum, precision=precision, device=device_for(ctx, device),
-                             freeze_backbone=freeze_backbone, unfreeze_last=unfreeze_last, seed=seed,
-                             eval_every=eval_every, save_every=save_every, patience=patience, metric=metric,
-                             schedule=schedule, warmup=warmup,
-                             weight_decay=weight_decay, max_grad_norm=max_grad_norm, head_lr_mult=head_lr_mult,
-                             group_by_length=group_by_length, max_steps=max_steps, num_workers=num_workers,
-                             progress=progress, shard=shard)
+        config = replace(config, lr=config.lr or default_lr(adapter.kind), device=device_for(ctx, device))
         if ctx.is_main:
             check_space(out, adapter.module, config.keep_checkpoints)
         train, val_records, unloadable = _screen(adapter, prep.train, prep.val, on_bad_rows)
@@ -239,7 +232,7 @@ def evaluate(model_or_dir: str, data, task: str | None = None, batch_size: int =
     from hub.train.evaluation import evaluate_module, example_lengths, screen_records
 
     spec = get_spec(str(model_or_dir), task)
-    if spec.task not in TASK_KINDS:  # a plugin's own kind of training reads and measures it
+    if spec.task not in task_kinds():  # a plugin's own kind of training reads and measures it
         from hub.train.kinds import evaluate_kind
 
         return evaluate_kind(spec, data, batch_size, DeviceManager(device, precision), on_bad_rows)

@@ -1,7 +1,7 @@
 """Training kinds that plugins bring: preparing a run and an evaluation for a :class:`TrainKind`.
 
-A task outside :data:`hub.train.api.TASK_KINDS` is trained by the kind its plugin's adapter
-declares. The plugin is asked first for the model as saved (``labels=None``): its adapter's kind
+A task without a built-in kind (``TaskInfo.train_kind``, see :func:`hub.train.api.task_kinds`) is trained by
+the kind its plugin's adapter declares. The plugin is asked first for the model as saved (``labels=None``): its adapter's kind
 reads the data (:func:`hub.train.data.read_kind_records`, with the usual bad-row rules) and
 names the classes the data declares. When those differ from the model's own, the plugin is asked
 again, with the data's classes, for a model with a new head. Everything after that (screening,
