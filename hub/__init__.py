@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import pluggy
 
+from hub.plugin_api import PLUGIN_API_VERSION  # the public plugin contract's version, defined there once
+
 __version__ = "0.1.0"
-PLUGIN_API_VERSION = "1.0"  # the public plugin contract's version (see hub.plugin_api)
 
 hookimpl = pluggy.HookimplMarker("mmhub")
 

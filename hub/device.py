@@ -21,9 +21,9 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from hub.errors import HubError
+from hub.runtimes import BACKENDS
 
 DTYPE_POLICIES = ("auto", "fp32", "bf16", "fp16")
-BACKENDS = ("torch", "onnx", "openvino", "auto")
 _CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 
 

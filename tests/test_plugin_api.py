@@ -31,6 +31,20 @@ def test_the_hub_declares_its_version():
     assert parse_version(hub.PLUGIN_API_VERSION) == (1, 0)
 
 
+def test_the_version_is_defined_once():
+    import ast
+    from pathlib import Path
+
+    root = Path(hub.__file__).resolve().parent
+    defined = [path.relative_to(root.parent).as_posix() for path in sorted(root.rglob("*.py"))
+               for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+               if isinstance(node, (ast.Assign, ast.AnnAssign))
+               and any(isinstance(t, ast.Name) and t.id == "PLUGIN_API_VERSION"
+                       for t in (node.targets if isinstance(node, ast.Assign) else [node.target]))]
+    assert defined == ["hub/plugin_api.py"], defined
+    assert hub.PLUGIN_API_VERSION is PLUGIN_API_VERSION
+
+
 @pytest.mark.parametrize("required, provided, words", [
     ("1.0", "1.0", None),
     ("1.0", "1.3", None),

@@ -16,8 +16,7 @@ from pathlib import Path
 
 from hub.errors import HubError
 from hub.export.manifest import FORMATS, export_info
-
-RUNTIME_BACKENDS = ("onnx", "openvino")
+from hub.runtimes import RUNTIME_NAMES, TORCH, runtimes_reading
 
 
 def exported(spec) -> dict | None:
@@ -44,7 +43,7 @@ def choose(spec, device_manager) -> str:
     if device_manager.device != "cpu":
         return "torch"  # the runtimes here run on the CPU; an accelerator keeps torch
     found = measured_fastest(spec, device_manager)
-    return found if found in ("torch", *RUNTIME_BACKENDS) else "torch"
+    return found if found in (TORCH, *RUNTIME_NAMES) else TORCH
 
 
 def measured_fastest(spec, device_manager) -> str | None:
@@ -59,13 +58,16 @@ def _for_export(spec, info: dict, wanted: str, device_manager) -> str:
     if fmt not in FORMATS:
         raise HubError(f"model '{spec.id}': its mmhub.yaml names the export format {fmt!r}; expected one of "
                        f"{', '.join(FORMATS)}. Export it again with 'hub export'")
-    if wanted == "auto" and fmt == "onnx":  # an ONNX graph also runs on OpenVINO: the one measured faster
+    readers = runtimes_reading(fmt)  # e.g. an ONNX graph also runs on OpenVINO
+    if wanted == "auto" and len(readers) > 1:  # the one measured faster
         found = measured_fastest(spec, device_manager)
-        return found if found in ("onnx", "openvino") else fmt
-    if wanted in ("auto", fmt) or (wanted == "openvino" and fmt == "onnx"):
-        return fmt if wanted == "auto" else wanted
+        return found if found in readers else fmt
+    if wanted == "auto":
+        return fmt
+    if wanted in readers:
+        return wanted
     raise HubError(f"model '{spec.id}' is an {fmt} export without torch weights; it runs on backend "
-                   f"{'onnx or openvino' if fmt == 'onnx' else 'openvino'}, not '{wanted}'. Use --backend auto, or "
+                   f"{' or '.join(readers)}, not '{wanted}'. Use --backend auto, or "
                    f"run the source model '{info.get('source_model', '?')}' for torch")
 
 
@@ -75,7 +77,8 @@ def load(cls, spec, device_manager, options: dict):
     if backend == "torch":
         return cls.from_spec(spec, device_manager, **options)
     info = exported(spec)
-    if not hasattr(cls, "from_runtime"):
+    missing = cls.export_members_missing()
+    if "from_runtime" in missing or (info is None and missing):  # an export on first use needs every member
         if info is None and getattr(device_manager, "backend", "torch") == "auto":
             return cls.from_spec(spec, device_manager, **options)
         raise HubError(f"model '{spec.id}' ({spec.task}) cannot run on backend '{backend}': its pipeline has no "

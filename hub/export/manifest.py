@@ -12,10 +12,11 @@ import re
 from pathlib import Path
 
 from hub.errors import HubError
+from hub.runtimes import RUNTIME_NAMES, RUNTIMES
 
 EXPORT_KEY = "export"
-FORMATS = ("onnx", "openvino")
-SUFFIX = {"onnx": ".onnx", "openvino": ".xml"}
+FORMATS = RUNTIME_NAMES  # an export's format is the runtime it is made for
+SUFFIX = {name: runtime.suffix for name, runtime in RUNTIMES.items()}
 
 
 class UnsupportedExportError(HubError):

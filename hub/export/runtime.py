@@ -25,9 +25,7 @@ import threading
 from pathlib import Path
 
 from hub.errors import DependencyMissingError, HubError
-
-RUNTIMES = ("onnx", "openvino")
-LIBRARIES = {"onnx": "onnxruntime", "openvino": "openvino"}
+from hub.runtimes import RUNTIME_NAMES, RUNTIMES
 
 
 def runtime_threads() -> int | None:
@@ -44,7 +42,7 @@ def runtime_version(backend: str) -> str:
     """``onnxruntime 1.x`` / ``openvino 2026.x``: the library that runs ``backend``, with its version."""
     from importlib.metadata import PackageNotFoundError, version
 
-    library = LIBRARIES[backend]
+    library = RUNTIMES[backend].library
     try:
         return f"{library} {version(library)}"
     except PackageNotFoundError:
@@ -230,7 +228,7 @@ class Runtime:
 
     def __init__(self, directory: Path, backend: str, manifest: dict, dtype: str = "fp32"):
         if backend not in RUNTIMES:
-            raise HubError(f"backend '{backend}' is not a runtime; use one of {', '.join(RUNTIMES)}")
+            raise HubError(f"backend '{backend}' is not a runtime; use one of {', '.join(RUNTIME_NAMES)}")
         self.directory, self.backend, self.manifest, self.dtype = Path(directory), backend, manifest, dtype
         self._graphs: dict[str, Graph] = {}
         from hub.export.integrity import check
@@ -270,7 +268,7 @@ class Runtime:
         except Exception as exc:  # the runtimes raise their own types (InvalidProtobuf, RuntimeError, ...)
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[-1][:200]
             raise BrokenExportError(f"'{path}' of the export in '{self.directory}' cannot be opened by "
-                                    f"{LIBRARIES[self.backend]} ({reason}); it is damaged or not this export's "
+                                    f"{RUNTIMES[self.backend].library} ({reason}); it is damaged or not this export's "
                                     f"graph: {AGAIN}") from None
 
     @property

@@ -16,7 +16,6 @@ dtype and device kind, where ``--backend auto`` and ``hub recommend`` read them.
 from __future__ import annotations
 
 import contextlib
-import inspect
 import os
 import statistics
 import time
@@ -24,6 +23,7 @@ import warnings
 from dataclasses import asdict, dataclass, field
 
 from hub.errors import HubError
+from hub.runtimes import AUTO, BACKENDS, TORCH, runtimes_reading
 from hub.measure import DEFAULT_BATCH_SIZES, DEFAULT_REPEATS, DEFAULT_ROUNDS
 
 MAX_BATCH_SIZE = 4096
@@ -92,20 +92,13 @@ def parse_batch_sizes(values) -> tuple[int, ...]:
 
 
 def check_backend(backend: str | None) -> str:
-    """The backend to measure: torch, or a runtime the device manager offers; never 'auto'."""
-    value = (backend or "torch").strip().lower()
-    if value == "torch":
-        return value
-    offered = _offered_backends()
-    if value == "auto":
-        raise HubError("--backend auto picks from what hub bench measured; bench one backend at a time: "
-                       f"{', '.join(b for b in offered if b != 'auto')}")
-    if value not in offered:
-        if offered == ("torch",):
-            raise HubError(f"--backend {value!r}: this hub measures only the torch backend (its device manager "
-                           "offers no other runtime yet); use --backend torch")
-        raise HubError(f"--backend {value!r} is not a backend; use one of "
-                       f"{', '.join(b for b in offered if b != 'auto')}")
+    """The backend to measure: torch or a runtime (:mod:`hub.runtimes`); never 'auto'."""
+    value = (backend or TORCH).strip().lower()
+    measurable = ", ".join(b for b in BACKENDS if b != AUTO)
+    if value == AUTO:
+        raise HubError(f"--backend auto picks from what hub bench measured; bench one backend at a time: {measurable}")
+    if value not in BACKENDS:
+        raise HubError(f"--backend {value!r} is not a backend; use one of {measurable}")
     return value
 
 
@@ -119,20 +112,10 @@ def backend_for(spec, backend: str | None) -> str:
         return check_backend(fmt or "torch")
     value = check_backend(backend)
     if fmt and value == "torch":
-        runtimes = f"{fmt} or openvino" if fmt == "onnx" else fmt
+        runtimes = " or ".join(runtimes_reading(fmt))
         raise HubError(f"'{spec.id}' is an {fmt} export without torch weights; measure it with --backend {runtimes} "
                        f"(without --backend: {fmt})")
     return value
-
-
-def _offered_backends() -> tuple[str, ...]:
-    """The backends the device manager and hub.load accept; ('torch',) before they take a backend."""
-    from hub import api, device
-
-    backends = getattr(device, "BACKENDS", None)
-    if not backends or "backend" not in inspect.signature(api.load).parameters:
-        return ("torch",)
-    return tuple(backends)
 
 
 def bench(model: str, batch_sizes=DEFAULT_BATCH_SIZES, dtype: str | None = None, backend: str | None = None,
@@ -177,11 +160,10 @@ def _measure(model, spec, sizes, dtype, backend, device, repeats, rounds, steps,
     dm = get_device_manager(device, dtype)
     dm.plan  # torch is imported and the device chosen before anything is timed or counted
     busy = _load_average()
-    extra = {"backend": backend} if _offered_backends() != ("torch",) else {}  # never left to 'auto'
     with PeakMemory(dm.device) as memory:
         start = time.perf_counter()
         with _first_use_export() as exported_now:
-            pipeline = api.load(model, device=device, dtype=dtype, task=task, cache=False, **extra)
+            pipeline = api.load(model, device=device, dtype=dtype, task=task, cache=False, backend=backend)
         _sync(dm.device)
         load_s = time.perf_counter() - start
         steps.advance("loaded")
