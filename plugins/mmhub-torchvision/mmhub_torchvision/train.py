@@ -21,7 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hub.errors import HubError, InputError
-from mmhub_torchvision import loading
+from mmhub_torchvision.loading import load, save_directory
 from mmhub_torchvision.catalog import PLUGIN, SEGMENTATION
 
 IGNORE = 255  # mask value of pixels that count for nothing
@@ -170,7 +170,7 @@ def trainable(spec, task, num_labels, labels, device_manager):
         return None
     from hub.train.adapter import TrainAdapter
 
-    loaded = loading.load(spec)
+    loaded = load(spec)
     model, categories = loaded.model, list(loaded.categories)
     new_head = bool(labels) and list(labels) != categories
     if new_head:
@@ -309,8 +309,8 @@ def saver(spec, loaded, categories: list[str]):
     preprocess = {**dict(config.get("preprocess") or {}), **dict(spec.preprocess or {})}
 
     def save(module, out_dir) -> None:
-        loading.save_directory(module, out_dir, loaded.builder, categories, weights=weights, preprocess=preprocess,
-                               model_args=config.get("model_args"))
+        save_directory(module, out_dir, loaded.builder, categories, weights=weights, preprocess=preprocess,
+                       model_args=config.get("model_args"))
 
     return save
 

@@ -1,5 +1,8 @@
 """Fine-tuning transformers models: text classification, token classification, audio classification.
 
+:func:`trainable` also sends the other tasks to their own modules (``train_ctc``, ``train_seq2seq``,
+``train_pairs``, ``train_caption``, ``train_qa``); what they share is in :mod:`mmhub_transformers.train_common`.
+
 The body comes from the spec's weights directory (any ``save_pretrained`` directory, a
 sentence-transformers directory such as the shipped MiniLM, or a hub id); the task head is
 built for the new labels (``num_labels``, ``id2label``, ``label2id``) and is new whenever the
@@ -23,14 +26,15 @@ import random
 from pathlib import Path
 
 from hub.errors import HubError, InputError
-from mmhub_transformers.loading import load_auto, load_tokenizer, read_json, weights_dir
+from mmhub_transformers.loading import load_tokenizer, read_json, weights_dir
+from mmhub_transformers.train_common import (HEAD_ARCHITECTURES, blocks, collate_text, load_model, loss,
+                                             max_length, predict, record_audio, unwrap)
 
 AUTO = {
     "text-classification": "AutoModelForSequenceClassification",
     "token-classification": "AutoModelForTokenClassification",
     "audio-classification": "AutoModelForAudioClassification",
 }
-HEAD_NAMES = ("classifier", "score", "pre_classifier", "projector")
 DEFAULT_MAX_SECONDS = 30.0
 
 
@@ -76,14 +80,6 @@ def trainable(spec, task, num_labels, labels, device_manager):
     return adapter
 
 
-# the architecture-name endings of checkpoints that carry a head for each task
-HEAD_ARCHITECTURES = {
-    "text-classification": ("ForSequenceClassification",),
-    "token-classification": ("ForTokenClassification",),
-    "audio-classification": ("ForAudioClassification", "ForSequenceClassification"),
-}
-
-
 def saved_labels(directory: Path, task: str, name: str) -> list[str]:
     """The class names of the checkpoint's own head (``id2label``); NoHeadError when it has none."""
     from hub.train.adapter import NoHeadError
@@ -100,94 +96,7 @@ def saved_labels(directory: Path, task: str, name: str) -> list[str]:
                        "fix its id2label") from None
 
 
-def _generic(names) -> bool:
-    return all(str(n) == f"LABEL_{i}" for i, n in enumerate(names))
-
-
-def load_model(auto_name: str, directory: Path, labels: list[str], trust: bool):
-    """(model, head prefixes, new_head): the model with a head for ``labels``.
-
-    ``new_head`` is True when any head weight was initialised here, or when the checkpoint's head
-    names other labels than ``labels`` (kept only as a starting point).
-    """
-    from transformers import AutoConfig
-    from transformers.utils import logging
-
-    saved = read_json(directory / "config.json").get("id2label") or {}
-    saved_names = [saved.get(str(i)) for i in range(len(saved))]
-    relabelled = bool(saved_names) and not _generic(saved_names) and saved_names != list(labels)
-    config = AutoConfig.from_pretrained(str(directory), trust_remote_code=trust, num_labels=len(labels),
-                                        id2label=dict(enumerate(labels)),
-                                        label2id={name: i for i, name in enumerate(labels)})
-    config.problem_type = "single_label_classification"
-    verbosity = logging.get_verbosity()
-    logging.set_verbosity_error()  # a new head is expected here; its prefixes go to the loop instead
-    try:
-        model, info = load_auto(auto_name, directory, trust, config=config, ignore_mismatched_sizes=True,
-                                output_loading_info=True)
-    finally:
-        logging.set_verbosity(verbosity)
-    fresh = list(info.get("missing_keys") or []) + [m[0] if isinstance(m, (list, tuple)) else m
-                                                    for m in info.get("mismatched_keys") or []]
-    return model.float().train(), head_prefixes(model, fresh), bool(fresh) or relabelled
-
-
-def head_prefixes(model, fresh: list[str]) -> tuple[str, ...]:
-    """Top-level head modules (classifier/score/pre_classifier/projector) plus anything newly initialised."""
-    found = [name for name, _ in model.named_children() if name in HEAD_NAMES]
-    for key in fresh:
-        prefix = key.rsplit(".", 1)[0]
-        if not any(prefix == p or prefix.startswith(p + ".") for p in found):
-            found.append(prefix)
-    return tuple(found)
-
-
-def blocks(model) -> list:
-    """The encoder's transformer layers in order (``encoder.layer(s)``), else the longest ModuleList.
-
-    Looking for the encoder first matters for audio models, whose convolutional feature encoder
-    can be a longer list than a small transformer's layers.
-    """
-    import torch
-
-    model = getattr(model, "module", model)
-    body = getattr(model, getattr(model, "base_model_prefix", ""), None) or model
-    encoder = getattr(body, "encoder", None)
-    for name in ("layers", "layer"):
-        layers = getattr(encoder, name, None)
-        if isinstance(layers, torch.nn.ModuleList) and len(layers):
-            return list(layers)
-    lists = [m for m in body.modules() if isinstance(m, torch.nn.ModuleList) and len(m) > 0]
-    return list(max(lists, key=len)) if lists else list(body.children())
-
-
-def _unwrap(module):
-    return getattr(module, "module", module)  # DistributedDataParallel
-
-
-def predict(module, batch: dict):
-    inputs = {k: v for k, v in batch.items() if k != "labels"}
-    return module(**inputs).logits
-
-
-def loss(module, batch: dict):
-    import torch.nn.functional as F
-
-    logits = predict(module, batch).float()
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch["labels"].reshape(-1), ignore_index=-100)
-
-
 # -- text --------------------------------------------------------------------------------------------------------
-def max_length(directory: Path, tokenizer, model, spec) -> int:
-    """The spec's max_length, else the smallest of sentence-transformers', tokenizer's and model's limits."""
-    if (spec.preprocess or {}).get("max_length"):
-        return int(spec.preprocess["max_length"])
-    limits = [read_json(directory / "sentence_bert_config.json").get("max_seq_length"),
-              getattr(tokenizer, "model_max_length", None), getattr(model.config, "max_position_embeddings", None)]
-    limits = [int(x) for x in limits if isinstance(x, int) and 0 < x < 1_000_000]
-    return min(limits) if limits else 512
-
-
 def _text_adapter(spec, task, directory, model, heads, labels, trust):
     from hub.train.adapter import TrainAdapter
 
@@ -206,7 +115,7 @@ def _text_adapter(spec, task, directory, model, heads, labels, trust):
         from hub.io import atomic_directory
 
         with atomic_directory(out_dir, carry_over=True) as out:
-            _unwrap(module).save_pretrained(str(out))
+            unwrap(module).save_pretrained(str(out))
             tokenizer.save_pretrained(str(out))
 
     return TrainAdapter(
@@ -239,40 +148,7 @@ def _token_example(tokenizer, record, index: dict, limit: int) -> dict:
     return example
 
 
-def collate_text(examples: list[dict], tokenizer) -> dict:
-    """Pad every field to the longest example (pad id / 0 / -100 for per-token labels)."""
-    import torch
-
-    longest = max(len(ex["input_ids"]) for ex in examples)
-    left = getattr(tokenizer, "padding_side", "right") == "left"
-    pads = {"input_ids": tokenizer.pad_token_id or 0, "labels": -100}
-    batch = {}
-    for key in examples[0]:
-        values = [ex[key] for ex in examples]
-        if key == "labels" and not isinstance(values[0], list):
-            batch[key] = torch.tensor(values, dtype=torch.long)
-            continue
-        pad = pads.get(key, 0)
-        rows = [([pad] * (longest - len(v)) + list(v)) if left else (list(v) + [pad] * (longest - len(v)))
-                for v in values]
-        batch[key] = torch.tensor(rows, dtype=torch.long)
-    return batch
-
-
 # -- audio -------------------------------------------------------------------------------------------------------
-def record_audio(record, rate: int):
-    """The record's clip as a mono waveform at ``rate``; errors name the data row."""
-    from hub.inputs import load_audio
-
-    try:
-        wave = load_audio(record.input, rate)
-    except InputError as exc:
-        raise InputError(f"{record.where}: {exc}") from None
-    if wave.size == 0:
-        raise InputError(f"{record.where}: the audio file '{record.input}' is empty")
-    return wave
-
-
 def _audio_adapter(spec, task, directory, model, heads, labels, trust):
     from transformers import AutoFeatureExtractor
 
@@ -305,7 +181,7 @@ def _audio_adapter(spec, task, directory, model, heads, labels, trust):
         from hub.io import atomic_directory
 
         with atomic_directory(out_dir, carry_over=True) as out:
-            _unwrap(module).save_pretrained(str(out))
+            unwrap(module).save_pretrained(str(out))
             extractor.save_pretrained(str(out))
 
     return TrainAdapter(

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from hub.errors import HubError, InputError
 from mmhub_transformers.loading import load_auto, load_tokenizer, read_json
-from mmhub_transformers.train import blocks, record_audio
+from mmhub_transformers.train_common import blocks, record_audio
 
 DEFAULT_MAX_SECONDS = 30.0
 TASK = "speech-recognition"

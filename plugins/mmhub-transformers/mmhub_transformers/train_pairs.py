@@ -22,7 +22,7 @@ from pathlib import Path
 
 from hub.errors import HubError
 from mmhub_transformers.loading import load_tokenizer, read_json, weights_dir
-from mmhub_transformers.train import HEAD_ARCHITECTURES, blocks, collate_text, load_model, max_length
+from mmhub_transformers.train_common import HEAD_ARCHITECTURES, blocks, collate_text, load_model, max_length
 
 AUTO = "AutoModelForSequenceClassification"
 COLUMNS = {

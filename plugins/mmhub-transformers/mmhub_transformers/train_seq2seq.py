@@ -33,7 +33,7 @@ def trainable(spec, task: str, directory: Path, trust: bool):
     """The TrainAdapter of a seq2seq model directory for ``task``."""
     from hub.train.adapter import TrainAdapter
     from hub.train.pairs import seq2seq_kind
-    from mmhub_transformers.train import max_length
+    from mmhub_transformers.train_common import max_length
     from mmhub_transformers.train_pairs import saver  # the model (its generation config too) and the tokenizer
 
     config = read_json(directory / "config.json")
