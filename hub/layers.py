@@ -30,7 +30,7 @@ LAYER_OF = {
     # 1 values and utilities
     "hub": 1, "hub.errors": 1, "hub.io": 1, "hub.outputs": 1, "hub.stdio": 1, "hub.cache": 1, "hub.refs": 1,
     "hub.options": 1, "hub.inputs": 1, "hub.run_inputs": 1, "hub.published": 1, "hub.spec": 1, "hub.safe_yaml": 1, "hub.runtimes": 1,
-    "hub.plugin_api": 1, "hub.layers": 1, "hub.runtimes": 1, "hub.tasks.info": 1, "hub.tasks.results": 1,
+    "hub.plugin_api": 1, "hub.layers": 1, "hub.tasks.info": 1, "hub.tasks.results": 1,
     "hub.tasks.results_audio": 1, "hub.tasks.results_caption": 1, "hub.tasks.results_qa": 1,
     "hub.tasks.results_seq2seq": 1, "hub.tasks.finite": 1, "hub.tasks.serialisable": 1,
     # 2 the contract
@@ -39,6 +39,7 @@ LAYER_OF = {
     "hub.plugins": 3, "hub.entry_points": 3, "hub.model_options": 3,
     # 4 tables built from plugins
     "hub.tasks": 4, "hub.tasks.table": 4, "hub.registry": 4, "hub.local": 4, "hub.device": 4, "hub.weights": 4,
+    "hub.runtimes": 4,
     # 5 services
     "hub.api": 5, "hub.export": 5, "hub.benchstore": 5, "hub.measure": 5, "hub.train": 5, "hub.batch": 5,
     "hub.pinning": 5, "hub.install": 5,
