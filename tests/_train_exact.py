@@ -55,16 +55,11 @@ def register() -> None:
 def main(argv: list[str]) -> None:
     os.environ.setdefault("HUB_PLUGINS", "")
     register()
-    from hub.train import loop
     from hub.train.api import finetune
 
-    @dataclasses.dataclass
-    class EveryStep(loop.TrainConfig):
-        log_every: int = 1  # one metrics.jsonl line per optimiser step: the whole loss curve
-
-    loop.TrainConfig = EveryStep
     kwargs = json.loads(argv[2]) if len(argv) > 2 else {}
-    result = finetune("digits-exact", argv[0], out=argv[1], progress=False, **kwargs)
+    # log_every=1: one metrics.jsonl line per optimiser step, the whole loss curve
+    result = finetune("digits-exact", argv[0], out=argv[1], progress=False, log_every=1, **kwargs)
     if int(os.environ.get("RANK", 0)) == 0:
         print(json.dumps({"metrics": {k: v for k, v in result.metrics.items() if isinstance(v, float)},
                           "steps": result.steps, "val_rows": result.val_rows, "train_rows": result.train_rows}))

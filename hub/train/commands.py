@@ -1,6 +1,8 @@
 """``hub finetune`` and ``hub eval``: thin click commands over :mod:`hub.train.api`.
 
-Only click is imported at module level, so adding these commands keeps ``hub list`` fast.
+The training options are made from :class:`hub.train.config.TrainConfig`'s fields (one option per field, with its
+type, bounds, default and help), so the CLI, ``finetune()`` and the config cannot drift apart. Only click and that
+config are imported at module level, so adding these commands keeps ``hub list`` fast.
 """
 from __future__ import annotations
 
@@ -10,12 +12,38 @@ import os
 import click
 
 from hub.cli_types import FiniteFloat
-
-PRECISIONS = ["auto", "fp32", "bf16", "fp16"]
+from hub.train.config import config_fields, value_type
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
     click.echo(f"Warning: {message}", err=True)
+
+
+def training_option(name: str):
+    """The click option of TrainConfig field ``name``: its type, bounds, choices, default and help."""
+    f = config_fields()[name]
+    kind, _ = value_type(f)
+    flag, meta = "--" + name.replace("_", "-"), f.metadata
+    if kind is bool:
+        decls = [flag] if not f.default else [f"{flag}/--no-{flag[2:]}"]
+        return click.option(*decls, name, is_flag=True, default=f.default, show_default=True, help=meta["help"])
+    if meta["choices"]:
+        click_type = click.Choice(meta["choices"])
+    elif kind is int:
+        click_type = click.IntRange(meta["low"]) if meta["low"] is not None else click.INT
+    elif kind is float:
+        click_type = FiniteFloat(min=meta["low"], min_open=bool(meta["open_low"]))
+    else:
+        click_type = click.STRING
+    return click.option(flag, name, type=click_type, default=f.default, show_default=f.default is not None,
+                        help=meta["help"])
+
+
+def training_options(command):
+    """One option per TrainConfig field offered on the command line, in the fields' order."""
+    for name in reversed([name for name, f in config_fields().items() if f.metadata["cli"]]):
+        command = training_option(name)(command)
+    return command
 
 
 @click.command("finetune")
@@ -25,16 +53,6 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
                    "own kind of training reads, e.g. images/ + masks/ for segmentation).")
 @click.option("--val", type=click.Path(exists=True), help="Validation data (default: a stratified 20% of --data).")
 @click.option("--task", help="Task to fine-tune for, e.g. text-classification (default: the model's task).")
-@click.option("--epochs", type=click.IntRange(1), default=3, show_default=True)
-@click.option("--lr", type=FiniteFloat(min=0, min_open=True),
-              help="Backbone learning rate; the new head gets 10x (default 5e-5, CLIP 1e-5, CTC 1e-4).")
-@click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True, help="Examples per device.")
-@click.option("--grad-accum", type=click.IntRange(1), default=1, show_default=True,
-              help="Micro-batches per optimiser step.")
-@click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
-              help="auto: bf16 autocast where fast (CUDA bf16, AMX CPUs), fp16 + grad scaling, or fp32.")
-@click.option("--freeze-backbone", is_flag=True, help="Train the new head only.")
-@click.option("--unfreeze-last", type=click.IntRange(0), help="Train the head and the last N backbone blocks.")
 @click.option("--out", type=click.Path(file_okay=False), help="Output directory (default runs/<model>-<task>).")
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint in --out.")
 @click.option("--overwrite", is_flag=True,
@@ -42,30 +60,14 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
                    "deleted) and the run starts over.")
 @click.option("--nproc", type=click.IntRange(1), default=1, show_default=True,
               help="Processes on this machine (one per GPU); re-runs under torchrun.")
-@click.option("--shard", is_flag=True,
-              help="Shard weights, gradients and optimiser state over the processes (FSDP2), for models beyond "
-                   "one device's memory; checkpoints are saved sharded.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--eval-every", type=click.IntRange(1), help="Evaluate every N steps (always at each epoch end).")
-@click.option("--patience", type=click.IntRange(1), help="Stop after N evaluations without improvement.")
-@click.option("--metric", default="accuracy", show_default=True,
-              help="Metric that picks the best checkpoint: accuracy, f1_macro, loss, recall@1, wer, or one the "
-                   "plugin's own kind of training reports (e.g. miou for image-segmentation).")
-@click.option("--schedule", type=click.Choice(["constant", "linear", "cosine"]), default="linear",
-              show_default=True, help="Learning-rate schedule after warmup.")
-@click.option("--warmup", type=FiniteFloat(0), default=0.1, show_default=True,
-              help="Warmup steps (a value below 1 is a fraction of all steps).")
-@click.option("--max-steps", type=click.IntRange(1), help="Stop after this many optimiser steps.")
 @click.option("--on-bad-rows", type=click.Choice(["skip", "error"]), default="skip", show_default=True,
               help="Skip unreadable rows (listed) or stop on them.")
 @click.option("--text-column", default="text", show_default=True, help="Column holding the text (or file path).")
 @click.option("--label-column", default="label", show_default=True, help="Column holding the label.")
-@click.option("--group-by-length/--no-group-by-length", default=True, show_default=True,
-              help="Batch examples of similar length together (less padding).")
+@training_options
 @click.pass_context
-def finetune_cmd(ctx, model_id, data, val, task, epochs, lr, batch_size, grad_accum, precision, freeze_backbone,
-                 unfreeze_last, out, resume, overwrite, nproc, shard, seed, eval_every, patience, metric, schedule, warmup,
-                 max_steps, on_bad_rows, text_column, label_column, group_by_length):
+def finetune_cmd(ctx, model_id, data, val, task, out, resume, overwrite, nproc, on_bad_rows, text_column, label_column,
+                 **training):
     """Fine-tune MODEL_ID on labelled data; the output directory is itself a model (hub run OUT ...)."""
     if nproc > 1 and "WORLD_SIZE" not in os.environ:
         from hub.train.distributed import launch
@@ -78,12 +80,8 @@ def finetune_cmd(ctx, model_id, data, val, task, epochs, lr, batch_size, grad_ac
     with warnings.catch_warnings():
         warnings.simplefilter("always")
         warnings.showwarning = _show_warning
-        result = finetune(model_id, data, val=val, task=task, epochs=epochs, lr=lr, batch_size=batch_size,
-                          grad_accum=grad_accum, precision=precision, freeze_backbone=freeze_backbone,
-                          unfreeze_last=unfreeze_last, out=out, resume=resume, overwrite=overwrite, seed=seed,
-                          eval_every=eval_every, patience=patience, metric=metric, schedule=schedule, warmup=warmup,
-                          max_steps=max_steps, on_bad_rows=on_bad_rows, text_column=text_column,
-                          label_column=label_column, group_by_length=group_by_length, shard=shard)
+        result = finetune(model_id, data, val=val, task=task, out=out, resume=resume, overwrite=overwrite,
+                          on_bad_rows=on_bad_rows, text_column=text_column, label_column=label_column, **training)
     if int(os.environ.get("RANK", 0)) != 0:
         return
     score = result.metrics.get(result.metric)
@@ -116,8 +114,8 @@ def _argv(ctx, skip=()) -> list[str]:
 @click.argument("model")
 @click.option("--data", required=True, type=click.Path(exists=True), help="Labelled data, as for hub finetune.")
 @click.option("--task", help="Task to evaluate (default: the model's task).")
-@click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True)
-@click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True)
+@training_option("batch_size")
+@training_option("precision")
 @click.option("--text-column", default="text", show_default=True)
 @click.option("--label-column", default="label", show_default=True)
 @click.option("--on-bad-rows", type=click.Choice(["skip", "error"]), default="skip", show_default=True,

@@ -27,54 +27,13 @@ from pathlib import Path
 from hub.errors import HubError
 from hub.train import checkpoint as ckpt
 from hub.train.batching import epoch_batches
+from hub.train.config import TrainConfig  # the training parameters, listed there once
 from hub.train.distributed import (DistContext, barrier, broadcast_parameters, has_unused_parameters, mean_over_ranks,
                                    wrap_ddp)
 from hub.train.evaluation import ExampleSet, evaluate_module, example_lengths, is_lower_better, resolve_metric
 from hub.train.metrics import scalar_metrics
 from hub.train.optim import apply_freezing, clip_gradients, make_optimizer, make_scheduler
 from hub.train.report import METRICS_FILE, PLOT_FILE, Reporter, plot_curves
-
-
-@dataclass
-class TrainConfig:
-    """Everything that shapes a run (saved in checkpoints and compared on resume)."""
-
-    epochs: int = 3
-    lr: float = 5e-5
-    batch_size: int = 32
-    grad_accum: int = 1
-    precision: str = "auto"
-    device: str | None = None
-    freeze_backbone: bool = False
-    unfreeze_last: int | None = None
-    seed: int = 0
-    eval_every: int | None = None
-    save_every: int | None = None
-    patience: int | None = None
-    metric: str = "accuracy"
-    schedule: str = "linear"
-    warmup: float = 0.1
-    weight_decay: float = 0.01
-    max_grad_norm: float | None = 1.0
-    head_lr_mult: float = 10.0
-    group_by_length: bool = True
-    max_steps: int | None = None
-    num_workers: int = 0  # DataLoader workers; exact resume (same augmentations) holds with 0
-    keep_checkpoints: int = 2
-    log_every: int = 10
-    progress: bool = True
-    shard: bool = False  # FSDP2 across the ranks (hub.train.sharded) instead of DDP
-
-    def check(self) -> None:
-        for name in ("epochs", "batch_size", "grad_accum"):
-            if getattr(self, name) < 1:
-                raise HubError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("eval_every", "save_every", "patience", "max_steps"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise HubError(f"{name} must be at least 1 when given, got {value}")
-        if self.lr <= 0:
-            raise HubError(f"the learning rate must be positive, got {self.lr}")
 
 
 @dataclass
@@ -107,6 +66,9 @@ class Trainer:
         from hub.device import DeviceManager
 
         config.check()
+        if config.lr is None:
+            raise HubError("TrainConfig.lr is None: a Trainer needs the learning rate (hub.train.finetune fills in "
+                           "the kind's default)")
         if not train:
             raise HubError("no training rows left; check the data (and the bad-row report)")
         self.adapter, self.train_records, self.val_records = adapter, list(train), list(val or [])
