@@ -9,7 +9,7 @@ import pytest
 
 import hub
 from hub import runtimes
-from hub.runtimes import AUTO, BACKENDS, RUNTIME_NAMES, RUNTIMES, TORCH, runtimes_reading
+from hub.runtimes import AUTO, BACKENDS, EXPORT_FORMATS, RUNTIME_NAMES, RUNTIMES, TORCH, runtimes_reading
 
 HUB = Path(hub.__file__).resolve().parent
 NAMES = set(BACKENDS)
@@ -32,8 +32,9 @@ def test_the_services_read_the_one_list():
     from hub import device
     from hub.export import manifest, runtime
 
-    assert device.BACKENDS is BACKENDS and manifest.FORMATS is RUNTIME_NAMES and runtime.RUNTIMES is RUNTIMES
-    assert manifest.SUFFIX == {name: info.suffix for name, info in RUNTIMES.items()}
+    assert device.BACKENDS is BACKENDS and manifest.FORMATS is EXPORT_FORMATS and runtime.RUNTIMES is RUNTIMES
+    assert manifest.SUFFIX == {name: info.suffix for name, info in RUNTIMES.items() if info.plugin == "core"}
+    assert EXPORT_FORMATS == RUNTIME_NAMES  # without plugins: the core's runtimes, each writing its own format
 
 
 def every_command() -> dict[str, click.Command]:
@@ -57,7 +58,7 @@ def test_every_backend_and_format_choice_of_the_cli_is_the_one_list():
     options = {(name, opt): choices for name, opt, choices in choice_options() if opt in ("--backend", "--format")}
     assert {("run", "--backend"), ("serve", "--backend"), ("export", "--format")} <= set(options)
     for (name, opt), choices in options.items():
-        assert choices == (BACKENDS if opt == "--backend" else RUNTIME_NAMES), f"hub {name} {opt}"
+        assert choices == (BACKENDS if opt == "--backend" else EXPORT_FORMATS), f"hub {name} {opt}"
     for name, opt, choices in choice_options():  # no other choice list names backends ('auto' is also a dtype)
         assert opt in ("--backend", "--format") or len(NAMES & set(choices)) < 2, f"hub {name} {opt}: {choices}"
 
@@ -69,7 +70,7 @@ def test_a_backend_not_in_the_list_is_refused_naming_the_list(args, cli_runner):
     from hub.cli import cli
 
     result = cli_runner.invoke(cli, args)
-    listed = BACKENDS if "--backend" in args else RUNTIME_NAMES
+    listed = BACKENDS if "--backend" in args else EXPORT_FORMATS
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert all(f"'{name}'" in result.output for name in listed), result.output
 
@@ -100,8 +101,11 @@ def backend_lists(path: Path) -> list[str]:
     return found
 
 
+DECLARED_IN = {"hub/tasks/builtin.py"}  # where the core declares its runtimes: the only module that may spell them
+
+
 def test_no_module_but_hub_runtimes_lists_the_backends():
-    found = [hit for path in sorted(HUB.rglob("*.py")) if path.name != "runtimes.py" or path.parent != HUB
+    found = [hit for path in sorted(HUB.rglob("*.py")) if path.relative_to(HUB.parent).as_posix() not in DECLARED_IN
              for hit in backend_lists(path)]
     assert not found, "read hub.runtimes instead of listing backends again:\n" + "\n".join(found)
-    assert backend_lists(Path(runtimes.__file__))  # the check sees the one list it is meant to see
+    assert backend_lists(HUB / "tasks" / "builtin.py")  # the check sees the one list it is meant to see
