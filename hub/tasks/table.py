@@ -16,10 +16,7 @@ import threading
 
 from hub.errors import HubError
 from hub.tasks.info import (ADVICE, CORE, EXPORT_CHECKS, INPUT_KINDS, MODALITIES, ROUTES, TRAIN_KINDS, VIEWS, TaskInfo,
-                            load_input, resolve_result, save_files, use_table)
-
-__all__ = ["FIELDS", "REQUIRED", "as_task", "build", "current", "invalidate", "load_input", "may_declare",
-           "resolve_result", "save_files"]  # the last three live in hub.tasks.info, beside TaskInfo
+                            use_table)
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]*$")
 _REF = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
