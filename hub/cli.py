@@ -17,6 +17,7 @@ import click
 
 from hub.batch.command import batch_options, wants_batch
 from hub.cli_commands import LAZY_COMMANDS, load_plugin_commands, add_all_commands, lazy_command
+from hub.cli_types import LazyChoice
 from hub.errors import HubError, capped
 from hub.runtimes import BACKENDS
 
@@ -319,7 +320,7 @@ def _status(row) -> str:
 @click.option("--task", help="Run the model for another task of the same modality.")
 @click.option("--device", help="cpu, cuda, cuda:N or mps (default: HUB_DEVICE, else best available).")
 @click.option("--dtype", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), help="Precision policy (default auto).")
-@click.option("--backend", type=click.Choice(BACKENDS),
+@click.option("--backend", type=LazyChoice(BACKENDS),
               help="What runs the forward pass (default: HUB_BACKEND, else auto: the fastest 'hub bench' measured).")
 @click.option("--batch-size", type=click.IntRange(1), help="Inputs per forward pass.")
 @click.option("--label", "labels", multiple=True, help="Candidate label (zero-shot); repeat or comma-separate.")

@@ -1,5 +1,6 @@
 """Value types of the command line's options, shared by every verb. Only click is imported here.
 
+:class:`LazyChoice` is the type of a choice whose names come from plugins (``--backend``).
 :class:`FiniteFloat` is the one type of every decimal option: click's ``FloatRange`` (``--max-memory``
 takes ``0 < x``, ``--min-cosine`` ``-1 <= x <= 1``) that also refuses ``nan``, ``inf`` and numbers too
 large to be finite (``1e999``), which compare false with every bound and so pass a plain range.
@@ -23,3 +24,15 @@ class FiniteFloat(click.FloatRange):
             bounds = f" in the range {self._describe_range()}" if self.min is not None or self.max is not None else ""
             self.fail(f"'{value}' is not a finite number; give a number{bounds}.", param, ctx)
         return super().convert(value, param, ctx)
+
+
+class LazyChoice(click.Choice):
+    """A choice among names read when first needed (parsing the option, or showing help), not when the command
+    is defined: ``--backend`` offers the backends plugins declare, and defining the command loads no plugin."""
+
+    def __init__(self, names, case_sensitive: bool = True):
+        self._names, self.case_sensitive = names, case_sensitive
+
+    @property
+    def choices(self) -> tuple:
+        return tuple(self._names)

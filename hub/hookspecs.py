@@ -11,7 +11,7 @@ How the hub calls hooks (see :mod:`hub.plugins`):
   the plugin named in ``spec.plugin``, through :func:`hub.plugins.call_plugin`; no other plugin
   sees them, so an implementation that forgets to check ``spec.plugin`` cannot take over
   another plugin's models.
-- *Broadcast* hooks (``register_models``, ``register_tasks``, ``register_commands``,
+- *Broadcast* hooks (``register_models``, ``register_tasks``, ``register_backends``, ``register_commands``,
   ``spec_for_path``) are called plugin by plugin, each call isolated: a plugin that raises
   loses that contribution only. The order is stable: the core, the shipped plugins, then the
   rest by distribution name; a task name, alias or model id declared twice stays with the
@@ -30,9 +30,10 @@ from typing import TYPE_CHECKING, Any, Callable
 import pluggy
 
 if TYPE_CHECKING:  # the types are named for readers and checkers; importing them here would import torch
+    # DeviceManager is hub.device.DeviceManager: not imported even here, since the device manager reads the backend
+    # table, which the plugin manager (and so these hookspecs) builds, and the contract imports no table
     import click
 
-    from hub.device import DeviceManager
     from hub.options import Option
     from hub.spec import ModelSpec
     from hub.tasks.info import TaskInfo
@@ -88,6 +89,31 @@ def register_tasks(register: Callable[[TaskInfo | dict], None]) -> None:
     ``hub plugins`` shows why; its models for those tasks are then left out. A name or alias that
     an earlier declaration took (the core's, another plugin's, or this plugin's own) stays with it:
     only the clashing task (its name taken) or alias is dropped, with a warning naming both plugins.
+
+    Returns: nothing (the return value is ignored). Every plugin's implementation is called.
+    """
+
+
+@hookspec
+def register_backends(register: Callable[[dict], None]) -> None:
+    """Declare the runtimes this plugin brings: backends that ``--backend NAME`` (and ``HUB_BACKEND``) run a
+    model's exported graphs on, beside ``torch`` and ``auto`` (the core declares ``onnx`` and ``openvino``
+    through this hook too).
+
+    When called: each time the backend table is built (the first backend lookup of a process, and again after
+    plugins change), so it must be cheap: no runtime import, no I/O. The core declares first, then the shipped
+    plugins, then the rest by distribution name; a backend name declared twice stays with the first.
+
+    Arguments: ``register(backend)`` where ``backend`` is a dict with the fields of
+    :class:`hub.runtimes.RuntimeInfo` (or one of those): ``name`` (lower-case; not ``torch`` or ``auto``), ``library`` (the distribution that runs the
+    graphs: named when missing, its version keys the exports cached for it), ``suffix`` (the graph file's
+    suffix in an export of its own format, e.g. ``".gguf"``), ``reads`` (the export formats it runs, its own
+    first: a model that is no export is exported on first use in the first of them that ``hub export``
+    writes, onnx or openvino) and ``opener`` (``"module:function"`` taking ``(path, threads, dtype)`` and
+    returning a :class:`hub.export.runtime.Graph`; imported only when a graph opens).
+
+    All or nothing per plugin: if the hook raises or a declaration is invalid, none of this plugin's backends
+    are kept and ``hub plugins`` shows why.
 
     Returns: nothing (the return value is ignored). Every plugin's implementation is called.
     """

@@ -342,6 +342,7 @@ _CALLS = {
     "register_models": "while registering its models",
     "register_commands": "while adding its commands",
     "register_tasks": "while declaring its tasks",
+    "register_backends": "while declaring its backends",
 }
 
 

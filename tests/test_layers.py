@@ -71,13 +71,15 @@ def test_no_core_module_imports_the_plugin_authors_kit(tree, where):
 
 
 def test_an_upward_import_only_named_for_type_checkers_is_allowed_unless_it_closes_a_cycle(tree):
+    # hub.weights: a table that does not reach the plugin manager (hub.device does, through the backend table,
+    # which is why the contract does not name DeviceManager even for type checkers)
     add(tree, "hub/tasks/base.py", "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
-                                   "    from hub.device import DeviceManager\n")
+                                   "    from hub.weights import resolve_source\n")
     assert layers.problems(tree) == []
-    add(tree, "hub/device.py", "def later():\n    from hub.tasks.base import Pipeline\n")
-    add(tree, "hub/tasks/base.py", "if TYPE_CHECKING:\n    from hub.device import DeviceManager as D\n")
+    add(tree, "hub/weights.py", "def later():\n    from hub.tasks.base import Pipeline\n")
+    add(tree, "hub/tasks/base.py", "if TYPE_CHECKING:\n    from hub.weights import resolve_source as R\n")
     found = layers.problems(tree)
-    assert any(line.startswith("import cycle") and "hub.device" in line and "hub.tasks.base" in line
+    assert any(line.startswith("import cycle") and "hub.weights" in line and "hub.tasks.base" in line
                for line in found), found
 
 

@@ -15,8 +15,8 @@ import warnings
 from pathlib import Path
 
 from hub.errors import HubError
-from hub.export.manifest import FORMATS, export_info
-from hub.runtimes import RUNTIME_NAMES, TORCH, runtimes_reading
+from hub.export.manifest import export_info
+from hub.runtimes import RUNTIME_NAMES, RUNTIMES, TORCH, runtimes_reading
 
 
 def exported(spec) -> dict | None:
@@ -55,15 +55,17 @@ def measured_fastest(spec, device_manager) -> str | None:
 
 def _for_export(spec, info: dict, wanted: str, device_manager) -> str:
     fmt = info.get("format")
-    if fmt not in FORMATS:
-        raise HubError(f"model '{spec.id}': its mmhub.yaml names the export format {fmt!r}; expected one of "
-                       f"{', '.join(FORMATS)}. Export it again with 'hub export'")
-    readers = runtimes_reading(fmt)  # e.g. an ONNX graph also runs on OpenVINO
+    readers = runtimes_reading(fmt) if isinstance(fmt, str) else ()  # e.g. an ONNX graph also runs on OpenVINO
+    if not readers:
+        known = sorted({f for runtime in RUNTIMES.values() for f in runtime.reads})
+        raise HubError(f"model '{spec.id}': its mmhub.yaml names the export format {fmt!r}, which no backend reads; "
+                       f"expected one of {', '.join(known)}. Export it again with 'hub export', or install the "
+                       "plugin whose backend reads it")
     if wanted == "auto" and len(readers) > 1:  # the one measured faster
         found = measured_fastest(spec, device_manager)
         return found if found in readers else fmt
     if wanted == "auto":
-        return fmt
+        return readers[0]
     if wanted in readers:
         return wanted
     raise HubError(f"model '{spec.id}' is an {fmt} export without torch weights; it runs on backend "
@@ -111,6 +113,7 @@ def cached_export(cls, spec, backend: str, options: dict) -> tuple[Path, dict]:
     from hub.local import spec_from_directory, write_card
 
     check_exportable(spec)
+    fmt = _written_format(backend)
     target = cache_dir(spec, backend, "fp32", runtime_version(backend))
     if (target / "mmhub.yaml").is_file():
         cached = spec_from_directory(target)
@@ -127,9 +130,22 @@ def cached_export(cls, spec, backend: str, options: dict) -> tuple[Path, dict]:
     reference = cls.from_spec(spec, get_device_manager("cpu", "fp32", "torch"), **options)
     _warn(f"{spec.id}: exporting to {backend} on first use into {target} (once per revision and runtime version)")
     with atomic_directory(target) as stage:
-        info = build(reference, spec, backend, Path(stage))
+        info = build(reference, spec, fmt, Path(stage))
         write_card(stage, export_card(spec, info))
     return target, info
+
+
+def _written_format(backend: str) -> str:
+    """The format an export made for ``backend`` on first use is written in: the first it reads that hub export
+    writes (a plugin's runtime may read onnx, or a format of its own that only its own tools write)."""
+    from hub.runtimes import EXPORT_FORMATS
+
+    info = RUNTIMES[backend]
+    found = next((fmt for fmt in info.reads if fmt in EXPORT_FORMATS), None)
+    if found is None:
+        raise HubError(f"backend '{backend}' runs only {', '.join(info.reads)} exports, which hub export does not "
+                       f"write; give it an exported model directory of that format (see plugin '{info.plugin}')")
+    return found
 
 
 def _warn(message: str) -> None:

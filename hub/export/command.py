@@ -5,12 +5,12 @@ import click
 
 from hub.cli_types import FiniteFloat
 from hub.export.gates import DEFAULT_MIN_AGREEMENT, DEFAULT_MIN_COSINE
-from hub.runtimes import RUNTIME_NAMES
+from hub.runtimes import EXPORT_FORMATS
 
 
 @click.command("export")
 @click.argument("model_id")
-@click.option("--format", "fmt", type=click.Choice(RUNTIME_NAMES), required=True,
+@click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS), required=True,
               help="onnx (ONNX Runtime; OpenVINO reads it too) or openvino (OpenVINO IR).")
 @click.option("--out", required=True, type=click.Path(), metavar="DIR",
               help="A new or empty directory for the exported model (written beside, then renamed into place).")

@@ -12,11 +12,12 @@ import re
 from pathlib import Path
 
 from hub.errors import HubError
-from hub.runtimes import RUNTIME_NAMES, RUNTIMES
+from hub.runtimes import EXPORT_FORMATS
+from hub.tasks.builtin import CORE_BACKENDS
 
 EXPORT_KEY = "export"
-FORMATS = RUNTIME_NAMES  # an export's format is the runtime it is made for
-SUFFIX = {name: runtime.suffix for name, runtime in RUNTIMES.items()}
+FORMATS = EXPORT_FORMATS  # what hub export writes, each the own format of a core runtime (hub.runtimes)
+SUFFIX = {b["name"]: b["suffix"] for b in CORE_BACKENDS}  # the graph file's suffix in each
 
 
 class UnsupportedExportError(HubError):

@@ -90,7 +90,8 @@ def _numpy(value):
     return value
 
 
-def open_onnx(path: Path, threads: int | None) -> Graph:
+def open_onnx(path: Path, threads: int | None, dtype: str = "fp32") -> Graph:
+    """ONNX Runtime's session on the graph at ``path`` (the graph runs as exported, whatever ``dtype``)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -224,7 +225,8 @@ def _split_points(size: int, parts: int) -> list[tuple[int, int]]:
 
 
 class Runtime:
-    """The graphs of one exported directory, opened on ``backend`` (onnx or openvino) when first used."""
+    """The graphs of one exported directory, opened on ``backend`` (a runtime of :mod:`hub.runtimes`: its declared
+    opener opens each graph) when first used."""
 
     def __init__(self, directory: Path, backend: str, manifest: dict, dtype: str = "fp32"):
         if backend not in RUNTIMES:
@@ -260,7 +262,13 @@ class Runtime:
         if not path.is_file():
             raise BrokenExportError(f"'{path}' of the export in '{self.directory}' is missing; {AGAIN}")
         try:
-            graph = open_onnx(path, threads) if self.backend == "onnx" else open_openvino(path, threads, self.dtype)
+            from hub.refs import resolve_ref
+
+            graph = resolve_ref(RUNTIMES[self.backend].opener)(path, threads, self.dtype)
+            if not isinstance(graph, Graph):
+                raise HubError(f"backend '{self.backend}' (plugin '{RUNTIMES[self.backend].plugin}') opened '{path}' as "
+                               f"a {type(graph).__name__}, not a hub.export.runtime.Graph; report it to the plugin's "
+                               "authors")
             graph.path = path
             return graph
         except HubError:

@@ -7,7 +7,7 @@ import socket
 
 import click
 
-from hub.cli_types import FiniteFloat
+from hub.cli_types import FiniteFloat, LazyChoice
 from hub.runtimes import BACKENDS
 from hub.serve.limits import HELP, Limits, flag, limit_names
 
@@ -64,7 +64,7 @@ def limit_options(command):
 @click.option("--api-key", envvar="HUB_API_KEY", help="Require 'Authorization: Bearer KEY' (also: HUB_API_KEY).")
 @click.option("--device", help="cpu, cuda, cuda:N or mps (default: the best available).")
 @click.option("--dtype", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), help="Dtype policy (default auto).")
-@click.option("--backend", type=click.Choice(BACKENDS),
+@click.option("--backend", type=LazyChoice(BACKENDS),
               help="What runs the forward pass (sets HUB_BACKEND for the server; default auto).")
 @site_options
 @limit_options

@@ -1,4 +1,5 @@
-"""The core's own tasks, declared through the same ``register_tasks`` hook a plugin uses.
+"""The core's own tasks and runtimes, declared through the same ``register_tasks`` and ``register_backends``
+hooks a plugin uses.
 
 Registered first, under the name ``core``, before any entry point (see :mod:`hub.plugins`).
 """
@@ -75,3 +76,19 @@ def register_tasks(register):
     """Declare the core's tasks."""
     for info in core_tasks():
         register(info)
+
+
+# the core's runtimes (hub.runtimes.RuntimeInfo fields), declared as a plugin's are; hub.export.runtime opens them
+CORE_BACKENDS = [
+    {"name": "onnx", "library": "onnxruntime", "suffix": ".onnx", "reads": ["onnx"],
+     "opener": "hub.export.runtime:open_onnx"},
+    {"name": "openvino", "library": "openvino", "suffix": ".xml", "reads": ["openvino", "onnx"],  # reads ONNX too
+     "opener": "hub.export.runtime:open_openvino"},
+]
+
+
+@hookimpl
+def register_backends(register):
+    """Declare the core's runtimes."""
+    for backend in CORE_BACKENDS:
+        register(dict(backend))
