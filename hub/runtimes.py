@@ -18,13 +18,10 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from hub.tasks.builtin import CORE_BACKENDS
-
 TORCH, AUTO = "torch", "auto"
-EXPORT_FORMATS = tuple(b["name"] for b in CORE_BACKENDS)  # what hub export writes: the core runtimes' own formats
 FIELDS = ("name", "library", "suffix", "reads", "opener")
-_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
-_REF = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+_NAME = r"^[a-z][a-z0-9_-]*$"  # patterns compiled when a declaration is checked, not when this is imported
+_REF = r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$"
 
 
 @dataclass(frozen=True)
@@ -67,13 +64,13 @@ def as_runtime(entry, plugin: str) -> RuntimeInfo:
     if isinstance(reads, str) or not isinstance(reads, (list, tuple)):
         raise ValueError(f"{label}: 'reads' must be a list of export format names, got {reads!r}")
     for key, value in [("name", data["name"]), *(("reads", r) for r in reads)]:
-        if not isinstance(value, str) or not _NAME.match(value):
+        if not isinstance(value, str) or not re.match(_NAME, value):
             raise ValueError(f"{label}: '{key}' holds {value!r}, not a name (lower-case letters, digits, '-', '_')")
     if data["name"] in (TORCH, AUTO):
         raise ValueError(f"{label}: '{data['name']}' is the hub's own backend name; choose another")
     if not isinstance(data["suffix"], str) or not re.match(r"^\.\w+$", data["suffix"]):
         raise ValueError(f"{label}: 'suffix' must be a file suffix such as '.gguf', got {data['suffix']!r}")
-    if not isinstance(data["opener"], str) or not _REF.match(data["opener"]):
+    if not isinstance(data["opener"], str) or not re.match(_REF, data["opener"]):
         raise ValueError(f"{label}: 'opener' must name a function as \"module:function\", got {data['opener']!r}")
     if not isinstance(data["library"], str):
         raise ValueError(f"{label}: 'library' must be a distribution name, got {data['library']!r}")
@@ -167,7 +164,14 @@ class _Names(Sequence):
         return repr(self._names())
 
 
+def _export_formats() -> tuple[str, ...]:
+    from hub.tasks.builtin import CORE_BACKENDS  # read when used: importing hub.runtimes imports no task code
+
+    return tuple(b["name"] for b in CORE_BACKENDS)
+
+
 RUNTIMES = _Runtimes()
+EXPORT_FORMATS = _Names(_export_formats)  # what hub export writes: the core runtimes' own formats
 RUNTIME_NAMES = _Names(lambda: tuple(runtime_table()))  # every runtime, the core's first
 BACKENDS = _Names(lambda: (TORCH, *runtime_table(), AUTO))
 
