@@ -11,29 +11,31 @@ from __future__ import annotations
 
 import re
 import sys
-from dataclasses import dataclass
-
 from hub.cache import file_stats, read_cached, settled, short_name, write_cached
 
 _VALUE = re.compile(r"(?P<module>[\w.]+)\s*(:\s*(?P<attr>[\w.]+)\s*)?(\[.*\]\s*)?$")
 
 
-@dataclass(frozen=True)
 class Distribution:
     """What the hub reads of a distribution that declares an entry point: its name and version."""
 
-    name: str | None
-    version: str | None
+    __slots__ = ("name", "version")
+
+    def __init__(self, name: str | None, version: str | None):
+        self.name, self.version = name, version
 
 
-@dataclass(frozen=True)
 class EntryPoint:
-    """One entry point, as ``importlib.metadata.EntryPoint`` has it: name, value (``module:attr``), group, dist."""
+    """One entry point, as ``importlib.metadata.EntryPoint`` has it: name, value (``module:attr``), group, dist.
+    (Plain classes: a dataclass would cost more to define than the whole lookup when it is cached.)"""
 
-    name: str
-    value: str
-    group: str
-    dist: Distribution
+    __slots__ = ("name", "value", "group", "dist")
+
+    def __init__(self, name: str, value: str, group: str, dist: Distribution):
+        self.name, self.value, self.group, self.dist = name, value, group, dist
+
+    def __repr__(self) -> str:
+        return f"EntryPoint(name={self.name!r}, value={self.value!r}, group={self.group!r})"
 
     def load(self):
         """Import the module the value names and return the attribute it names (the module without one)."""

@@ -1,12 +1,11 @@
 """Errors a user can act on. Each message names the thing at fault and the fix."""
 from __future__ import annotations
 
-import difflib
-import shlex
-
 
 def shell_command(*argv) -> str:
     """A command to suggest in a message: arguments shell-quoted, the whole between backticks."""
+    import shlex  # here and difflib below: imported by the error that needs it, not by every start
+
     return "`" + shlex.join(str(a) for a in argv) + "`"
 
 
@@ -37,6 +36,8 @@ class HubError(Exception):
 
 class UnknownModelError(HubError, KeyError):
     def __init__(self, model_id: str, known: list[str]):
+        import difflib
+
         self.model_id = model_id
         self.suggestions = difflib.get_close_matches(model_id, known, n=5, cutoff=0.4)
         if not self.suggestions:
@@ -51,6 +52,8 @@ class UnknownModelError(HubError, KeyError):
 
 class UnknownTaskError(HubError, KeyError):
     def __init__(self, task: str, valid: list[str]):
+        import difflib
+
         self.task = task
         close = difflib.get_close_matches(task, valid, n=3, cutoff=0.5)
         hint = f" Did you mean: {', '.join(close)}?" if close else ""

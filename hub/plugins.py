@@ -23,12 +23,10 @@ A plugin's import and every hook call run with ``sys.stdout`` sent to stderr
 """
 from __future__ import annotations
 
-import difflib
 import os
 import re
 import sys
 import time
-import traceback
 from dataclasses import dataclass, field
 
 import pluggy
@@ -164,13 +162,13 @@ class HubPluginManager(pluggy.PluginManager):
         if name in self.failures:
             return
         dist, version = dist_info or self.dists.get(name, (None, None))
-        tb = "".join(traceback.format_exception(exc)) if exc is not None else None
+        tb = _traceback_text(exc)
         self.failures[name] = PluginInfo(name, version, dist, error=capped(message), traceback=tb, loaded=False,
                                          import_ms=self.import_ms.get(name), warnings=self.notes.get(name, []))
 
     def problem(self, name: str, message: str, exc: BaseException | None = None) -> None:
         """Record that a contribution of the loaded plugin ``name`` failed and was dropped."""
-        tb = "".join(traceback.format_exception(exc)) if exc is not None else None
+        tb = _traceback_text(exc)
         message = capped(message)
         entries = self.problems.setdefault(name, [])
         if message not in (m for m, _ in entries):
@@ -227,6 +225,15 @@ def _dist_info(ep) -> tuple[str | None, str | None]:
     return getattr(dist, "name", None), getattr(dist, "version", None)
 
 
+def _traceback_text(exc: BaseException | None) -> str | None:
+    """The formatted traceback of ``exc`` (None without one); traceback is imported only when a plugin failed."""
+    if exc is None:
+        return None
+    import traceback
+
+    return "".join(traceback.format_exception(exc))
+
+
 def _brief(exc: BaseException) -> str:
     """``Type: message`` on one line."""
     text = " ".join(str(exc).split())
@@ -245,6 +252,8 @@ def _import_warnings(elapsed_s: float, imported_torch: bool) -> list[str]:
 
 
 def _unknown_hooks_message(unknown: list[str]) -> str:
+    import difflib
+
     known = [name for name in dir(hookspecs) if hasattr(getattr(hookspecs, name), "mmhub_spec")]
     parts = []
     for name in sorted(unknown):
