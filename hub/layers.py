@@ -29,7 +29,7 @@ NAMES = {1: "values", 2: "contract", 3: "plugin manager", 4: "tables", 5: "servi
 LAYER_OF = {
     # 1 values and utilities
     "hub": 1, "hub.errors": 1, "hub.io": 1, "hub.outputs": 1, "hub.stdio": 1, "hub.cache": 1, "hub.refs": 1,
-    "hub.options": 1, "hub.inputs": 1, "hub.run_inputs": 1, "hub.published": 1, "hub.spec": 1, "hub.safe_yaml": 1,
+    "hub.options": 1, "hub.inputs": 1, "hub.run_inputs": 1, "hub.published": 1, "hub.spec": 1, "hub.declared": 1, "hub.safe_yaml": 1,
     "hub.plugin_api": 1, "hub.layers": 1, "hub.tasks.info": 1, "hub.tasks.results": 1,
     "hub.tasks.results_audio": 1, "hub.tasks.results_caption": 1, "hub.tasks.results_qa": 1,
     "hub.tasks.results_seq2seq": 1, "hub.tasks.finite": 1, "hub.tasks.serialisable": 1,

@@ -18,6 +18,8 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from hub.declared import declared_fields
+
 TORCH, AUTO = "torch", "auto"
 FIELDS = ("name", "library", "suffix", "reads", "opener")
 _NAME = r"^[a-z][a-z0-9_-]*$"  # patterns compiled when a declaration is checked, not when this is imported
@@ -44,14 +46,7 @@ class RuntimeInfo:
 
 def as_runtime(entry, plugin: str) -> RuntimeInfo:
     """A checked RuntimeInfo from a declared dict or RuntimeInfo; a ValueError naming the field otherwise."""
-    from dataclasses import asdict
-
-    if isinstance(entry, RuntimeInfo):
-        data = {k: v for k, v in asdict(entry).items() if k != "plugin"}
-    elif isinstance(entry, dict):
-        data = dict(entry)
-    else:
-        raise ValueError(f"register() takes a dict or a hub.runtimes.RuntimeInfo, got {type(entry).__name__}")
+    data = declared_fields(entry, RuntimeInfo, "hub.runtimes.RuntimeInfo", ValueError)
     label = f"backend {data.get('name')!r}"
     unknown = sorted(set(data) - set(FIELDS))
     missing = [key for key in FIELDS if not data.get(key)]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import threading
 
+from hub.declared import declared_fields
 from hub.errors import HubError
 from hub.tasks.info import (ADVICE, CORE, EXPORT_CHECKS, INPUT_KINDS, MODALITIES, ROUTES, TRAIN_KINDS, VIEWS, TaskInfo,
                             use_table)
@@ -176,14 +177,7 @@ def _clash(pm, plugin: str, owner: str, what: str, taken: str, outcome: str) -> 
 # -- checking one declaration ---------------------------------------------------------------------
 def as_task(entry, plugin: str) -> TaskInfo:
     """A checked TaskInfo from a declared dict or TaskInfo; a HubError naming the field otherwise."""
-    from dataclasses import fields
-
-    if isinstance(entry, TaskInfo):
-        data = {f.name: getattr(entry, f.name) for f in fields(entry) if f.name != "plugin"}
-    elif isinstance(entry, dict):
-        data = dict(entry)
-    else:
-        raise HubError(f"register() takes a dict or a hub.tasks.TaskInfo, got {type(entry).__name__}")
+    data = declared_fields(entry, TaskInfo, "hub.tasks.TaskInfo", HubError)
     label = f"task {data.get('name')!r}"
     unknown = sorted(set(data) - set(FIELDS))
     if unknown:
