@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -56,18 +57,39 @@ def hub_exe() -> str:
     return str(VENV_BIN / "hub")
 
 
+PYTHON_PROGRAMS = {sys.executable, str(VENV_BIN / "hub"), str(VENV_BIN / "torchrun"), "python", "python3", "hub",
+                   "torchrun"}
+
+
+def starts_python(args) -> bool:
+    """Whether a ``Popen`` argument list runs Python (the interpreter, ``hub`` or ``torchrun``), also through a shell."""
+    argv = [args] if isinstance(args, (str, bytes, os.PathLike)) else list(args)
+    words = [w for a in argv for w in os.fsdecode(a).split()]
+    return any(w in PYTHON_PROGRAMS or os.path.basename(w) in PYTHON_PROGRAMS for w in words)
+
+
+@pytest.fixture(autouse=True)
+def fast_tests_stay_in_process(request, monkeypatch):
+    """Under ``-m "not slow"`` (``scripts/test.sh --fast``) a test that starts a Python process fails, naming the
+    mark it needs: a new interpreter costs a second or more, and the fast run is for in-process tests."""
+    if "not slow" not in (request.config.option.markexpr or "") or request.node.get_closest_marker("slow"):
+        return
+    real_init = subprocess.Popen.__init__
+
+    def guarded_init(self, args, *rest, **kwargs):
+        if starts_python(args):
+            pytest.fail(f"{request.node.nodeid} starts a Python process ({args!r:.120}); mark it "
+                        "@pytest.mark.slow (docs/development.md, Tests)", pytrace=False)
+        real_init(self, args, *rest, **kwargs)
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", guarded_init)
+
+
 @pytest.fixture(scope="module")
 def openvino_embedder(tmp_path_factory):
     """(a tiny sentence-transformers BERT, its fp32 OpenVINO export made by ``hub export``)."""
-    from click.testing import CliRunner
-
-    from export_models import save_embedder
-    from hub.cli import cli
+    from export_models import hub_export, save_embedder
 
     root = tmp_path_factory.mktemp("openvino-embedder")
     source = save_embedder(root / "embedder")
-    out = root / "embedder-openvino"
-    result = CliRunner(env={"HUB_ONNX_EXPORTER": "torchscript", "HUB_RUNTIME_THREADS": "1"}).invoke(
-        cli, ["export", str(source), "--format", "openvino", "--out", str(out)])
-    assert result.exit_code == 0, result.output
-    return source, out
+    return source, hub_export(source, "openvino", root / "embedder-openvino")

@@ -65,3 +65,15 @@ def save_clip(root: Path) -> Path:
 
 def save_ctc(root: Path) -> Path:
     return tiny_models.save_ctc(root)
+
+
+def hub_export(source: Path, fmt: str, out: Path) -> Path:
+    """``hub export SOURCE --format FMT --out OUT`` in-process (TorchScript exporter, one runtime thread)."""
+    from click.testing import CliRunner
+
+    from hub.cli import cli
+
+    result = CliRunner(env={"HUB_ONNX_EXPORTER": "torchscript", "HUB_RUNTIME_THREADS": "1"}).invoke(
+        cli, ["export", str(source), "--format", fmt, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return out

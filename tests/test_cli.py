@@ -265,16 +265,20 @@ def letters(fresh_hub):
     return module
 
 
-@pytest.fixture(scope="module")
-def letters_path(tmp_path_factory):
-    """A directory that makes 'lettertest' an installed plugin for subprocesses (on PYTHONPATH)."""
-    root = tmp_path_factory.mktemp("letters")
+def install_letters(root):
+    """Make ``root`` a directory that, on PYTHONPATH, makes 'lettertest' an installed plugin; returns it."""
     (root / "lettertest_plugin.py").write_text(LETTER_PLUGIN)
     info = root / "mmhub_lettertest-0.1.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: mmhub-lettertest\nVersion: 0.1\n")
     (info / "entry_points.txt").write_text("[mmhub]\nlettertest = lettertest_plugin\n")
     return root
+
+
+@pytest.fixture(scope="module")
+def letters_path(tmp_path_factory):
+    """A directory that makes 'lettertest' an installed plugin for subprocesses (on PYTHONPATH)."""
+    return install_letters(tmp_path_factory.mktemp("letters"))
 
 
 def hub_env(letters_path, **extra):

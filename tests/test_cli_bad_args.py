@@ -317,14 +317,9 @@ SILENT = ("Traceback", "BrokenPipe", "Broken pipe", "Exception ignored", "Error"
 @pytest.fixture(scope="module")
 def pipe_env(tmp_path_factory) -> dict:
     """The environment of the subprocesses: offline, on the CPU, stdout buffered, the fast 'letters' model installed."""
-    from test_cli import LETTER_PLUGIN
+    from test_cli import install_letters
 
-    root = tmp_path_factory.mktemp("letters")
-    (root / "lettertest_plugin.py").write_text(LETTER_PLUGIN)
-    info = root / "mmhub_lettertest-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: mmhub-lettertest\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[mmhub]\nlettertest = lettertest_plugin\n")
+    root = install_letters(tmp_path_factory.mktemp("letters"))
     env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # stdout buffered, as users have it
     return {**env, "PYTHONPATH": str(root), "HF_HUB_OFFLINE": "1", "HUB_DEVICE": "cpu", "HUB_DTYPE": "fp32"}
 

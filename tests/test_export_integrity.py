@@ -16,22 +16,15 @@ import yaml
 from hub.cli import cli
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = [pytest.mark.usefixtures("one_torch_thread"), pytest.mark.slow]  # slow: exports to ONNX Runtime / OpenVINO
 
 
 @pytest.fixture(scope="module")
 def onnx_export(tmp_path_factory):
-    from click.testing import CliRunner
-
-    from export_models import save_classifier
+    from export_models import hub_export, save_classifier
 
     root = tmp_path_factory.mktemp("integrity")
-    source = save_classifier(root / "classifier")
-    out = root / "classifier-onnx"
-    result = CliRunner(env={"HUB_ONNX_EXPORTER": "torchscript", "HUB_RUNTIME_THREADS": "1"}).invoke(
-        cli, ["export", str(source), "--format", "onnx", "--out", str(out)])
-    assert result.exit_code == 0, result.output
-    return out
+    return hub_export(save_classifier(root / "classifier"), "onnx", root / "classifier-onnx")
 
 
 def _card(export: Path) -> dict:

@@ -7,17 +7,18 @@ in this process with the ``tablestats`` plugin of tests/task_plugins/ installed.
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # drives chromium against a served page
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from test_plugin_tasks import assert_stats, install_plugin, write_table  # noqa: E402
-from test_serve_page import ARGS, CHROMIUM, _browser_missing  # noqa: E402
+from test_serve_page import _browser_missing, chromium_browser  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -44,37 +45,31 @@ def server(tmp_path_factory):
 
 
 def test_the_page_runs_a_plugin_task_on_an_uploaded_file(server, tmp_path):
-    from playwright.sync_api import sync_playwright
-
     path = tmp_path / "prices.csv"
     columns = write_table(path, 11)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=shutil.which("chromium") or CHROMIUM, args=ARGS)
-        try:
-            tab = browser.new_page()
-            tab.set_default_timeout(120_000)  # a budget for a busy machine, not a timing check
-            problems: list[str] = []
-            tab.on("pageerror", lambda exc: problems.append(str(exc)))
-            tab.goto(server + "/")
-            tab.wait_for_function("[...document.querySelectorAll('#task-filter option')]"
-                                  ".some((o) => o.value === 'table-statistics')")
-            tab.select_option("#task-filter", "table-statistics")
-            tab.select_option("#model-select", "table-stats")
-            tab.wait_for_function("!document.querySelector('#run-button').disabled")
-            assert tab.is_visible("#drop-zone") and not tab.is_visible("#text-input")
-            assert tab.get_attribute("#file-input", "accept") == "" and tab.inner_text("#file-label") == "Files (csv)"
-            tab.set_input_files("#file-input", str(path))
-            tab.wait_for_selector("#file-list li")
-            tab.click("#run-button")
-            view = ".result-view[data-result='mmhub_task_tablestats:TableStats'][data-view='text']"
-            tab.wait_for_selector(f"{view} pre.summary-text")
-            summaries = tab.locator(f"{view} pre.summary-text").all_inner_texts()
-            caption = tab.inner_text(f"{view} figure.result figcaption")
-            tab.click(f"{view} details.raw summary")
-            shown = json.loads(tab.inner_text(f"{view} details.raw pre.json"))
-            assert not problems, problems
-        finally:
-            browser.close()
+    with chromium_browser() as browser:
+        tab = browser.new_page()
+        tab.set_default_timeout(120_000)  # a budget for a busy machine, not a timing check
+        problems: list[str] = []
+        tab.on("pageerror", lambda exc: problems.append(str(exc)))
+        tab.goto(server + "/")
+        tab.wait_for_function("[...document.querySelectorAll('#task-filter option')]"
+                              ".some((o) => o.value === 'table-statistics')")
+        tab.select_option("#task-filter", "table-statistics")
+        tab.select_option("#model-select", "table-stats")
+        tab.wait_for_function("!document.querySelector('#run-button').disabled")
+        assert tab.is_visible("#drop-zone") and not tab.is_visible("#text-input")
+        assert tab.get_attribute("#file-input", "accept") == "" and tab.inner_text("#file-label") == "Files (csv)"
+        tab.set_input_files("#file-input", str(path))
+        tab.wait_for_selector("#file-list li")
+        tab.click("#run-button")
+        view = ".result-view[data-result='mmhub_task_tablestats:TableStats'][data-view='text']"
+        tab.wait_for_selector(f"{view} pre.summary-text")
+        summaries = tab.locator(f"{view} pre.summary-text").all_inner_texts()
+        caption = tab.inner_text(f"{view} figure.result figcaption")
+        tab.click(f"{view} details.raw summary")
+        shown = json.loads(tab.inner_text(f"{view} details.raw pre.json"))
+        assert not problems, problems
     assert len(shown) == 1 and caption == "prices.csv"
     assert_stats(shown[0], columns)
     want = sys.modules["mmhub_task_tablestats"].TableStats.from_dict(shown[0]).summary()

@@ -4,7 +4,6 @@ Screenshots are kept in ``tests/artifacts/`` (or ``$HUB_TEST_ARTIFACTS``).
 """
 from __future__ import annotations
 
-import shutil
 import sys
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import pytest
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from test_serve_page import ARGS, CHROMIUM, KEY, MINILM, _browser_missing, shoot  # noqa: E402
+from test_serve_page import KEY, MINILM, _browser_missing, chromium_browser, shoot  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -29,12 +28,8 @@ def server():
 
 @pytest.fixture(scope="module")
 def browser(server):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=shutil.which("chromium") or CHROMIUM, args=ARGS)
+    with chromium_browser() as chromium:
         yield chromium
-        chromium.close()
 
 
 def test_docs_render_every_operation_offline(browser, server):

@@ -9,12 +9,15 @@ Screenshots are kept in ``tests/artifacts/`` (or ``$HUB_TEST_ARTIFACTS``).
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
 from pathlib import Path
 
 import pytest
+
+pytestmark = pytest.mark.slow  # drives chromium against a served page
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -97,14 +100,23 @@ def server(tiny):
         yield url
 
 
-@pytest.fixture(scope="module")
-def browser(server):
+@contextlib.contextmanager
+def chromium_browser():
+    """Debian's headless chromium driven by Playwright, closed on the way out."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         chromium = p.chromium.launch(executable_path=shutil.which("chromium") or CHROMIUM, args=ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture(scope="module")
+def browser(server):
+    with chromium_browser() as chromium:
         yield chromium
-        chromium.close()
 
 
 @pytest.fixture

@@ -6,6 +6,8 @@ import random
 
 import pytest
 
+pytestmark = pytest.mark.slow  # serves tiny models
+
 pytest.importorskip("fastapi")
 pytest.importorskip("transformers")
 httpx = pytest.importorskip("httpx")
@@ -13,6 +15,7 @@ httpx = pytest.importorskip("httpx")
 import hub  # noqa: E402
 from plugins import tiny_qa  # noqa: E402
 from serve_server import hub_app, running  # noqa: E402
+from test_serve_app import close  # noqa: E402
 
 KINDS = ("bert", "distilbert", "roberta")
 CONTEXT, FACTS = tiny_qa.passage(random.Random(3), people=6)
@@ -32,16 +35,6 @@ def dirs(tmp_path_factory):
 def served(dirs):
     with running(hub_app(preload=tuple(str(d) for d in dirs.values()))) as url:
         yield url
-
-
-def close(a, b, tol=1e-5):
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(close(a[k], b[k], tol) for k in a)
-    if isinstance(a, list):
-        return len(a) == len(b) and all(close(x, y, tol) for x, y in zip(a, b))
-    if isinstance(a, float):
-        return abs(a - b) <= tol
-    return a == b
 
 
 def jsonl_results(cli_runner, directory, pairs, tmp_path) -> list[dict]:
