@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Set up .venv (with test tools) and run the whole test suite offline.
+# --fast: only the unit and in-process tests (pytest -m "not slow"); see docs/development.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --dev
@@ -15,4 +16,8 @@ if [ ${#missing[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/nu
   apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 export HF_HUB_OFFLINE=1
-exec .venv/bin/python -m pytest -q "$@"
+args=()
+for arg in "$@"; do
+  if [ "$arg" = --fast ]; then args+=(-m "not slow"); else args+=("$arg"); fi
+done
+exec .venv/bin/python -m pytest -q "${args[@]}"

@@ -21,7 +21,7 @@ from hub.cli import cli
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE / "plugins"))
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = [pytest.mark.usefixtures("one_torch_thread"), pytest.mark.slow]  # slow: trains tiny models
 
 LINES = ["a cat", "bb dd", "", "eee f", "gg hh ii", "jjj", "k l m"]  # chunks of 3: lines 1-3, 4-6, 7
 CHUNK = "3"

@@ -98,6 +98,7 @@ def test_records_with_a_bad_shape_are_skipped(store):
     assert only.throughput is None and benchstore.fastest_backend("m", "fp32") is None
 
 
+@pytest.mark.slow
 def test_the_store_never_imports_torch(tmp_path):
     code = ("import sys, hub.benchstore as b; b.machine_key(); b.lookup('x'); b.fastest_backend('x', 'fp32'); "
             "assert 'torch' not in sys.modules, 'torch imported'")

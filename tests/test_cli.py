@@ -40,6 +40,7 @@ def test_tasks_json(cli_runner):
     assert {t["modality"] for t in tasks} == {"nlp", "vision", "speech", "crossmodal"}
 
 
+@pytest.mark.slow
 def test_unknown_model_exit_2_with_suggestions_and_no_traceback():
     done = subprocess.run([sys.executable, "-m", "hub.cli", "info", "all-minilm-l6"], capture_output=True, text=True)
     assert done.returncode == 2
@@ -128,6 +129,7 @@ def test_bad_option_syntax(cli_runner):
     assert result.exit_code == 2 and "KEY=VALUE" in result.output
 
 
+@pytest.mark.slow
 def test_listing_and_info_never_import_heavy_libraries():
     code = textwrap.dedent("""
         import sys
@@ -459,6 +461,7 @@ def test_many_arguments_give_a_bounded_table(cli_runner, letters):
     assert "cosine similarity" not in nine and "most similar pairs" in nine
 
 
+@pytest.mark.slow
 def test_stdin_is_read_and_printed_chunk_by_chunk(letters_path):
     """Results of the first chunk arrive while stdin is still open: nothing waits for the end of input."""
     import os
@@ -485,6 +488,7 @@ def test_stdin_is_read_and_printed_chunk_by_chunk(letters_path):
         proc.kill()
 
 
+@pytest.mark.slow
 def test_ten_thousand_stdin_lines_give_one_line_each_with_no_quadratic_view(letters_path):
     """Both views finish on 10,000 stdin lines; the table is one line per input (no all-pairs similarity)."""
     from conftest import hub_exe
@@ -592,6 +596,7 @@ def run_probe(args, env=None, preload=False, cwd=None):
     return done.stdout
 
 
+@pytest.mark.slow
 def test_help_lists_every_command_without_importing_them(letters_path):
     """'hub --help' from a fresh process: every built-in, the plugin's command too, nothing imported for it."""
     import os
@@ -616,6 +621,7 @@ def test_help_lists_every_command_without_importing_them(letters_path):
     assert "hello from a plugin command" in hello.stdout, hello.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("columns", ["50", "80", "120"])
 def test_help_is_the_same_before_and_after_every_command_is_imported(columns):
     """The short helps kept as data read exactly as the commands' own, however wide the terminal."""
@@ -628,6 +634,7 @@ def test_help_is_the_same_before_and_after_every_command_is_imported(columns):
     assert "hub.serve.command" not in lazy[1] and "hub.serve.command" in full[1]
 
 
+@pytest.mark.slow
 def test_list_imports_no_other_command_and_reads_no_distribution_metadata_once_cached(tmp_path):
     """'hub list' imports neither the other commands' modules, nor importlib.metadata once the entry points
     are cached (the search path is old enough to cache: see hub.cache.SETTLE_S)."""

@@ -119,6 +119,7 @@ def rows():
     yield pytest.param([b"info", b"caf\xe9"], {}, id="info: undecodable argument bytes")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args, env", list(rows()))
 def test_bad_arguments_give_one_line_and_exit_2(args, env):
     done = subprocess.run([hub_exe(), *args], capture_output=True, timeout=120,
@@ -138,6 +139,7 @@ def test_every_verb_is_covered():
             "eval"} <= set(verbs())
 
 
+@pytest.mark.slow
 def test_usage_errors_name_the_command_help():
     done = subprocess.run([hub_exe(), "run", "all-minilm-l6-v2", "x", "--jsn"], capture_output=True,
                           text=True, timeout=60, env={**os.environ, "HF_HUB_OFFLINE": "1"})
@@ -357,6 +359,7 @@ def assert_quiet(done, stderr: str) -> None:
     assert not [line for line in stderr.splitlines() if any(word in line for word in SILENT)], stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args", list(pipe_rows()))
 def test_a_stdout_closed_before_the_first_line_ends_every_verb_quietly(pipe_env, args, request):
     """The reader is gone before anything is written: every write fails with EPIPE (as for '| true')."""
@@ -370,6 +373,7 @@ def test_a_stdout_closed_before_the_first_line_ends_every_verb_quietly(pipe_env,
     assert_quiet(done, done.stderr.decode("utf-8", "replace"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args", [pytest.param(a, id=" ".join(a)) for verb, rows in PRINTS.items() for a in rows
                                   if verb not in SLOW])
 def test_head_reading_the_first_line_ends_every_verb_quietly(pipe_env, args):
@@ -380,6 +384,7 @@ def test_head_reading_the_first_line_ends_every_verb_quietly(pipe_env, args):
     assert_quiet(done, done.stderr)
 
 
+@pytest.mark.slow
 def test_head_of_a_long_stream_stops_hub_run_quietly(pipe_env, tmp_path):
     """Far more output than a pipe holds, so the writes after 'head' leaves fail for certain."""
     (tmp_path / "lines.txt").write_text("".join(f"line number {i}\n" for i in range(20_000)))
@@ -428,6 +433,7 @@ cli(prog_name="hub")
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fail, code", [(False, 0), (True, 2)])
 def test_output_still_buffered_at_the_end_meets_the_closed_pipe_quietly(pipe_env, fail, code):
     """The last flush happens in the entry point: its EPIPE keeps the verb's own exit code and says nothing."""

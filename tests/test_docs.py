@@ -104,6 +104,7 @@ def mkdocs_build(config: Path, site: Path) -> subprocess.CompletedProcess:
                           env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
 
 
+@pytest.mark.slow
 def test_the_docs_build_offline_with_mkdocs_strict(tmp_path):
     done = mkdocs_build(ROOT / "mkdocs.yml", tmp_path / "site")
     assert done.returncode == 0, done.stdout + done.stderr
@@ -114,6 +115,7 @@ def test_the_docs_build_offline_with_mkdocs_strict(tmp_path):
         assert not remote, f"{path.name} loads {remote}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mistake", ["broken link", "broken anchor", "page not in the nav"])
 def test_a_docs_mistake_fails_the_strict_build(tmp_path, mistake):
     shutil.copytree(DOCS, tmp_path / "docs")

@@ -10,6 +10,8 @@ import pytest
 from export_models import save_classifier
 from hub.cli import cli
 
+pytestmark = pytest.mark.slow  # exports to ONNX Runtime / OpenVINO
+
 os.environ["HUB_RUNTIME_THREADS"] = "1"
 TEXTS = ["good film", "bad plot, fine actors", "ok"]
 

@@ -8,6 +8,8 @@ import pytest
 from export_models import save_classifier, save_ctc, save_embedder
 from hub.cli import cli
 
+pytestmark = pytest.mark.slow  # exports to ONNX Runtime / OpenVINO
+
 os.environ["HUB_RUNTIME_THREADS"] = "1"
 FAST = {"HUB_ONNX_EXPORTER": "torchscript"}  # the faster exporter: these tests are about gates and input
 

@@ -8,6 +8,8 @@ import pytest
 
 from hub.export import quantize
 
+pytestmark = pytest.mark.slow  # exports to ONNX Runtime / OpenVINO
+
 
 def test_min_cosine_pools_a_sequence_output_over_the_tokens_its_mask_keeps():
     rng = np.random.default_rng(0)

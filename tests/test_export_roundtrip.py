@@ -15,6 +15,8 @@ import yaml
 from export_models import save_classifier, save_clip, save_embedder, save_timm
 from hub.cli import cli
 
+pytestmark = pytest.mark.slow  # exports to ONNX Runtime / OpenVINO
+
 os.environ["HUB_RUNTIME_THREADS"] = "1"  # runtime sessions: one thread each, as the torch side below
 DYNAMO = {"embed-onnx"}  # torch's default (dynamo) exporter takes 10-20 s per graph here; the others use TorchScript
 TEXTS = ["the cat sat on the mat", "stocks fell 3% today!", "ok"]

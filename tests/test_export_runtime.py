@@ -7,6 +7,8 @@ import pytest
 
 from hub.export import runtime
 
+pytestmark = pytest.mark.slow  # exports to ONNX Runtime / OpenVINO
+
 
 @pytest.mark.parametrize("size,parts", [(2, 2), (5, 2), (7, 3), (3, 8), (32, 2)])
 def test_split_points_cut_a_batch_into_even_contiguous_parts(size, parts):

@@ -191,6 +191,7 @@ def test_every_hookspec_is_typed_with_classes_that_exist():
     assert typing.get_type_hints(hookspecs.load_model, globalns=names)["spec"] is ModelSpec
 
 
+@pytest.mark.slow
 def test_importing_the_hookspecs_imports_no_torch():
     import subprocess
     import sys

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # installs distributions with pip
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -13,6 +13,8 @@ from hub import benchstore
 from hub.cli import cli
 from measure_models import BUILDERS
 
+pytestmark = pytest.mark.slow  # measures tiny models
+
 FAST = ["--batch-size", "1,2", "--repeats", "2", "--rounds", "1"]
 
 

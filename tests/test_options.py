@@ -236,6 +236,7 @@ def test_the_same_option_means_the_same_thing_everywhere():
 ONE_BY_DEFAULT = ("TextGenerationPipeline", "QuestionAnsweringPipeline")
 
 
+@pytest.mark.slow
 def test_pipeline_modules_do_not_import_torch():
     code = textwrap.dedent(f"""
         import importlib, sys
@@ -342,6 +343,7 @@ def test_info_of_a_model_without_options(cli_runner):
     assert data["options"] == []
 
 
+@pytest.mark.slow
 def test_info_shows_options_without_importing_torch():
     code = textwrap.dedent("""
         import sys
@@ -400,6 +402,7 @@ def test_info_of_a_plugin_without_the_hook_says_nothing_about_options(fresh_hub,
     assert data["options"] is None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model, given, args, words", [
     ("all-minilm-l6-v2", "a cat", ["-o", "top_k=3"], ["'top_k'", "It takes no options"]),
     ("gpt2", "Hello", ["-o", "temperature=hot"], ["'temperature'", "a number > 0"]),

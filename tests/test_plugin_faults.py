@@ -253,6 +253,7 @@ def all_faults(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_every_fault_at_once_in_a_fresh_process(all_faults):
     helped = run_hub(["--help"], all_faults)
     assert helped.returncode == 0 and "plugins" in helped.stdout and "fault-hello" not in helped.stdout
@@ -272,6 +273,7 @@ def test_every_fault_at_once_in_a_fresh_process(all_faults):
     assert refused.returncode == 2 and "not an mmhub plugin" in refused.stderr and "Traceback" not in refused.stderr
 
 
+@pytest.mark.slow
 def test_hub_plugins_names_slow_and_torch_importing_plugins(all_faults):
     done = run_hub(["plugins"], all_faults)
     assert done.returncode == 0, done.stderr
@@ -282,6 +284,7 @@ def test_hub_plugins_names_slow_and_torch_importing_plugins(all_faults):
     assert " ms " in row and int(row.split(" ms ")[0].split()[-1]) >= 150
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("env, code", [({}, 2), ({"HUB_DEBUG": "1"}, 2)])
 def test_debug_shows_the_plugins_traceback(all_faults, env, code):
     plain = run_hub(["run", "raising-load-model", "x"], all_faults, **env)

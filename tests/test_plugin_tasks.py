@@ -238,6 +238,7 @@ def test_a_plugin_task_through_the_python_api(with_plugins, tmp_path):
     assert task_info("table-statistics").load_input(b"a\n1\n3\n", "x").rows == [[1.0], [3.0]]
 
 
+@pytest.mark.slow
 def test_a_plugin_task_in_a_fresh_process_with_stdin_and_without_torch(site, tmp_path):
     path = tmp_path / "s.csv"
     columns = write_table(path, 7)
@@ -294,6 +295,7 @@ def plugin_row(cli_runner, name: str) -> dict:
     return next(r for r in json.loads(invoke(cli_runner, ["plugins", "--json"]).stdout) if r["name"] == name)
 
 
+@pytest.mark.slow
 def test_every_fault_at_once_in_a_fresh_process(site, tmp_path):
     plugins = {r["name"]: r for r in json.loads(run_hub(["plugins", "--json"], site).stdout)}
     assert {n: plugins[n]["status"] for n in FAULTY + ["conflicting_task"]} == {n: "partial" for n in FAULTY +

@@ -43,6 +43,7 @@ def third_party(tmp_path):
     return tmp_path
 
 
+@pytest.mark.slow
 def test_installed_plugin_models_appear_and_broken_plugin_is_reported(third_party):
     listed = run_hub(["list", "--json"], third_party)
     assert listed.returncode == 0, listed.stderr
@@ -56,6 +57,7 @@ def test_installed_plugin_models_appear_and_broken_plugin_is_reported(third_part
     assert info["toy"]["hooks"] == ["register_models"]
 
 
+@pytest.mark.slow
 def test_hub_plugins_env_restricts_loading(third_party):
     listed = run_hub(["list", "--json"], third_party, {"HUB_PLUGINS": "toy"})
     ids = {r["id"] for r in json.loads(listed.stdout)}
@@ -104,6 +106,7 @@ def test_plugin_failing_in_register_models_is_reported(fresh_hub, cli_runner):
     assert any(p["name"] == "exploding" and "registration exploded" in (p["error"] or "") for p in plugins)
 
 
+@pytest.mark.slow
 def test_hub_plugins_reports_unknown_names_and_an_empty_switch(third_party):
     named = run_hub(["plugins"], third_party, {"HUB_PLUGINS": "toy,transformerz"})
     assert named.returncode == 0
@@ -115,6 +118,7 @@ def test_hub_plugins_reports_unknown_names_and_an_empty_switch(third_party):
     assert listed.returncode == 0 and "HUB_PLUGINS is set to an empty value" in listed.stderr
 
 
+@pytest.mark.slow
 def test_a_model_of_a_plugin_disabled_by_the_switch_says_so(third_party):
     done = run_hub(["info", "all-minilm-l6-v2"], third_party, {"HUB_PLUGINS": "toy"})
     assert done.returncode == 2 and "Traceback" not in done.stderr
@@ -137,6 +141,7 @@ def test_a_model_of_a_plugin_that_failed_to_load_names_the_failure(fresh_hub, tm
 USER_ENTRY = "  {id}:\n    task: text-embedding\n    plugin: transformers\n    source: hf-hub:x/y\n{extra}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model_id, extra, words", [
     ("all-minilm-l6-v2", "", ["'all-minilm-l6-v2' from {file} replaces the entry from plugin 'transformers' (",
                               "mmhub_transformers/catalog.yaml)"]),
@@ -410,6 +415,7 @@ def chatty_site(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args, printed", [
     (["list", "--json"], ["imported", "register_models", "register_tasks"]),
     (["tasks", "--json"], ["imported", "register_tasks"]),

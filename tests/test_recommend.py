@@ -187,6 +187,7 @@ def test_bad_input_is_one_line_and_exit_2(case, hub_env, cli_runner):
     assert "Traceback" not in done.output
 
 
+@pytest.mark.slow
 def test_recommend_reads_only_the_catalogue_and_the_store_without_importing_torch(measured):
     code = ("import sys; from hub.recommend import recommend; r = recommend('image-classification', device='cpu'); "
             "assert r.ranked; assert 'torch' not in sys.modules, 'torch was imported'")

@@ -265,6 +265,7 @@ def test_aliases_that_expand_to_little_still_load(text, tmp_path):
     assert {s.task for s in specs} == {"text-embedding"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("text", [
     "models:\n  m: {task: text-embedding, plugin: transformers, source: s, params: [" + "1, " * 300_000 + "1]}\n",
     "models:\n  m: {task: text-embedding, plugin: transformers, source: s, aliases: " + "a" * 1_000_000 + "}\n",

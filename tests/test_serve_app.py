@@ -8,6 +8,8 @@ import threading
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # serves tiny models
+
 pytest.importorskip("fastapi")
 httpx = pytest.importorskip("httpx")
 

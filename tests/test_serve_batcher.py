@@ -10,6 +10,8 @@ import re
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # serves a real embedding model under load
+
 pytest.importorskip("fastapi")
 httpx = pytest.importorskip("httpx")
 

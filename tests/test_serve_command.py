@@ -50,6 +50,7 @@ def wait_queued(url: str, headers: dict, model: str, count: int = 1, timeout: fl
         time.sleep(0.02)
 
 
+@pytest.mark.slow
 def test_serve_preloads_needs_its_key_and_stops_gracefully_on_sigterm():
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -76,6 +77,7 @@ def test_serve_preloads_needs_its_key_and_stops_gracefully_on_sigterm():
     assert "Warning" not in err and "Traceback" not in err and "Finished server process" in err
 
 
+@pytest.mark.slow
 def test_binding_beyond_loopback_without_a_key_warns():
     port = free_port()
     process = start("--host", "0.0.0.0", "--port", str(port), env={"HUB_API_KEY": ""})
@@ -88,6 +90,7 @@ def test_binding_beyond_loopback_without_a_key_warns():
     assert "Warning: binding 0.0.0.0 without an API key" in err and "--api-key" in err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args, words", [
     (["--port", "99999"], "--port"),
     (["--max-batch", "0"], "--max-batch"),
@@ -108,6 +111,7 @@ def test_bad_flags_are_one_line_and_exit_2(args, words):
     assert len(lines) == 1 and words in lines[0] and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_hub_list_and_import_hub_stay_free_of_the_server_libraries():
     code = ("import sys, hub, hub.cli, hub.serve, hub.serve.command; "
             "print(sorted(m for m in ('torch', 'fastapi', 'uvicorn', 'starlette') if m in sys.modules))")
@@ -115,6 +119,7 @@ def test_hub_list_and_import_hub_stay_free_of_the_server_libraries():
     assert out.strip() == "[]"
 
 
+@pytest.mark.slow
 def test_cors_origin_and_allowed_host_reach_the_server():
     port = free_port()
     url = f"http://127.0.0.1:{port}"

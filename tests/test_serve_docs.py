@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # drives chromium against a served page
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 

@@ -8,6 +8,8 @@ pytest plugin is not used: it does not run under the pinned pytest).
 """
 import pytest
 
+pytestmark = pytest.mark.slow  # fuzzes the server's schema
+
 pytest.importorskip("fastapi")
 schemathesis = pytest.importorskip("schemathesis")
 

@@ -5,6 +5,8 @@ import io
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # serves tiny models
+
 pytest.importorskip("fastapi")
 httpx = pytest.importorskip("httpx")
 

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # serves tiny models
+
 pytest.importorskip("fastapi")
 httpx = pytest.importorskip("httpx")
 

@@ -10,6 +10,8 @@ import math
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # serves tiny models
+
 pytest.importorskip("fastapi")
 openai = pytest.importorskip("openai")
 

@@ -11,6 +11,8 @@ import sys
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # starts a local Ray instance
+
 pytest.importorskip("fastapi")
 ray = pytest.importorskip("ray")
 httpx = pytest.importorskip("httpx")

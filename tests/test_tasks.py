@@ -101,6 +101,7 @@ def test_task_rows_as_json():
                    "saves_files": False, "plugin": "core"}
 
 
+@pytest.mark.slow
 def test_importing_the_task_table_builds_nothing():
     import subprocess
     import sys

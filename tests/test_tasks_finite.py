@@ -15,6 +15,8 @@ import pytest
 from hub.tasks.finite import NonFiniteOutputError, check_finite
 from hub.tasks.results import Classification, Embedding, Generation, LabelScore
 
+pytestmark = pytest.mark.slow  # runs tiny models of every plugin
+
 NAN, INF = float("nan"), float("inf")
 
 

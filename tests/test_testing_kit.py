@@ -45,6 +45,7 @@ def broken(model: str, prop: str, **kwargs) -> ContractError:
     return err.value
 
 
+@pytest.mark.slow
 def test_a_model_that_keeps_the_contract_passes_every_property(letters):
     report = check_model_contract("letters", TEXTS)
     assert report.model == "letters" and report.checked == list(PROPERTIES) and not report.skipped
@@ -89,6 +90,7 @@ def test_options_given_reach_every_call(letters):
     assert plain.checked == scaled.checked == IN_PROCESS
 
 
+@pytest.mark.slow
 def test_a_plugin_that_imports_torch_fails_listing(tmp_path):
     with IsolatedHub(tmp_path / "hub") as isolated:
         isolated.install_entry_point("kitletters", "kit_letters", KIT_PLUGINS)
@@ -99,6 +101,7 @@ def test_a_plugin_that_imports_torch_fails_listing(tmp_path):
     assert "- listing-imports: model 'heavy-letters'" in str(err.value)
 
 
+@pytest.mark.slow
 def test_a_slow_plugin_fails_the_import_budget(tmp_path):
     with IsolatedHub(tmp_path / "hub") as isolated:
         isolated.install_entry_point("kitletters", "kit_letters", KIT_PLUGINS)
@@ -135,6 +138,7 @@ def test_a_crash_is_a_broken_property_and_bad_calls_are_refused(letters):
         check_model_contract(pipe, [None, None], properties=["results-per-input"])
 
 
+@pytest.mark.slow
 def test_a_plugin_task_with_its_own_result_class_keeps_the_contract(tmp_path):
     """A third party's task (a new input kind, a result named "module:Class", a text view) is checked the same way."""
     import shutil
@@ -171,6 +175,7 @@ def test_the_isolated_hub_loads_only_its_plugins_and_restores_the_environment(tm
     assert str(KIT_PLUGINS) not in sys.path
 
 
+@pytest.mark.slow
 def test_the_pytest_plugin_gives_plugin_authors_the_fixture_and_the_check(tmp_path):
     """A plugin author's test file, run by pytest in a new process: the entry point loads hub.testing."""
     (tmp_path / "pytest.ini").write_text("[pytest]\nmmhub_plugins = kitletters\n")
@@ -197,6 +202,7 @@ def test_the_pytest_plugin_gives_plugin_authors_the_fixture_and_the_check(tmp_pa
 
 
 # -- the CLI helpers -------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_cli_helpers_run_the_isolated_hub(letters):
     assert "letters" in assert_ok(letters.run_cli("list"))
     line = assert_clean_error(letters.run_cli("run", "letters", "abc", "-o", "scale=zero"), "'scale'", "zero")
@@ -218,6 +224,7 @@ def test_assert_clean_error_refuses_what_a_refusal_must_not_be(result, expected)
     assert expected in str(err.value)
 
 
+@pytest.mark.slow
 def test_run_hub_reports_exit_code_and_output():
     done = run_hub(["--help"])
     assert done.exit_code == 0 and "Usage" in done.stdout

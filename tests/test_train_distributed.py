@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # trains tiny models
+
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # trains tiny models
+
 torch = pytest.importorskip("torch")
 pytest.importorskip("sklearn")
 

@@ -250,6 +250,7 @@ def test_finetune_and_evaluate_refuse_bad_labels(tmp_path, case):
             evaluate(MODEL, data, task="text-classification")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(BAD_DATA))
 def test_cli_refuses_bad_labels_with_one_line(tmp_path, case):
     data = write(tmp_path / "data.jsonl", BAD_DATA[case])

@@ -19,7 +19,7 @@ from hub.train.loop import TrainConfig, Trainer  # noqa: E402
 LABELS = [str(i) for i in range(10)]
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread is faster
+pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.slow]  # tiny models: one thread is faster
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from hub.errors import HubError, IncompleteModelError, OutputDirError, WriteErro
 from hub.local import RUN_MARKER, run_in_progress  # noqa: E402
 from hub.train import checkpoint as ckpt  # noqa: E402
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.slow]  # slow: trains tiny models
 
 
 @pytest.fixture

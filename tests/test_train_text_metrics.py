@@ -63,6 +63,7 @@ def test_the_accumulator_scores_predictions_against_the_records_texts():
         metrics.add(["a", "b"], {}, records[:1])
 
 
+@pytest.mark.slow
 def test_importing_the_metrics_loads_neither_sacrebleu_nor_rouge_score():
     code = ("import sys, hub.train.text_metrics, hub.train.pairs; "
             "print(sorted(m for m in ('sacrebleu', 'rouge_score', 'torch') if m in sys.modules))")

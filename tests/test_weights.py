@@ -199,6 +199,7 @@ def _messages(tmp_path, monkeypatch) -> dict[str, str]:
     return out
 
 
+@pytest.mark.slow
 def test_every_suggested_command_runs_from_this_environment(tmp_path, monkeypatch):
     messages = _messages(tmp_path, monkeypatch)
     commands = {cmd for message in messages.values() for cmd in suggested_commands(message)}
@@ -212,6 +213,7 @@ def test_every_suggested_command_runs_from_this_environment(tmp_path, monkeypatc
         assert run.returncode == 0, f"{command} --help failed: {run.stdout[-500:]} {run.stderr[-500:]}"
 
 
+@pytest.mark.slow
 def test_the_cli_suggests_a_runnable_hub_install(cli_runner, tmp_path, monkeypatch, fresh_hub):
     """A catalogued model whose plugin is not installed: the CLI's one line names a runnable `hub install`."""
     from hub.cli import cli

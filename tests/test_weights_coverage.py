@@ -12,6 +12,8 @@ import pytest
 from hub.errors import WeightsError
 from hub.weights import MIN_KEY_COVERAGE, check_coverage
 
+pytestmark = pytest.mark.slow  # loads a tiny model per plugin
+
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 

@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # tiny backbone models
+
 pytest.importorskip("torch")
 pytest.importorskip("timm")
 pytest.importorskip("open_clip")

@@ -20,7 +20,7 @@ COLOURS = {"a red car": (220, 30, 30), "a blue sky": (30, 40, 220), "a green fie
            "the water under a tree": (10, 10, 10)}
 TASK = "image-captioning"
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: one torch thread
+pytestmark = [pytest.mark.usefixtures("one_torch_thread"), pytest.mark.slow]  # tiny models: one torch thread
 
 
 def write_set(root, per_colour: int, seed: int):

@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # tiny backbone models
+
 sys.path.insert(0, str(Path(__file__).parent))
 import spoken_words as SW  # noqa: E402
 

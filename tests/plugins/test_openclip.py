@@ -12,6 +12,8 @@ import json
 
 import pytest
 
+pytestmark = pytest.mark.slow  # tiny backbone models
+
 torch = pytest.importorskip("torch")
 open_clip = pytest.importorskip("open_clip")
 

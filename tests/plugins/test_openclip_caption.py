@@ -31,7 +31,7 @@ SEARCHES = {"greedy": ({"generation_type": "greedy", "seq_len": 10}, {"generatio
                            {"generation_type": "top_k", "top_k": 1, "seq_len": 10, "min_seq_len": 8,
                             "repetition_penalty": 1.5})}
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: one torch thread
+pytestmark = [pytest.mark.usefixtures("one_torch_thread"), pytest.mark.slow]  # tiny models: one torch thread
 
 
 @pytest.fixture(scope="module")

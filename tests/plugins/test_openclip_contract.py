@@ -13,7 +13,7 @@ from hub.testing import check_model_contract  # noqa: E402
 from test_timm_contract import images  # noqa: E402,F401  (the same digit images)
 from tiny_models import save_openclip  # noqa: E402
 
-pytestmark = pytest.mark.mmhub_plugins("openclip")
+pytestmark = [pytest.mark.mmhub_plugins("openclip"), pytest.mark.slow]  # slow: tiny backbone models
 LABELS = ["zero", "one", "two", "three"]
 
 

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # tiny backbone models
+
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 

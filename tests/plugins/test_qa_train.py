@@ -14,6 +14,8 @@ import random
 
 import pytest
 
+pytestmark = pytest.mark.slow  # tiny backbone models
+
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 

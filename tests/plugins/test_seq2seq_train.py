@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # tiny backbone models
+
 sys.path.insert(0, str(Path(__file__).parent))
 import number_words as N  # noqa: E402
 

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # tiny backbone models
+
 sys.path.insert(0, str(Path(__file__).parent))
 import spoken_words as SW  # noqa: E402
 

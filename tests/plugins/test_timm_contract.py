@@ -11,7 +11,7 @@ pytest.importorskip("timm")
 from hub.testing import check_model_contract  # noqa: E402
 from tiny_models import save_timm  # noqa: E402
 
-pytestmark = pytest.mark.mmhub_plugins("timm")
+pytestmark = [pytest.mark.mmhub_plugins("timm"), pytest.mark.slow]  # slow: tiny backbone models
 
 
 @pytest.fixture(scope="module")

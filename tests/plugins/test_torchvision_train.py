@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # tiny backbone models
+
 torch = pytest.importorskip("torch")
 pytest.importorskip("torchvision")
 pytest.importorskip("mmhub_torchvision")

@@ -25,7 +25,7 @@ SEARCHES = {"greedy": {"num_beams": 1, "max_new_tokens": 8, "do_sample": False},
             "beam": {"num_beams": 3, "max_new_tokens": 8, "length_penalty": 0.8, "no_repeat_ngram_size": 2}}
 CLASSES = {"blip": "BlipForConditionalGeneration", "vit-gpt2": "VisionEncoderDecoderModel"}
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: one torch thread
+pytestmark = [pytest.mark.usefixtures("one_torch_thread"), pytest.mark.slow]  # tiny models: one torch thread
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from plugins.tiny_audio_models import save_clap
 LABELS = ["dog barking", "rain on a roof", "a cat", "piano music"]
 TEMPLATE = "This is a sound of {}."
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: one torch thread
+pytestmark = [pytest.mark.usefixtures("one_torch_thread"), pytest.mark.slow]  # tiny models: one torch thread
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from test_transformers_speech import _wav2vec2_config, _wav2vec2_fe  # noqa: E40
 from test_transformers_text import NER_LABELS, bert_config, bert_tokenizer, save, tiny_gpt2  # noqa: E402
 from tiny_models import save_ctc  # noqa: E402
 
-pytestmark = pytest.mark.mmhub_plugins("transformers")
+pytestmark = [pytest.mark.mmhub_plugins("transformers"), pytest.mark.slow]  # slow: tiny backbone models
 TEXTS = ["hello world", "John lives in London and Mary in Berlin.", "a good movie", "the capital of France"]
 PROCESS_CHECKS = ("listing-imports", "import-time")
 

@@ -6,6 +6,8 @@ import pytest
 
 import hub
 
+pytestmark = pytest.mark.slow  # tiny backbone models
+
 TEXTS = ["a cat", "a kitten", "a car", "The quick brown fox jumps over the lazy dog near the riverbank.",
          "Embeddings map sentences to vectors so that similar meanings lie close together. " * 3, "x"]
 

@@ -19,7 +19,7 @@ import hub  # noqa: E402
 import tiny_pairs as tp  # noqa: E402
 from hub.errors import HubError, InputError, OptionError  # noqa: E402
 
-pytestmark = pytest.mark.filterwarnings("ignore:.*was truncated")  # asserted in test_truncation_warns_once
+pytestmark = [pytest.mark.filterwarnings("ignore:.*was truncated"), pytest.mark.slow]  # asserted in test_truncation_warns_once
 TOL = 1e-5
 TEXTS = ["the river in paris is long", "what a match of sports", "who is the capital of germany",
          " ".join(["the weather in berlin is about music"] * 12)]  # the last one is truncated (64 positions)

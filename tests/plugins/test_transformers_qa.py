@@ -13,6 +13,8 @@ import random
 
 import pytest
 
+pytestmark = pytest.mark.slow  # tiny backbone models
+
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 

@@ -21,7 +21,7 @@ from hub.tasks.base import HubWarning  # noqa: E402
 from plugins.tiny_seq2seq import BUILDERS  # noqa: E402
 
 pytestmark = [pytest.mark.filterwarnings("ignore:Recommended. pip install sacremoses"),
-              pytest.mark.usefixtures("one_torch_thread")]
+              pytest.mark.usefixtures("one_torch_thread"), pytest.mark.slow]  # slow: tiny backbone models
 
 TEXTS = ["Where is the train station?", "Our small team finished the annual budget after months of planning.",
          "Hello"]

@@ -14,6 +14,8 @@ import pytest
 import hub
 from hub.errors import InputError
 
+pytestmark = pytest.mark.slow  # tiny backbone models
+
 RATE = 16000
 CTC_CHARS = list("ABCDEFGHIJKLMNOPQRSTUVWXYZ'")
 

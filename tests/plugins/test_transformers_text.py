@@ -10,6 +10,8 @@ import warnings
 
 import pytest
 
+pytestmark = pytest.mark.slow  # tiny backbone models
+
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 

@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # tiny backbone models
+
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 

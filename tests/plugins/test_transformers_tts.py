@@ -20,7 +20,7 @@ from plugins.tiny_audio_models import save_speecht5, save_vits
 
 TEXTS = ["hello world", "the quick brown fox", "abc"]
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: one torch thread
+pytestmark = [pytest.mark.usefixtures("one_torch_thread"), pytest.mark.slow]  # tiny models: one torch thread
 
 
 @pytest.fixture(scope="module")
