@@ -4,7 +4,8 @@ The rows are built from the click group itself, so a new verb (or a plugin's) is
 generic rows at once: an unknown option, a missing or an extra argument, and for each kind of typed
 option (choice, integer, number, existing path, flag) one bad value. Semantic rows (unknown model ids,
 files that do not exist, non-plugins) follow for the verbs that take them. Each row runs the installed
-``hub`` in a subprocess, offline; none loads a model.
+``hub`` in a subprocess, offline; none loads a model. The same rows run again in this process through the
+group's own entry, so that ``scripts/test.sh --fast`` (no subprocesses) covers the class too.
 
 Three classes are then tried on every verb they apply to: every decimal option given a number that is
 not finite or out of its range; every verb that takes a MODEL given a path that is not a model
@@ -129,6 +130,24 @@ def test_bad_arguments_give_one_line_and_exit_2(args, env):
     assert "Traceback" not in stderr + done.stdout.decode("utf-8", "replace")
     lines = stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: "), stderr
+
+
+@pytest.mark.parametrize("args, env", list(rows()))
+def test_bad_arguments_give_one_line_and_exit_2_in_process(args, env, fresh_hub, monkeypatch):
+    """The same rows through the group's own entry (``HubGroup.main``, what the ``hub`` script calls) in this
+    process, so the fast run covers the whole class; the rows above add the installed script and a fresh
+    interpreter."""
+    from click.testing import CliRunner
+
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    argv = [os.fsdecode(a) for a in args]  # bytes arrive in sys.argv as surrogate escapes
+    done = CliRunner().invoke(cli, argv, prog_name="hub")
+    assert done.exit_code == 2, done.output
+    assert done.exception is None or isinstance(done.exception, SystemExit), repr(done.exception)
+    assert "Traceback" not in done.output
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), done.stderr
 
 
 def test_every_verb_is_covered():
