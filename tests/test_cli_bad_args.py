@@ -139,8 +139,13 @@ def test_bad_arguments_give_one_line_and_exit_2_in_process(args, env, fresh_hub,
     interpreter."""
     from click.testing import CliRunner
 
+    from hub import device
+
     for name, value in env.items():
         monkeypatch.setenv(name, value)
+    # a new process reads the settings anew: forget the budgets and managers earlier tests made from them
+    monkeypatch.setattr(device.MODEL_CACHE, "_budgets", {})
+    monkeypatch.setattr(device, "_managers", {})
     argv = [os.fsdecode(a) for a in args]  # bytes arrive in sys.argv as surrogate escapes
     done = CliRunner().invoke(cli, argv, prog_name="hub")
     assert done.exit_code == 2, done.output
