@@ -3,7 +3,13 @@
 # --fast: only the unit and in-process tests (pytest -m "not slow"); see docs/development.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh --dev
+# setup.sh again only when what it installs from has changed since the last run (pip's own check takes a minute)
+stamp=.venv/.setup-stamp
+inputs=$(cat scripts/setup.sh constraints.txt requirements-dev.txt pyproject.toml plugins/*/pyproject.toml | sha256sum)
+if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$inputs" ]; then
+  bash scripts/setup.sh --dev
+  echo "$inputs" > "$stamp"
+fi
 # What the tests need from Debian: espeak-ng (speech), libsndfile (audio files), chromium (the web
 # page). Installed here when missing and we can (root with apt-get).
 missing=()
