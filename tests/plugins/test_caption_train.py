@@ -60,7 +60,7 @@ def test_captioner_learns_the_captions_of_a_tiny_set(tmp_path, name, epochs):
     assert before["chrf"] < 30 and result.metrics["chrf"] >= 80, (before, result.metrics)
     images = sorted((tmp_path / "val").glob("*.png"))
     ran = hub.run(str(result.out_dir), [str(p) for p in images], dtype="fp32", num_beams=1, do_sample=False,
-                  max_new_tokens=32)
+                  max_new_tokens=16)  # within the tiny decoders' 32 positions
     truth = [list(COLOURS)[int(p.name.split("_")[0])] for p in images]
     assert evaluate(str(result.out_dir), val, precision="fp32")["chrf"] == pytest.approx(result.metrics["chrf"])
     assert sum(r.text == t for r, t in zip(ran, truth)) >= 6, [r.text for r in ran]
