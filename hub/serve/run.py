@@ -186,8 +186,8 @@ async def run_model(model_id: str, request: Request):
     results = await unless_disconnected(request, execute(state, entry, raw, options))
     if not isinstance(results, list):
         return results
-    check_results(results, entry.spec.plugin, entry.spec.id, entry.spec.task)  # as hub run and hub.run do
-    return {"model": entry.spec.id, "task": entry.spec.task, "results": [r.to_dict() for r in results],
+    dicts = check_results(results, entry.spec.plugin, entry.spec.id, entry.spec.task)  # as hub run and hub.run do
+    return {"model": entry.spec.id, "task": entry.spec.task, "results": dicts,
             "summaries": summaries(results)}
 
 

@@ -19,39 +19,44 @@ class ResultContractError(PluginError):
     """A plugin's pipeline returned a result that is not a result object, or whose ``to_dict()`` is not JSON."""
 
 
-def check_results(results: list, plugin: str, model: str, task: str) -> None:
-    """Raise a PluginError naming ``plugin`` and ``model`` unless every result given is a result object whose
-    ``to_dict()`` is a dict JSON can carry (results that are None are left to the caller's count checks)."""
+def check_results(results: list, plugin: str, model: str, task: str) -> list[dict | None]:
+    """Each result's ``to_dict()`` (None for a None result, left to the caller's count checks), once every
+    result given is a result object whose ``to_dict()`` is a dict JSON can carry; else a PluginError naming
+    ``plugin`` and ``model``."""
+    dicts: list[dict | None] = []
     for index, result in enumerate(results):
         if result is None:
+            dicts.append(None)
             continue
-        problem = _problem(result)
+        data, problem = _checked(result)
+        dicts.append(data)
         if problem is not None:
             raise ResultContractError(
                 plugin, f"plugin '{plugin}' returned a result for model '{model}' ({task}) that breaks the result "
                         f"contract: result {index} {problem}. Results must be result objects (subclass "
                         "hub.tasks.results.Result) whose to_dict() holds only strings, numbers, booleans, None, lists "
                         "and dicts; report it to the plugin's authors")
+    return dicts
 
 
-def _problem(result) -> str | None:
-    """What is wrong with one result, or None."""
+def _checked(result) -> tuple[dict | None, str | None]:
+    """(one result's ``to_dict()``, None), or (None, what is wrong with it)."""
     to_dict = getattr(result, "to_dict", None)
     if not callable(to_dict):
-        return f"is a {type(result).__name__}, not a result object (it has no to_dict())"
+        return None, f"is a {type(result).__name__}, not a result object (it has no to_dict())"
     try:
         data = to_dict()
     except Exception as exc:  # the plugin's own to_dict failed
-        return f"({type(result).__name__}) raised {type(exc).__name__} in to_dict(): {exc}"
+        return None, f"({type(result).__name__}) raised {type(exc).__name__} in to_dict(): {exc}"
     if not isinstance(data, dict):
-        return f"({type(result).__name__}) gave a {type(data).__name__} from to_dict(), not a dict"
+        return None, f"({type(result).__name__}) gave a {type(data).__name__} from to_dict(), not a dict"
     try:
         json.dumps(data)
     except (TypeError, ValueError) as exc:
         where = _first_bad(data, "")
         at = f" at '{where[0]}' ({where[1]})" if where else ""
-        return f"({type(result).__name__}) is not JSON{at}: {exc}"
-    return None
+        return None, f"({type(result).__name__}) is not JSON{at}: {exc}"
+    return data, None
 
 
 _JSON_LEAVES = (str, int, float, bool, type(None))
